@@ -1,0 +1,479 @@
+#include "config/config.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include <cerrno>
+#include <charconv>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <optional>
+#include <sstream>
+
+namespace conclave::config {
+namespace {
+
+// Where a token stands, 1-based.
+struct Pos {
+    std::size_t line = 1;
+    std::size_t column = 1;
+};
+
+// A value check returns an error text (without position) or nothing.
+using Setter = std::function<std::optional<std::string>(std::string_view value, Config& c)>;
+
+struct KeySpec {
+    std::string_view name;
+    Setter set;
+    bool required = false;
+};
+
+struct SectionSpec {
+    std::string_view name;
+    std::vector<KeySpec> keys;
+};
+
+bool is_ipv4(std::string_view s) {
+    in_addr a{};
+    return inet_pton(AF_INET, std::string(s).c_str(), &a) == 1;
+}
+bool is_ipv6(std::string_view s) {
+    in6_addr a{};
+    return inet_pton(AF_INET6, std::string(s).c_str(), &a) == 1;
+}
+bool is_multicast(std::string_view s) {
+    std::string str(s);
+    in_addr a4{};
+    if (inet_pton(AF_INET, str.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 28) == 0xE;
+    in6_addr a6{};
+    if (inet_pton(AF_INET6, str.c_str(), &a6) == 1) return a6.s6_addr[0] == 0xFF;
+    return false;
+}
+
+std::optional<std::string> parse_uint(std::string_view v, std::uint64_t lo, std::uint64_t hi, std::uint64_t& out) {
+    std::uint64_t n = 0;
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec == std::errc::result_out_of_range)
+        return std::string(v) + " is out of range (" + std::to_string(lo) + "-" + std::to_string(hi) + ")";
+    if (ec != std::errc() || end != v.data() + v.size())
+        return "'" + std::string(v) + "' is not a whole number";
+    if (n < lo || n > hi)
+        return std::string(v) + " is out of range (" + std::to_string(lo) + "-" + std::to_string(hi) + ")";
+    out = n;
+    return std::nullopt;
+}
+
+template <typename T>
+Setter uint_setter(T Config::*field, std::uint64_t lo, std::uint64_t hi) {
+    return [=](std::string_view v, Config& c) -> std::optional<std::string> {
+        std::uint64_t n = 0;
+        if (auto err = parse_uint(v, lo, hi, n)) return err;
+        c.*field = static_cast<T>(n);
+        return std::nullopt;
+    };
+}
+
+bool all_of(std::string_view s, std::string_view allowed_extra) {
+    for (char ch : s) {
+        bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+        if (!alnum && allowed_extra.find(ch) == std::string_view::npos) return false;
+    }
+    return true;
+}
+
+Setter name_setter(std::string Config::*field, std::size_t max_len, std::string_view extra, std::string_view what) {
+    return [=](std::string_view v, Config& c) -> std::optional<std::string> {
+        if (v.size() > max_len) return std::string(what) + " is longer than " + std::to_string(max_len) + " characters";
+        if (!all_of(v, extra))
+            return "'" + std::string(v) + "' is not a valid " + std::string(what) + " (letters, digits and '" +
+                   std::string(extra) + "' only)";
+        c.*field = std::string(v);
+        return std::nullopt;
+    };
+}
+
+Setter path_setter(std::string Config::*field) {
+    return [=](std::string_view v, Config& c) -> std::optional<std::string> {
+        if (v.front() != '/') return "'" + std::string(v) + "' is not an absolute path";
+        if (v.size() > 4095) return "path is longer than 4095 characters";
+        c.*field = std::string(v);
+        return std::nullopt;
+    };
+}
+
+std::optional<std::string> parse_peer(std::string_view item, Peer& out) {
+    std::string_view addr = item;
+    std::string_view port;
+    if (item.front() == '[') {
+        auto close = item.find(']');
+        if (close == std::string_view::npos) return "peer '" + std::string(item) + "' lacks its closing ']'";
+        addr = item.substr(1, close - 1);
+        std::string_view after = item.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') return "peer '" + std::string(item) + "': expected ':PORT' after ']'";
+            port = after.substr(1);
+        }
+        if (!is_ipv6(addr)) return "peer '" + std::string(item) + "' is not an IPv6 address";
+    } else {
+        auto colon = item.find(':');
+        if (colon != std::string_view::npos && item.find(':', colon + 1) == std::string_view::npos) {
+            addr = item.substr(0, colon);
+            port = item.substr(colon + 1);
+        }
+        if (!is_ipv4(addr) && !is_ipv6(addr))
+            return "peer '" + std::string(item) + "' is not an IP address (write IPv6 with a port as [ADDR]:PORT)";
+    }
+    out.address = std::string(addr);
+    out.port = 0;
+    if (!port.empty() || (item.back() == ':')) {
+        std::uint64_t n = 0;
+        if (auto err = parse_uint(port, 1, 65535, n)) return "peer '" + std::string(item) + "': port " + *err;
+        out.port = static_cast<std::uint16_t>(n);
+    }
+    return std::nullopt;
+}
+
+const std::vector<SectionSpec>& schema() {
+    static const std::vector<SectionSpec> s = {
+        {"cluster",
+         {
+             {"name", name_setter(&Config::cluster_name, 64, "-_.", "cluster name"), true},
+         }},
+        {"node",
+         {
+             {"id", uint_setter(&Config::node_id, 1, 0xFFFFFFFEu), true},
+             {"name", name_setter(&Config::node_name, 63, "-_.", "node name"), true},
+         }},
+        {"network",
+         {
+             {"transport",
+              [](std::string_view v, Config& c) -> std::optional<std::string> {
+                  if (v == "multicast") c.transport = Transport::multicast;
+                  else if (v == "unicast") c.transport = Transport::unicast;
+                  else return "'" + std::string(v) + "' is not a transport (multicast or unicast)";
+                  return std::nullopt;
+              }},
+             {"bind_address",
+              [](std::string_view v, Config& c) -> std::optional<std::string> {
+                  if (!is_ipv4(v) && !is_ipv6(v)) return "'" + std::string(v) + "' is not an IPv4 or IPv6 address";
+                  if (is_multicast(v)) return "'" + std::string(v) + "' is a multicast address; bind to this node's own address";
+                  c.bind_address = std::string(v);
+                  return std::nullopt;
+              }},
+             {"interface",
+              [](std::string_view v, Config& c) -> std::optional<std::string> {
+                  if (v.size() > 15) return "interface names are at most 15 characters";
+                  if (!all_of(v, "-_.@:")) return "'" + std::string(v) + "' is not a valid interface name";
+                  c.interface = std::string(v);
+                  return std::nullopt;
+              }},
+             {"mcast_group",
+              [](std::string_view v, Config& c) -> std::optional<std::string> {
+                  if (!is_multicast(v))
+                      return "'" + std::string(v) + "' is not a multicast address (224.0.0.0/4 or ff00::/8)";
+                  c.mcast_group = std::string(v);
+                  return std::nullopt;
+              }},
+             {"port", uint_setter(&Config::port, 1, 65535)},
+             {"peers",
+              [](std::string_view v, Config& c) -> std::optional<std::string> {
+                  c.peers.clear();
+                  std::size_t i = 0;
+                  while (i < v.size()) {
+                      while (i < v.size() && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) ++i;
+                      std::size_t start = i;
+                      while (i < v.size() && v[i] != ' ' && v[i] != '\t' && v[i] != ',') ++i;
+                      if (i == start) break;
+                      Peer p;
+                      if (auto err = parse_peer(v.substr(start, i - start), p)) return err;
+                      c.peers.push_back(p);
+                      if (c.peers.size() > 256) return "more than 256 peers";
+                  }
+                  if (c.peers.empty()) return "no peer addresses given";
+                  return std::nullopt;
+              }},
+             {"mtu", uint_setter(&Config::mtu, 576, 65535)},
+             {"ttl", uint_setter(&Config::ttl, 1, 255)},
+         }},
+        {"crypto",
+         {
+             {"key_file", path_setter(&Config::key_file)},
+             {"next_key_file", path_setter(&Config::next_key_file)},
+             {"cipher",
+              [](std::string_view v, Config& c) -> std::optional<std::string> {
+                  auto cipher = crypto::cipher_from_name(v);
+                  if (!cipher) return "'" + std::string(v) + "' is not a cipher (aes-256-gcm or chacha20-poly1305)";
+                  c.cipher = *cipher;
+                  return std::nullopt;
+              }},
+         }},
+        {"paths",
+         {
+             {"state_dir", path_setter(&Config::state_dir)},
+             {"mount_point", path_setter(&Config::mount_point)},
+         }},
+        {"logging",
+         {
+             {"level",
+              [](std::string_view v, Config& c) -> std::optional<std::string> {
+                  static const std::map<std::string_view, LogLevel> levels = {
+                      {"error", LogLevel::error}, {"warning", LogLevel::warning}, {"notice", LogLevel::notice},
+                      {"info", LogLevel::info},   {"debug", LogLevel::debug}};
+                  auto it = levels.find(v);
+                  if (it == levels.end())
+                      return "'" + std::string(v) + "' is not a log level (error, warning, notice, info, debug)";
+                  c.log_level = it->second;
+                  return std::nullopt;
+              }},
+         }},
+    };
+    return s;
+}
+
+std::string_view trim(std::string_view s, std::size_t& offset) {
+    std::size_t b = 0;
+    while (b < s.size() && (s[b] == ' ' || s[b] == '\t' || s[b] == '\r')) ++b;
+    std::size_t e = s.size();
+    while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r')) --e;
+    offset += b;
+    return s.substr(b, e - b);
+}
+
+bool is_key_char(char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+           ch == '-' || ch == '.';
+}
+
+class Parser {
+public:
+    explicit Parser(std::string_view filename) : filename_(filename) {}
+
+    Result<Config> run(std::string_view text) {
+        Config c;
+        std::size_t line_no = 0;
+        std::size_t at = 0;
+        while (at <= text.size() && !failed_) {
+            std::size_t nl = text.find('\n', at);
+            std::string_view raw = text.substr(at, nl == std::string_view::npos ? std::string_view::npos : nl - at);
+            ++line_no;
+            line(raw, line_no, c);
+            if (nl == std::string_view::npos) break;
+            at = nl + 1;
+        }
+        if (failed_) return Error{error_};
+        if (section_)
+            return fail_at({section_line_, 1}, "section '" + std::string(section_->name) + "' is never closed (add '}')");
+        for (const auto& sec : schema()) {
+            for (const auto& key : sec.keys) {
+                if (!key.required) continue;
+                std::string full = std::string(sec.name) + "." + std::string(key.name);
+                if (!seen_keys_.count(full)) {
+                    auto opened = section_lines_.find(std::string(sec.name));
+                    Pos pos{opened == section_lines_.end() ? 1 : opened->second, 1};
+                    std::string hint = opened == section_lines_.end()
+                                           ? " (add '" + std::string(sec.name) + " { " + std::string(key.name) + ": ... }')"
+                                           : "";
+                    return fail_at(pos, full + ": required key is missing" + hint);
+                }
+            }
+        }
+        return check(c);
+    }
+
+private:
+    Error fail_at(Pos pos, const std::string& msg) {
+        failed_ = true;
+        error_ = std::string(filename_) + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column) + ": " + msg;
+        return Error{error_};
+    }
+
+    void line(std::string_view raw, std::size_t line_no, Config& c) {
+        std::size_t hash = raw.find('#');
+        if (hash != std::string_view::npos) raw = raw.substr(0, hash);
+        std::size_t col = 0;
+        std::string_view s = trim(raw, col);
+        if (s.empty()) return;
+        Pos pos{line_no, col + 1};
+
+        if (s == "}") {
+            if (!section_) {
+                fail_at(pos, "'}' closes no section");
+                return;
+            }
+            section_ = nullptr;
+            return;
+        }
+        if (s.back() == '{') {
+            std::size_t name_col = col;
+            std::string_view name = trim(s.substr(0, s.size() - 1), name_col);
+            if (name.empty() || !std::all_of(name.begin(), name.end(), is_key_char)) {
+                fail_at(pos, "expected 'NAME {' to open a section");
+                return;
+            }
+            if (section_) {
+                fail_at(pos, "section '" + std::string(name) + "' inside section '" + std::string(section_->name) +
+                                 "': sections do not nest (close it with '}' first)");
+                return;
+            }
+            const SectionSpec* spec = nullptr;
+            for (const auto& sec : schema())
+                if (sec.name == name) spec = &sec;
+            if (!spec) {
+                fail_at(pos, "unknown section '" + std::string(name) +
+                                 "' (known: cluster, node, network, crypto, paths, logging)");
+                return;
+            }
+            if (section_lines_.count(std::string(name))) {
+                fail_at(pos, "duplicate section '" + std::string(name) + "' (first at line " +
+                                 std::to_string(section_lines_[std::string(name)]) + ")");
+                return;
+            }
+            section_lines_[std::string(name)] = line_no;
+            section_ = spec;
+            section_line_ = line_no;
+            return;
+        }
+        std::size_t colon = s.find(':');
+        std::string_view key = s.substr(0, colon == std::string_view::npos ? s.size() : colon);
+        std::size_t key_col = col;
+        key = trim(key, key_col);
+        if (colon == std::string_view::npos || key.empty() || !std::all_of(key.begin(), key.end(), is_key_char)) {
+            fail_at(pos, "expected 'key: value', 'section {' or '}'");
+            return;
+        }
+        if (!section_) {
+            fail_at(pos, "key '" + std::string(key) + "' outside a section (put it inside e.g. 'network { ... }')");
+            return;
+        }
+        std::string full = std::string(section_->name) + "." + std::string(key);
+        const KeySpec* spec = nullptr;
+        for (const auto& k : section_->keys)
+            if (k.name == key) spec = &k;
+        if (!spec) {
+            std::string known;
+            for (const auto& k : section_->keys) known += (known.empty() ? "" : ", ") + std::string(k.name);
+            fail_at(pos, full + ": unknown key (section '" + std::string(section_->name) + "' knows: " + known + ")");
+            return;
+        }
+        if (auto it = seen_keys_.find(full); it != seen_keys_.end()) {
+            fail_at(pos, full + ": duplicate key (first set at line " + std::to_string(it->second.line) + ")");
+            return;
+        }
+        std::size_t value_col = col + colon + 1;
+        std::string_view value = trim(s.substr(colon + 1), value_col);
+        Pos vpos{line_no, value_col + 1};
+        if (value.empty()) {
+            fail_at(vpos, full + ": missing value");
+            return;
+        }
+        if (auto err = spec->set(value, c)) {
+            fail_at(vpos, full + ": " + *err);
+            return;
+        }
+        seen_keys_[full] = vpos;
+    }
+
+    // Checks that involve more than one key.
+    Result<Config> check(Config& c) {
+        auto at = [&](const char* key) {
+            auto it = seen_keys_.find(key);
+            return it == seen_keys_.end() ? Pos{1, 1} : it->second;
+        };
+        if (c.transport == Transport::unicast && c.peers.empty())
+            return fail_at(at("network.transport"), "network.peers: transport unicast needs the peers' addresses");
+        if (c.transport == Transport::multicast && !c.peers.empty())
+            return fail_at(at("network.peers"), "network.peers: only used with 'transport: unicast'");
+        if (!c.bind_address.empty()) {
+            bool v6 = is_ipv6(c.bind_address);
+            if (c.transport == Transport::multicast && v6 != is_ipv6(c.mcast_group))
+                return fail_at(at(seen_keys_.count("network.mcast_group") ? "network.mcast_group" : "network.bind_address"),
+                               "network.mcast_group: " + c.mcast_group + " and bind_address " + c.bind_address +
+                                   " are of different address families");
+            for (const auto& p : c.peers)
+                if (is_ipv6(p.address) != v6)
+                    return fail_at(at("network.peers"), "network.peers: " + p.address + " and bind_address " +
+                                                            c.bind_address + " are of different address families");
+        }
+        if (!c.next_key_file.empty() && c.next_key_file == c.key_file)
+            return fail_at(at("crypto.next_key_file"), "crypto.next_key_file: is the same file as key_file");
+        return c;
+    }
+
+    std::string_view filename_;
+    const SectionSpec* section_ = nullptr;
+    std::size_t section_line_ = 0;
+    std::map<std::string, std::size_t> section_lines_;
+    std::map<std::string, Pos> seen_keys_;
+    bool failed_ = false;
+    std::string error_;
+};
+
+}  // namespace
+
+std::string_view transport_name(Transport t) { return t == Transport::multicast ? "multicast" : "unicast"; }
+
+std::string_view log_level_name(LogLevel l) {
+    switch (l) {
+        case LogLevel::error: return "error";
+        case LogLevel::warning: return "warning";
+        case LogLevel::notice: return "notice";
+        case LogLevel::info: return "info";
+        case LogLevel::debug: return "debug";
+    }
+    return "?";
+}
+
+Result<Config> parse(std::string_view text, std::string_view filename) {
+    if (text.size() > kMaxConfigSize)
+        return Error{std::string(filename) + ":1:1: file is larger than 1 MiB; is this the right file?"};
+    return Parser(filename).run(text);
+}
+
+Result<Config> load(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        int err = errno;
+        return Error{path + ": cannot read the config file: " + std::strerror(err) +
+                     (err == ENOENT ? " (write one; see conclave.conf(5))" : "")};
+    }
+    std::string text;
+    char buf[65536];
+    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+        text.append(buf, static_cast<std::size_t>(in.gcount()));
+        if (text.size() > kMaxConfigSize) return Error{path + ":1:1: file is larger than 1 MiB; is this the right file?"};
+    }
+    if (in.bad()) return Error{path + ": error while reading the config file"};
+    return parse(text, path);
+}
+
+std::string format(const Config& c) {
+    std::ostringstream o;
+    o << "cluster {\n    name: " << c.cluster_name << "\n}\n";
+    o << "node {\n    id: " << c.node_id << "\n    name: " << c.node_name << "\n}\n";
+    o << "network {\n    transport: " << transport_name(c.transport) << "\n";
+    if (!c.bind_address.empty()) o << "    bind_address: " << c.bind_address << "\n";
+    if (!c.interface.empty()) o << "    interface: " << c.interface << "\n";
+    if (c.transport == Transport::multicast) o << "    mcast_group: " << c.mcast_group << "\n";
+    o << "    port: " << c.port << "\n";
+    if (!c.peers.empty()) {
+        o << "    peers:";
+        for (const auto& p : c.peers) {
+            bool v6 = p.address.find(':') != std::string::npos;
+            o << ' ' << (v6 && p.port ? "[" : "") << p.address << (v6 && p.port ? "]" : "");
+            if (p.port) o << ':' << p.port;
+        }
+        o << "\n";
+    }
+    o << "    mtu: " << c.mtu << "\n    ttl: " << c.ttl << "\n}\n";
+    o << "crypto {\n    key_file: " << c.key_file << "\n";
+    if (!c.next_key_file.empty()) o << "    next_key_file: " << c.next_key_file << "\n";
+    o << "    cipher: " << crypto::cipher_name(c.cipher) << "\n}\n";
+    o << "paths {\n    state_dir: " << c.state_dir << "\n    mount_point: " << c.mount_point << "\n}\n";
+    o << "logging {\n    level: " << log_level_name(c.log_level) << "\n}\n";
+    return o.str();
+}
+
+}  // namespace conclave::config

@@ -1,0 +1,74 @@
+// conclave.conf(5): what one node needs to find the ring, and nothing cluster-wide
+// (DESIGN.md §2.1 "one book": node list, votes, quorum options and totem timing live in
+// the replicated state).
+//
+// Syntax, familiar to Corosync admins:
+//     # comment
+//     section {
+//         key: value
+//     }
+// Sections do not nest. Unknown sections and keys, duplicate sections and keys, values
+// out of range and contradictions are errors that name file:line:column and the key.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+#include "crypto/aead.h"
+
+namespace conclave::config {
+
+enum class Transport { multicast, unicast };
+enum class LogLevel { error, warning, notice, info, debug };
+
+std::string_view transport_name(Transport t);
+std::string_view log_level_name(LogLevel l);
+
+struct Peer {
+    std::string address;  // IPv4 or IPv6 literal
+    std::uint16_t port = 0;  // 0: the ring's port
+};
+
+struct Config {
+    // cluster { }
+    std::string cluster_name;
+    // node { }
+    std::uint32_t node_id = 0;
+    std::string node_name;
+    // network { }
+    Transport transport = Transport::multicast;
+    std::string bind_address;  // empty: any address of the family of mcast_group / peers
+    std::string interface;     // empty: let the kernel choose by route
+    std::string mcast_group = "239.192.76.1";
+    std::uint16_t port = 5405;
+    std::vector<Peer> peers;  // unicast only
+    std::uint32_t mtu = 1500;
+    std::uint32_t ttl = 1;
+    // crypto { }
+    std::string key_file = "/etc/conclave/authkey";
+    std::string next_key_file;  // empty: none
+    crypto::Cipher cipher = crypto::Cipher::aes_256_gcm;
+    // paths { }
+    std::string state_dir = "/var/lib/conclave";
+    std::string mount_point = "/etc/pve";
+    // logging { }
+    LogLevel log_level = LogLevel::info;
+};
+
+inline constexpr const char* kDefaultConfigPath = "/etc/conclave/conclave.conf";
+inline constexpr std::size_t kMaxConfigSize = 1 << 20;
+
+// Parses the text of a config file; `filename` only labels error messages.
+Result<Config> parse(std::string_view text, std::string_view filename);
+
+// Reads and parses a file (refusing one over 1 MiB).
+Result<Config> load(const std::string& path);
+
+// The file back as text, every key written (for `conclaved --print-config`).
+std::string format(const Config& c);
+
+}  // namespace conclave::config

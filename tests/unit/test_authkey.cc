@@ -1,0 +1,100 @@
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "crypto/authkey.h"
+
+using namespace conclave::crypto;
+
+namespace {
+
+struct TempDir {
+    std::string path;
+    TempDir() {
+        char tmpl[] = "/tmp/conclave-test-XXXXXX";
+        REQUIRE(mkdtemp(tmpl) != nullptr);
+        path = tmpl;
+    }
+    ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
+};
+
+std::string slurp(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+TEST_CASE("keygen writes 256 random bytes with mode 0400 and never overwrites without force") {
+    TempDir d;
+    std::string p = d.path + "/sub/authkey";  // the parent is created
+    REQUIRE(write_auth_key(p, false).ok());
+    struct stat st {};
+    REQUIRE(stat(p.c_str(), &st) == 0);
+    CHECK(st.st_size == 256);
+    CHECK((st.st_mode & 07777) == 0400);
+    std::string first = slurp(p);
+
+    auto again = write_auth_key(p, false);
+    CHECK_FALSE(again.ok());
+    CHECK(again.error().find("already exists") != std::string::npos);
+    CHECK(slurp(p) == first);
+
+    REQUIRE(write_auth_key(p, true).ok());
+    CHECK(slurp(p) != first);
+    REQUIRE(stat(p.c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0400);
+
+    auto key = load_auth_key(p);
+    REQUIRE(key.ok());
+    CHECK(std::string(key->bytes.begin(), key->bytes.end()) == slurp(p));
+}
+
+TEST_CASE("loading refuses a missing key, a wrong size and loose permissions") {
+    TempDir d;
+    SUBCASE("missing") {
+        auto k = load_auth_key(d.path + "/nope");
+        REQUIRE_FALSE(k.ok());
+        CHECK(k.error().find("conclavectl keygen") != std::string::npos);
+    }
+    SUBCASE("wrong size") {
+        std::string p = d.path + "/short";
+        std::ofstream(p) << "too short";
+        chmod(p.c_str(), 0400);
+        auto k = load_auth_key(p);
+        REQUIRE_FALSE(k.ok());
+        CHECK(k.error().find("9 bytes, expected 256") != std::string::npos);
+    }
+    SUBCASE("readable by group") {
+        std::string p = d.path + "/loose";
+        REQUIRE(write_auth_key(p, false).ok());
+        chmod(p.c_str(), 0440);
+        auto k = load_auth_key(p);
+        REQUIRE_FALSE(k.ok());
+        CHECK(k.error().find("mode 0440") != std::string::npos);
+        CHECK(k.error().find("chmod 0400") != std::string::npos);
+    }
+    SUBCASE("readable by others") {
+        std::string p = d.path + "/loose";
+        REQUIRE(write_auth_key(p, false).ok());
+        chmod(p.c_str(), 0604);
+        auto k = load_auth_key(p);
+        REQUIRE_FALSE(k.ok());
+        CHECK(k.error().find("group or others") != std::string::npos);
+    }
+    SUBCASE("not a regular file") {
+        auto k = load_auth_key(d.path);
+        REQUIRE_FALSE(k.ok());
+    }
+}
+
+TEST_CASE("two keys get different ids") {
+    TempDir d;
+    REQUIRE(write_auth_key(d.path + "/a", false).ok());
+    REQUIRE(write_auth_key(d.path + "/b", false).ok());
+    CHECK(load_auth_key(d.path + "/a")->id != load_auth_key(d.path + "/b")->id);
+}

@@ -1,0 +1,176 @@
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "config/config.h"
+
+using namespace conclave;
+using config::parse;
+
+namespace {
+
+const char* kGood = R"(# a three-node cluster
+cluster {
+    name: pve-lab
+}
+node {
+    id: 2
+    name: pve2   # trailing comment
+}
+network {
+    transport: multicast
+    bind_address: 10.10.0.2
+    interface: eth0
+    mcast_group: 239.192.10.1
+    port: 5405
+    mtu: 9000
+}
+crypto {
+    key_file: /etc/conclave/authkey
+    next_key_file: /etc/conclave/authkey.next
+    cipher: chacha20-poly1305
+}
+paths {
+    state_dir: /var/lib/conclave
+    mount_point: /etc/pve
+}
+logging {
+    level: debug
+}
+)";
+
+const char* kMinimal = "cluster {\n  name: c\n}\nnode {\n  id: 1\n  name: n1\n}\n";
+
+// Parses and returns the error text ("" when it parsed).
+std::string error_of(const std::string& text) {
+    auto r = parse(text, "t.conf");
+    return r.ok() ? "" : r.error();
+}
+
+bool has(const std::string& haystack, const std::string& needle) {
+    bool found = haystack.find(needle) != std::string::npos;
+    if (!found) MESSAGE("'" << haystack << "' lacks '" << needle << "'");
+    return found;
+}
+
+}  // namespace
+
+TEST_CASE("a full config parses into every field") {
+    auto r = parse(kGood, "good.conf");
+    REQUIRE_MESSAGE(r.ok(), r.error());
+    auto& c = r.value();
+    CHECK(c.cluster_name == "pve-lab");
+    CHECK(c.node_id == 2);
+    CHECK(c.node_name == "pve2");
+    CHECK(c.transport == config::Transport::multicast);
+    CHECK(c.bind_address == "10.10.0.2");
+    CHECK(c.interface == "eth0");
+    CHECK(c.mcast_group == "239.192.10.1");
+    CHECK(c.port == 5405);
+    CHECK(c.mtu == 9000);
+    CHECK(c.next_key_file == "/etc/conclave/authkey.next");
+    CHECK(c.cipher == crypto::Cipher::chacha20_poly1305);
+    CHECK(c.log_level == config::LogLevel::debug);
+    // format() writes a file that parses back to the same thing.
+    auto again = parse(config::format(c), "formatted");
+    REQUIRE_MESSAGE(again.ok(), again.error());
+    CHECK(config::format(again.value()) == config::format(c));
+}
+
+TEST_CASE("defaults fill what a minimal file leaves out") {
+    auto r = parse(kMinimal, "m");
+    REQUIRE_MESSAGE(r.ok(), r.error());
+    CHECK(r->transport == config::Transport::multicast);
+    CHECK(r->port == 5405);
+    CHECK(r->mtu == 1500);
+    CHECK(r->key_file == "/etc/conclave/authkey");
+    CHECK(r->cipher == crypto::Cipher::aes_256_gcm);
+    CHECK(r->log_level == config::LogLevel::info);
+}
+
+TEST_CASE("unicast with peers, IPv4 and IPv6, with and without ports") {
+    std::string t = std::string(kMinimal) +
+                    "network {\n transport: unicast\n peers: 10.0.0.2, 10.0.0.3:5999 [fd00::4]:5405 fd00::5\n}\n";
+    auto r = parse(t, "u");
+    REQUIRE_MESSAGE(r.ok(), r.error());
+    REQUIRE(r->peers.size() == 4);
+    CHECK(r->peers[0].address == "10.0.0.2");
+    CHECK(r->peers[0].port == 0);
+    CHECK(r->peers[1].port == 5999);
+    CHECK(r->peers[2].address == "fd00::4");
+    CHECK(r->peers[2].port == 5405);
+    CHECK(r->peers[3].address == "fd00::5");
+    auto again = parse(config::format(r.value()), "f");
+    REQUIRE_MESSAGE(again.ok(), again.error());
+    CHECK(again->peers.size() == 4);
+}
+
+TEST_CASE("syntax errors name file, line and column") {
+    CHECK(has(error_of("cluster {\n  name pve\n}\n"), "t.conf:2:3: expected 'key: value'"));
+    CHECK(has(error_of("cluster {\n name: a\n"), "t.conf:1:1: section 'cluster' is never closed"));
+    CHECK(has(error_of("}\n"), "t.conf:1:1: '}' closes no section"));
+    CHECK(has(error_of("cluster {\n node {\n"), "t.conf:2:2: section 'node' inside section 'cluster'"));
+    CHECK(has(error_of("name: x\n"), "t.conf:1:1: key 'name' outside a section"));
+    CHECK(has(error_of("bogus stuff here\n"), "t.conf:1:1: expected"));
+    CHECK(has(error_of("{\n"), "t.conf:1:1: expected 'NAME {'"));
+}
+
+TEST_CASE("unknown sections and keys are errors") {
+    CHECK(has(error_of("totem {\n}\n"), "t.conf:1:1: unknown section 'totem'"));
+    CHECK(has(error_of(std::string(kMinimal) + "network {\n  prot: 1\n}\n"),
+              "t.conf:9:3: network.prot: unknown key"));
+}
+
+TEST_CASE("duplicate keys and sections are errors") {
+    CHECK(has(error_of("cluster {\n name: a\n name: b\n}\n"), "t.conf:3:2: cluster.name: duplicate key (first set at line 2)"));
+    CHECK(has(error_of(std::string(kMinimal) + "cluster {\n}\n"), "t.conf:8:1: duplicate section 'cluster'"));
+}
+
+TEST_CASE("missing values and missing required keys") {
+    CHECK(has(error_of("cluster {\n name:\n}\n"), "t.conf:2:7: cluster.name: missing value"));
+    CHECK(has(error_of("cluster {\n name: a\n}\n"), "node.id: required key is missing"));
+    CHECK(has(error_of("cluster {\n name: a\n}\nnode {\n id: 1\n}\n"), "t.conf:4:1: node.name: required key is missing"));
+}
+
+TEST_CASE("values are type- and range-checked") {
+    auto net = [](const std::string& line) { return error_of(std::string(kMinimal) + "network {\n" + line + "\n}\n"); };
+    CHECK(has(net("port: 0"), "t.conf:9:7: network.port: 0 is out of range (1-65535)"));
+    CHECK(has(net("port: 65536"), "out of range"));
+    CHECK(has(net("port: 99999999999999999999999"), "out of range"));
+    CHECK(has(net("port: 54o5"), "'54o5' is not a whole number"));
+    CHECK(has(net("port: -1"), "not a whole number"));
+    CHECK(has(net("mtu: 100"), "network.mtu: 100 is out of range (576-65535)"));
+    CHECK(has(net("transport: knet"), "network.transport: 'knet' is not a transport"));
+    CHECK(has(net("bind_address: 10.0.0.256"), "is not an IPv4 or IPv6 address"));
+    CHECK(has(net("bind_address: 239.1.1.1"), "is a multicast address"));
+    CHECK(has(net("mcast_group: 10.0.0.1"), "is not a multicast address"));
+    CHECK(has(net("interface: a-very-long-interface-name"), "at most 15"));
+    CHECK(has(net("peers: 10.0.0.1"), "network.peers: only used with 'transport: unicast'"));
+    CHECK(has(net("transport: unicast\npeers: 10.0.0.1:0"), "port 0 is out of range"));
+    CHECK(has(net("transport: unicast\npeers: host.example"), "is not an IP address"));
+    CHECK(has(error_of("cluster {\n name: a b\n}\n"), "cluster.name: 'a b' is not a valid cluster name"));
+    CHECK(has(error_of("cluster {\n name: a\n}\nnode {\n id: 0\n name: x\n}\n"), "node.id: 0 is out of range"));
+    CHECK(has(error_of(std::string(kMinimal) + "crypto {\n cipher: rc4\n}\n"), "crypto.cipher: 'rc4' is not a cipher"));
+    CHECK(has(error_of(std::string(kMinimal) + "crypto {\n key_file: relative/key\n}\n"), "is not an absolute path"));
+    CHECK(has(error_of(std::string(kMinimal) + "logging {\n level: chatty\n}\n"), "is not a log level"));
+}
+
+TEST_CASE("contradictions between keys are errors") {
+    auto net = [](const std::string& body) { return error_of(std::string(kMinimal) + "network {\n" + body + "}\n"); };
+    CHECK(has(net("transport: unicast\n"), "t.conf:9:12: network.peers: transport unicast needs"));
+    CHECK(has(net("bind_address: fd00::1\n"), "are of different address families"));
+    CHECK(has(net("transport: unicast\nbind_address: 10.0.0.1\npeers: fd00::2\n"), "different address families"));
+    CHECK(has(error_of(std::string(kMinimal) + "crypto {\n key_file: /k\n next_key_file: /k\n}\n"), "same file as key_file"));
+}
+
+TEST_CASE("a file that cannot be read says so") {
+    auto r = config::load("/nonexistent/conclave.conf");
+    REQUIRE_FALSE(r.ok());
+    CHECK(has(r.error(), "/nonexistent/conclave.conf: cannot read the config file"));
+}
+
+TEST_CASE("binary junk is an error, not a crash") {
+    std::string junk("\x01\x02\xff{\n\0\0:\n}", 11);
+    CHECK_FALSE(error_of(junk).empty());
+    CHECK_FALSE(error_of(std::string(2 << 20, 'x')).empty());
+}
