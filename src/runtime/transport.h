@@ -1,0 +1,78 @@
+// UDP transport of the daemon: multicast (one send per frame to the group) or unicast
+// (one send per frame to every configured peer). Every datagram is sealed and opened by
+// crypto::Channel; nothing reaches the handler unless its tag verified (DESIGN §2.4).
+//
+// Node addresses for point-to-point sends (the token) are learned from authenticated
+// packets only: a forged source address can never redirect the ring's traffic.
+//
+// Runs on the protocol thread's io_context; sends never block (a full socket buffer is
+// a counted drop that the ring's retransmission repairs, DESIGN §2.5).
+#pragma once
+
+#include <asio.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <vector>
+
+#include "base/result.h"
+#include "config/config.h"
+#include "crypto/channel.h"
+
+namespace conclave::runtime {
+
+struct TransportStats {
+    std::uint64_t datagrams_sent = 0;
+    std::uint64_t datagrams_received = 0;
+    std::uint64_t send_errors = 0;     // the kernel refused (buffer full, no route, ...)
+    std::uint64_t unroutable = 0;      // send_to a node whose address is not known yet
+    std::uint64_t oversize = 0;        // a body that cannot fit a datagram
+};
+
+class Transport {
+public:
+    // Called for every authenticated datagram: the sender's node id and the opened body
+    // (valid only during the call).
+    using Handler = std::function<void(std::uint32_t sender, wire::ByteView body)>;
+
+    Transport(asio::io_context& io, const config::Config& cfg, crypto::Channel& channel, Handler on_packet);
+
+    // Binds, joins the group, sizes buffers and starts receiving. The error says what
+    // failed and what to check (address not on this host, port in use, ...).
+    Status open();
+    void close();
+
+    // To every other node: the group (multicast) or each peer (unicast).
+    void send_all(wire::ByteView body);
+    // To one node, at the address its authenticated packets came from. False (and
+    // counted) when that address is not known yet.
+    bool send_to(std::uint32_t node, wire::ByteView body);
+
+    asio::ip::udp::endpoint local_endpoint() const;
+    const TransportStats& stats() const { return stats_; }
+    const crypto::RejectCounts& rejects() const { return channel_.rejects(); }
+    // Last address each node was heard from (the who-hears-whom matrix starts here).
+    const std::map<std::uint32_t, asio::ip::udp::endpoint>& addresses() const { return addresses_; }
+
+private:
+    void receive();
+    void send_datagram(const asio::ip::udp::endpoint& to);
+    Status open_multicast(const asio::ip::address& group);
+
+    asio::io_context& io_;
+    const config::Config& cfg_;
+    crypto::Channel& channel_;
+    Handler on_packet_;
+    asio::ip::udp::socket socket_;
+    std::vector<asio::ip::udp::endpoint> fanout_;  // group, or the unicast peers
+    std::map<std::uint32_t, asio::ip::udp::endpoint> addresses_;
+    std::vector<std::uint8_t> rx_buf_;
+    asio::ip::udp::endpoint rx_from_;
+    wire::Bytes sealed_;
+    wire::Bytes scratch_;
+    TransportStats stats_;
+    std::array<bool, crypto::kRejectReasons> reject_logged_{};
+};
+
+}  // namespace conclave::runtime
