@@ -214,6 +214,14 @@ const std::vector<SectionSpec>& schema() {
          {
              {"state_dir", path_setter(&Config::state_dir)},
              {"mount_point", path_setter(&Config::mount_point)},
+             {"control_socket",
+              [](std::string_view v, Config& c) -> std::optional<std::string> {
+                  if (v.front() != '/') return "'" + std::string(v) + "' is not an absolute path";
+                  // sockaddr_un holds 108 bytes including the terminating NUL.
+                  if (v.size() > 107) return "socket paths are at most 107 characters";
+                  c.control_socket = std::string(v);
+                  return std::nullopt;
+              }},
          }},
         {"logging",
          {
@@ -471,7 +479,8 @@ std::string format(const Config& c) {
     o << "crypto {\n    key_file: " << c.key_file << "\n";
     if (!c.next_key_file.empty()) o << "    next_key_file: " << c.next_key_file << "\n";
     o << "    cipher: " << crypto::cipher_name(c.cipher) << "\n}\n";
-    o << "paths {\n    state_dir: " << c.state_dir << "\n    mount_point: " << c.mount_point << "\n}\n";
+    o << "paths {\n    state_dir: " << c.state_dir << "\n    mount_point: " << c.mount_point
+      << "\n    control_socket: " << c.control_socket << "\n}\n";
     o << "logging {\n    level: " << log_level_name(c.log_level) << "\n}\n";
     return o.str();
 }

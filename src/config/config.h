@@ -55,6 +55,7 @@ struct Config {
     // paths { }
     std::string state_dir = "/var/lib/conclave";
     std::string mount_point = "/etc/pve";
+    std::string control_socket = "/run/conclave/control.sock";
     // logging { }
     LogLevel log_level = LogLevel::info;
 };

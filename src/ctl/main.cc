@@ -1,11 +1,15 @@
 // conclavectl(8): the admin tool.
+#include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "config/config.h"
 #include "crypto/authkey.h"
+#include "runtime/control.h"
 
 namespace {
 
@@ -13,12 +17,18 @@ constexpr const char* kUsage =
     "usage: conclavectl COMMAND [OPTIONS]\n"
     "\n"
     "Commands:\n"
+    "  status [--json]              this node's view: cluster, node, ring, datagram counters\n"
+    "                               (exit 0 quorate, 2 not quorate, 1 error)\n"
     "  keygen [-o PATH] [--force]   write a new 256-byte cluster authkey (mode 0400)\n"
     "                               to PATH (default /etc/conclave/authkey); refuses to\n"
     "                               overwrite an existing file unless --force is given\n"
     "  help                         show this text\n"
     "\n"
     "Options:\n"
+    "  -s, --socket PATH            the daemon's control socket (default: $CONCLAVE_SOCKET,\n"
+    "                               else paths.control_socket of /etc/conclave/conclave.conf,\n"
+    "                               else /run/conclave/control.sock)\n"
+    "  -c, --config FILE            read the socket path from this conclave.conf\n"
     "  -h, --help                   show this text\n"
     "  --version                    show the version\n"
     "\n"
@@ -60,10 +70,74 @@ int cmd_keygen(const std::vector<std::string_view>& args) {
     return 0;
 }
 
+std::string g_socket;       // -s
+std::string g_config_path;  // -c
+
+std::string socket_path() {
+    if (!g_socket.empty()) return g_socket;
+    if (const char* env = std::getenv(conclave::runtime::kControlSocketEnv); env && *env) return env;
+    std::string cfg_path = g_config_path.empty() ? conclave::config::kDefaultConfigPath : g_config_path;
+    auto cfg = conclave::config::load(cfg_path);
+    if (cfg) return cfg->control_socket;
+    if (!g_config_path.empty()) std::fprintf(stderr, "conclavectl: %s\n", cfg.error().c_str());
+    return conclave::runtime::kDefaultControlSocket;
+}
+
+void row(const char* label, const std::string& value) { std::printf("%-17s %s\n", label, value.c_str()); }
+
+int cmd_status(const std::vector<std::string_view>& args) {
+    bool as_json = false;
+    for (auto a : args) {
+        if (a == "--json") as_json = true;
+        else return usage_error("status: unknown argument '" + std::string(a) + "'");
+    }
+    auto r = conclave::runtime::control_request(socket_path(), {{"cmd", "status"}});
+    if (!r) {
+        std::fprintf(stderr, "conclavectl: %s\n", r.error().c_str());
+        return 1;
+    }
+    const auto& s = r.value();
+    if (!s.value("ok", false)) {
+        std::fprintf(stderr, "conclavectl: %s\n", s.value("error", std::string("the daemon refused")).c_str());
+        return 1;
+    }
+    bool quorate = s.value("quorate", false);
+    if (as_json) {
+        std::printf("%s\n", s.dump(2).c_str());
+        return quorate ? 0 : 2;
+    }
+    std::puts("Node information\n----------------");
+    row("Cluster:", s.value("cluster", std::string("?")));
+    row("Node ID:", std::to_string(s.value("node_id", 0u)) + " (" + s.value("node_name", std::string("?")) + ")");
+    row("Transport:", s.value("transport", std::string("?")) + ", port " + std::to_string(s.value("port", 0)));
+    row("Ring ID:", s["ring"].is_null() ? "none (the ring protocol is not running in this version)"
+                                        : s["ring"].dump());
+    row("Quorate:", quorate ? "Yes" : "No");
+    std::puts("\nDatagrams\n---------");
+    const auto& d = s["datagrams"];
+    for (const char* k : {"sent", "received", "authenticated", "send_errors", "unroutable"}) {
+        std::string label = std::string(k) + ":";
+        label[0] = static_cast<char>(std::toupper(label[0]));
+        row(label.c_str(), std::to_string(d.value(k, 0ull)));
+    }
+    std::string rejected;
+    for (const auto& [reason, n] : s["rejected"].items())
+        rejected += (rejected.empty() ? "" : ", ") + reason + " " + n.dump();
+    row("Rejected:", rejected);
+    return quorate ? 0 : 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::vector<std::string_view> args(argv + 1, argv + argc);
+    // Global options before the command.
+    while (!args.empty() && (args.front() == "-s" || args.front() == "--socket" || args.front() == "-c" ||
+                             args.front() == "--config")) {
+        if (args.size() < 2) return usage_error(std::string(args.front()) + " needs a path");
+        (args.front() == "-s" || args.front() == "--socket" ? g_socket : g_config_path) = std::string(args[1]);
+        args.erase(args.begin(), args.begin() + 2);
+    }
     if (args.empty()) {
         std::fputs(kUsage, stderr);
         return 2;
@@ -79,5 +153,6 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (cmd == "keygen") return cmd_keygen(args);
+    if (cmd == "status") return cmd_status(args);
     return usage_error("unknown command '" + std::string(cmd) + "'");
 }

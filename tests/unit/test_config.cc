@@ -153,6 +153,8 @@ TEST_CASE("values are type- and range-checked") {
     CHECK(has(error_of(std::string(kMinimal) + "crypto {\n cipher: rc4\n}\n"), "crypto.cipher: 'rc4' is not a cipher"));
     CHECK(has(error_of(std::string(kMinimal) + "crypto {\n key_file: relative/key\n}\n"), "is not an absolute path"));
     CHECK(has(error_of(std::string(kMinimal) + "logging {\n level: chatty\n}\n"), "is not a log level"));
+    CHECK(has(error_of(std::string(kMinimal) + "paths {\n control_socket: /" + std::string(120, 's') + "\n}\n"),
+              "paths.control_socket: socket paths are at most 107 characters"));
 }
 
 TEST_CASE("contradictions between keys are errors") {

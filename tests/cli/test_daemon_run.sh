@@ -1,0 +1,76 @@
+#!/bin/sh
+# conclaved runs on loopback, answers status on its control socket, refuses a second
+# daemon on the same state directory, and stops cleanly on SIGTERM.
+set -u
+daemon=$1
+ctl=$2
+d=$(mktemp -d /tmp/conclave-drun.XXXXXX)
+pid=""
+cleanup() {
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null
+    rm -rf "$d"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; [ -f "$d/log" ] && sed 's/^/  daemon: /' "$d/log" >&2; exit 1; }
+
+# Wait (with a deadline) until a command succeeds.
+wait_for() {
+    i=0
+    until "$@" >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -gt 200 ] && return 1
+        sleep 0.05
+    done
+}
+
+port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$ctl" keygen -o "$d/authkey" >/dev/null || fail keygen
+cat > "$d/c.conf" <<CONF
+cluster {
+    name: runtest
+}
+node {
+    id: 1
+    name: n1
+}
+network {
+    transport: unicast
+    bind_address: 127.0.0.1
+    port: $port
+    peers: 127.0.0.1:1
+}
+crypto {
+    key_file: $d/authkey
+}
+paths {
+    state_dir: $d/state
+    control_socket: $d/control.sock
+}
+CONF
+
+"$daemon" -c "$d/c.conf" 2> "$d/log" &
+pid=$!
+status_answers() { "$ctl" -s "$d/control.sock" status; [ $? -ne 1 ]; }
+wait_for status_answers || fail "no status answer within 10 s"
+"$ctl" -s "$d/control.sock" status > "$d/status"; rc=$?
+[ $rc = 2 ] || fail "status exit $rc, want 2 (not quorate: no ring yet)"
+grep -q "Node ID: *1 (n1)" "$d/status" || fail "status lacks the node: $(cat "$d/status")"
+CONCLAVE_SOCKET="$d/control.sock" "$ctl" status --json | grep -q '"cluster": "runtest"' || fail "--json lacks the cluster"
+"$ctl" -c "$d/c.conf" status >/dev/null; [ $? = 2 ] || fail "socket path from -c not used"
+grep -q "node 1: started: cluster runtest" "$d/log" || fail "no start line in the log"
+
+"$daemon" -c "$d/c.conf" 2> "$d/err2"; rc=$?
+[ $rc = 1 ] || fail "a second daemon on the same state dir exited $rc, not 1"
+grep -q "another conclaved (pid $pid)" "$d/err2" || fail "second daemon's error: $(cat "$d/err2")"
+
+kill -TERM "$pid"
+wait "$pid"; rc=$?
+pid=""
+[ $rc = 0 ] || fail "exit status after SIGTERM is $rc"
+[ ! -e "$d/control.sock" ] || fail "control socket left behind"
+grep -q "stopped" "$d/log" || fail "no stop line in the log"
+
+"$ctl" -s "$d/control.sock" status 2> "$d/err3"; rc=$?
+[ $rc = 1 ] || fail "status without a daemon exited $rc"
+grep -q "not running" "$d/err3" || fail "status error: $(cat "$d/err3")"
+echo "conclaved run: ok"
