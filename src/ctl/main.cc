@@ -1,4 +1,5 @@
 // conclavectl(8): the admin tool.
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
@@ -14,7 +15,7 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: conclavectl COMMAND [OPTIONS]\n"
+    "usage: conclavectl [-s SOCKET] [-c FILE] COMMAND [ARGS]\n"
     "\n"
     "Commands:\n"
     "  status [--json]              this node's view: cluster, node, ring, datagram counters\n"
@@ -118,6 +119,7 @@ int cmd_status(const std::vector<std::string_view>& args) {
     for (const char* k : {"sent", "received", "authenticated", "send_errors", "unroutable"}) {
         std::string label = std::string(k) + ":";
         label[0] = static_cast<char>(std::toupper(label[0]));
+        std::replace(label.begin(), label.end(), '_', ' ');
         row(label.c_str(), std::to_string(d.value(k, 0ull)));
     }
     std::string rejected;
