@@ -1,0 +1,133 @@
+#include "quorum/votequorum.h"
+
+#include <algorithm>
+
+namespace conclave::quorum {
+namespace {
+
+bool contains(const std::vector<NodeId>& v, NodeId id) { return std::find(v.begin(), v.end(), id) != v.end(); }
+
+}  // namespace
+
+std::string validate(const Options& options, const std::vector<Node>& node_list) {
+    if (options.last_man_standing)
+        for (const auto& n : node_list)
+            if (n.votes != 1)
+                return "last_man_standing needs one vote per node (node " + std::to_string(n.id) + " has " +
+                       std::to_string(n.votes) + ")";
+    if (options.auto_tie_breaker == TieBreaker::list && options.tie_breaker_nodes.empty())
+        return "auto_tie_breaker list needs at least one node id";
+    return {};
+}
+
+bool Votequorum::holds_tie_breaker() const {
+    if (node_list_.empty()) return false;
+    NodeId tb = 0;
+    switch (options_.auto_tie_breaker) {
+        case TieBreaker::off: return false;
+        case TieBreaker::lowest:
+            tb = std::min_element(node_list_.begin(), node_list_.end(),
+                                  [](const Node& a, const Node& b) { return a.id < b.id; })->id;
+            break;
+        case TieBreaker::highest:
+            tb = std::max_element(node_list_.begin(), node_list_.end(),
+                                  [](const Node& a, const Node& b) { return a.id < b.id; })->id;
+            break;
+        case TieBreaker::list:
+            for (NodeId id : options_.tie_breaker_nodes) {
+                bool listed = std::any_of(node_list_.begin(), node_list_.end(), [&](const Node& n) { return n.id == id; });
+                if (listed) {
+                    tb = id;
+                    break;
+                }
+            }
+            if (tb == 0) return false;
+            break;
+    }
+    return contains(members_, tb);
+}
+
+Status Votequorum::update(const std::vector<Node>& node_list, const std::vector<NodeId>& members, Micros now) {
+    node_list_ = node_list;
+    members_ = members;
+    return compute(now);
+}
+
+Status Votequorum::on_timer(Micros now) {
+    if (lms_deadline_ && now >= *lms_deadline_) {
+        // The window passed with the partition still quorate: what is here is the cluster.
+        lms_deadline_.reset();
+        std::uint32_t total = status_.total_votes;
+        if (status_.quorate && total < status_.expected_votes) lms_expected_ = total;
+    }
+    return compute(now);
+}
+
+std::optional<std::string> Votequorum::set_expected(std::uint32_t expected) {
+    if (expected == 0) return std::string("expected votes must be at least 1");
+    if (expected < status_.total_votes)
+        return "cannot set expected votes to " + std::to_string(expected) + ": below the " +
+               std::to_string(status_.total_votes) + " votes present";
+    if (expected > status_.configured_expected)
+        return "cannot set expected votes to " + std::to_string(expected) + ": above the configured " +
+               std::to_string(status_.configured_expected);
+    override_ = expected;
+    compute(last_now_);
+    return std::nullopt;
+}
+
+Status Votequorum::compute(Micros now) {
+    last_now_ = now;
+    Status s;
+    for (const auto& n : node_list_) {
+        s.configured_expected += n.votes;
+        if (contains(members_, n.id)) s.total_votes += n.votes;
+    }
+    bool two_node = options_.two_node && node_list_.size() == 2;
+    bool wait_for_all = options_.wait_for_all || two_node;
+
+    // An override lasts until the whole node list is back.
+    if (override_ && s.total_votes >= s.configured_expected) override_.reset();
+    // Returning members raise a lowered expected again, up to the configured value.
+    if (lms_expected_ && s.total_votes > *lms_expected_) lms_expected_ = s.total_votes;
+    if (lms_expected_ && *lms_expected_ >= s.configured_expected) lms_expected_.reset();
+
+    s.expected_votes = override_ ? *override_ : lms_expected_ ? *lms_expected_ : s.configured_expected;
+    if (s.total_votes > s.expected_votes) s.expected_votes = s.total_votes;
+    s.highest_expected = s.configured_expected;
+    s.quorum = two_node ? 1 : s.expected_votes / 2 + 1;
+
+    bool quorate = s.total_votes >= s.quorum;
+    if (!quorate && options_.auto_tie_breaker != TieBreaker::off && s.expected_votes % 2 == 0 &&
+        s.total_votes * 2 == s.expected_votes && holds_tie_breaker())
+        quorate = true;
+
+    if (wait_for_all) {
+        if (s.total_votes >= s.configured_expected && s.configured_expected > 0) all_seen_ = true;
+        // Losing quorum arms wait_for_all again (votequorum).
+        if (!quorate && status_.quorate) all_seen_ = s.total_votes >= s.configured_expected;
+        if (!all_seen_) {
+            s.waiting_for_all = quorate;
+            quorate = false;
+        }
+    }
+
+    if (options_.last_man_standing && quorate && s.total_votes < s.expected_votes) {
+        if (!lms_deadline_) lms_deadline_ = now + options_.last_man_standing_window_us;
+    } else {
+        lms_deadline_.reset();
+    }
+
+    s.quorate = quorate;
+    s.lms_deadline = lms_deadline_;
+    s.flags.quorate = quorate;
+    s.flags.two_node = two_node;
+    s.flags.wait_for_all = wait_for_all;
+    s.flags.last_man_standing = options_.last_man_standing;
+    s.flags.auto_tie_breaker = options_.auto_tie_breaker != TieBreaker::off;
+    s.flags.override_expected = override_.has_value();
+    status_ = s;
+    return s;
+}
+
+}  // namespace conclave::quorum

@@ -1,0 +1,107 @@
+// Quorum with votequorum semantics (DESIGN.md §7; ../shared/reference/corosync.md §4), pure:
+// no clock (time enters as `now`), no I/O; the caller feeds membership changes and timer
+// fires and reads the result.
+//
+// Vocabulary (as corosync-quorumtool prints it):
+//   configured expected  sum of the votes of the node list in the replicated state
+//   expected votes       what quorum is computed from: configured, unless lowered by
+//                        last_man_standing or by an operator override (`conclavectl expected`)
+//   total votes          votes of the current members that are in the node list (a member
+//                        outside the node list may be on the ring but has no vote)
+//   quorum               ⌊expected/2⌋ + 1, or 1 for a two_node cluster of two nodes
+//
+// Rules (votequorum):
+//   * quorum is never lowered implicitly: only last_man_standing (after its window, with one
+//     vote per node) and an explicit override lower expected votes; both come back up as
+//     members return (an override is cleared when the whole node list is present again)
+//   * wait_for_all: after start, not quorate until every configured vote was present at
+//     once; armed again whenever quorum is lost
+//   * two_node (a node list of exactly two nodes): quorum is 1, and wait_for_all is implied.
+//     Both halves of a split are then quorate: two_node relies on fencing, as in Corosync
+//   * auto_tie_breaker: in a split into exact halves, the half holding the tie-breaker node
+//     (lowest id, highest id, or the first node of a list that is in the node list) is
+//     quorate
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace conclave::quorum {
+
+using NodeId = std::uint32_t;
+using Micros = std::uint64_t;
+
+struct Node {
+    NodeId id = 0;
+    std::uint32_t votes = 1;
+};
+
+enum class TieBreaker { off, lowest, highest, list };
+
+struct Options {
+    bool two_node = false;
+    bool wait_for_all = false;
+    bool last_man_standing = false;
+    Micros last_man_standing_window_us = 10'000'000;
+    TieBreaker auto_tie_breaker = TieBreaker::off;
+    std::vector<NodeId> tie_breaker_nodes;  // for TieBreaker::list, in priority order
+};
+
+struct Flags {
+    bool quorate = false;
+    bool two_node = false;  // in force: option set and the node list has exactly two nodes
+    bool wait_for_all = false;
+    bool last_man_standing = false;
+    bool auto_tie_breaker = false;
+    bool override_expected = false;
+};
+
+struct Status {
+    std::uint32_t configured_expected = 0;
+    std::uint32_t expected_votes = 0;
+    std::uint32_t highest_expected = 0;
+    std::uint32_t total_votes = 0;
+    std::uint32_t quorum = 0;
+    bool quorate = false;
+    bool waiting_for_all = false;  // wait_for_all still holds quorum back
+    Flags flags;
+    std::optional<Micros> lms_deadline;  // arm a timer; call on_timer at this time
+};
+
+// The options' own consistency (e.g. last_man_standing needs one vote per node).
+// Empty when usable, else what is wrong.
+std::string validate(const Options& options, const std::vector<Node>& node_list);
+
+class Votequorum {
+public:
+    explicit Votequorum(Options options) : options_(std::move(options)) {}
+
+    // The node list (replicated state) or the ring membership changed.
+    Status update(const std::vector<Node>& node_list, const std::vector<NodeId>& members, Micros now);
+    // The last_man_standing window timer fired.
+    Status on_timer(Micros now);
+    // `conclavectl expected N`: lowers expected votes on this partition. Refused (with the
+    // reason) below the current total votes or above the configured expected votes.
+    std::optional<std::string> set_expected(std::uint32_t expected);
+
+    const Status& status() const { return status_; }
+    const Options& options() const { return options_; }
+
+private:
+    Status compute(Micros now);
+    bool holds_tie_breaker() const;
+
+    Options options_;
+    std::vector<Node> node_list_;
+    std::vector<NodeId> members_;
+    bool all_seen_ = false;                  // wait_for_all satisfied
+    std::optional<std::uint32_t> lms_expected_;
+    std::optional<Micros> lms_deadline_;
+    std::optional<std::uint32_t> override_;
+    Micros last_now_ = 0;
+    Status status_;
+};
+
+}  // namespace conclave::quorum

@@ -1,0 +1,258 @@
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include "quorum/votequorum.h"
+
+using namespace conclave::quorum;
+
+namespace {
+
+// A deliberately plain model of votequorum's steady state: quorate or not, written from
+// the rules and nothing else, for a partition that has seen all nodes together before
+// (so wait_for_all does not hold it back), with no override and no last_man_standing
+// lowering yet.
+bool model_quorate(const Options& o, const std::vector<Node>& nodes, const std::vector<NodeId>& members) {
+    unsigned expected = 0, total = 0;
+    for (const auto& n : nodes) {
+        expected += n.votes;
+        for (NodeId m : members)
+            if (m == n.id) total += n.votes;
+    }
+    unsigned quorum = (o.two_node && nodes.size() == 2) ? 1 : expected / 2 + 1;
+    if (total >= quorum) return true;
+    if (o.auto_tie_breaker == TieBreaker::off || expected % 2 != 0 || total * 2 != expected) return false;
+    NodeId tb = 0;
+    if (o.auto_tie_breaker == TieBreaker::lowest) {
+        tb = nodes[0].id;
+        for (const auto& n : nodes) tb = n.id < tb ? n.id : tb;
+    } else if (o.auto_tie_breaker == TieBreaker::highest) {
+        for (const auto& n : nodes) tb = n.id > tb ? n.id : tb;
+    } else {
+        for (NodeId id : o.tie_breaker_nodes) {
+            bool listed = false;
+            for (const auto& n : nodes) listed = listed || n.id == id;
+            if (listed) { tb = id; break; }
+        }
+    }
+    for (NodeId m : members)
+        if (m == tb && tb != 0) return true;
+    return false;
+}
+
+std::vector<Options> every_option_combination(std::size_t n) {
+    std::vector<Options> all;
+    for (int mask = 0; mask < 8; ++mask)
+        for (TieBreaker tb : {TieBreaker::off, TieBreaker::lowest, TieBreaker::highest, TieBreaker::list}) {
+            Options o;
+            o.two_node = mask & 1;
+            o.wait_for_all = mask & 2;
+            o.last_man_standing = mask & 4;
+            o.auto_tie_breaker = tb;
+            if (tb == TieBreaker::list) o.tie_breaker_nodes = {static_cast<NodeId>(100 + n), 20 + 1, 10 + 1};
+            all.push_back(o);
+        }
+    return all;
+}
+
+std::vector<NodeId> subset(const std::vector<Node>& nodes, unsigned mask) {
+    std::vector<NodeId> m;
+    for (std::size_t i = 0; i < nodes.size(); ++i)
+        if (mask & (1u << i)) m.push_back(nodes[i].id);
+    return m;
+}
+
+std::vector<Node> cluster(std::size_t n, bool weighted) {
+    std::vector<Node> nodes;
+    for (std::size_t i = 0; i < n; ++i)
+        nodes.push_back({static_cast<NodeId>(10 * (i + 1) + 1), weighted ? static_cast<std::uint32_t>(1 + (i * 7) % 3) : 1u});
+    return nodes;
+}
+
+}  // namespace
+
+TEST_CASE("every membership subset of clusters up to 7 nodes, every option combination, matches the model") {
+    std::size_t cases = 0;
+    for (std::size_t n = 1; n <= 7; ++n)
+        for (bool weighted : {false, true}) {
+            auto nodes = cluster(n, weighted);
+            for (const auto& o : every_option_combination(n)) {
+                if (!validate(o, nodes).empty()) continue;  // lms with weighted votes
+                for (unsigned mask = 0; mask < (1u << n); ++mask) {
+                    Votequorum q(o);
+                    q.update(nodes, subset(nodes, (1u << n) - 1), 0);  // everyone seen together once
+                    auto s = q.update(nodes, subset(nodes, mask), 1);
+                    bool want = model_quorate(o, nodes, subset(nodes, mask));
+                    REQUIRE_MESSAGE(s.quorate == want, "n=" << n << " weighted=" << weighted << " mask=" << mask
+                                                            << " two_node=" << o.two_node
+                                                            << " wfa=" << o.wait_for_all
+                                                            << " atb=" << static_cast<int>(o.auto_tie_breaker));
+                    ++cases;
+                }
+            }
+        }
+    CHECK(cases > 10000);
+}
+
+TEST_CASE("two disjoint partitions are never both quorate (two_node aside)") {
+    for (std::size_t n = 1; n <= 7; ++n)
+        for (bool weighted : {false, true}) {
+            auto nodes = cluster(n, weighted);
+            for (const auto& o : every_option_combination(n)) {
+                if (!validate(o, nodes).empty() || (o.two_node && n == 2)) continue;
+                for (unsigned a = 0; a < (1u << n); ++a)
+                    for (unsigned b = a + 1; b < (1u << n); ++b) {
+                        if (a & b) continue;
+                        bool qa = model_quorate(o, nodes, subset(nodes, a));
+                        bool qb = model_quorate(o, nodes, subset(nodes, b));
+                        Votequorum x(o), y(o);
+                        x.update(nodes, subset(nodes, (1u << n) - 1), 0);
+                        y.update(nodes, subset(nodes, (1u << n) - 1), 0);
+                        REQUIRE(x.update(nodes, subset(nodes, a), 1).quorate == qa);
+                        REQUIRE(y.update(nodes, subset(nodes, b), 1).quorate == qb);
+                        REQUIRE_FALSE((qa && qb));
+                    }
+            }
+        }
+}
+
+TEST_CASE("quorum arithmetic as corosync-quorumtool shows it") {
+    Votequorum q({});
+    std::vector<Node> nodes = {{1, 1}, {2, 1}, {3, 1}, {4, 1}, {5, 1}};
+    auto s = q.update(nodes, {1, 2, 3}, 0);
+    CHECK(s.configured_expected == 5);
+    CHECK(s.expected_votes == 5);
+    CHECK(s.highest_expected == 5);
+    CHECK(s.total_votes == 3);
+    CHECK(s.quorum == 3);
+    CHECK(s.quorate);
+    s = q.update(nodes, {4, 5, 99}, 1);  // 99 is on the ring but not in the node list: no vote
+    CHECK(s.total_votes == 2);
+    CHECK_FALSE(s.quorate);
+}
+
+TEST_CASE("wait_for_all: not quorate before every node was seen, armed again when quorum is lost") {
+    Options o;
+    o.wait_for_all = true;
+    Votequorum q(o);
+    std::vector<Node> nodes = {{1, 1}, {2, 1}, {3, 1}};
+    auto s = q.update(nodes, {1, 2}, 0);
+    CHECK_FALSE(s.quorate);
+    CHECK(s.waiting_for_all);
+    CHECK(s.flags.wait_for_all);
+    CHECK(q.update(nodes, {1, 2, 3}, 1).quorate);
+    CHECK(q.update(nodes, {1, 2}, 2).quorate);  // a majority after all were seen
+    CHECK_FALSE(q.update(nodes, {1}, 3).quorate);
+    s = q.update(nodes, {1, 2}, 4);  // quorum was lost: wait for all again
+    CHECK_FALSE(s.quorate);
+    CHECK(s.waiting_for_all);
+    CHECK(q.update(nodes, {1, 2, 3}, 5).quorate);
+}
+
+TEST_CASE("two_node: quorum 1 with wait_for_all implied; ineffective with more nodes") {
+    Options o;
+    o.two_node = true;
+    Votequorum q(o);
+    std::vector<Node> two = {{1, 1}, {2, 1}};
+    auto s = q.update(two, {1}, 0);
+    CHECK(s.quorum == 1);
+    CHECK(s.flags.two_node);
+    CHECK(s.flags.wait_for_all);
+    CHECK_FALSE(s.quorate);  // a fresh start alone waits for the other node
+    CHECK(q.update(two, {1, 2}, 1).quorate);
+    CHECK(q.update(two, {1}, 2).quorate);  // the survivor keeps quorum (fencing decides)
+    std::vector<Node> three = {{1, 1}, {2, 1}, {3, 1}};
+    s = q.update(three, {1, 2, 3}, 3);
+    CHECK_FALSE(s.flags.two_node);
+    CHECK(s.quorum == 2);
+}
+
+TEST_CASE("last_man_standing lowers expected votes after its window, one step at a time") {
+    Options o;
+    o.last_man_standing = true;
+    o.last_man_standing_window_us = 10'000'000;
+    Votequorum q(o);
+    std::vector<Node> nodes;
+    std::vector<NodeId> all;
+    for (NodeId i = 1; i <= 8; ++i) {
+        nodes.push_back({i, 1});
+        all.push_back(i);
+    }
+    q.update(nodes, all, 0);
+    auto s = q.update(nodes, {1, 2, 3, 4, 5}, 1'000'000);
+    CHECK(s.quorate);
+    CHECK(s.quorum == 5);
+    REQUIRE(s.lms_deadline);
+    CHECK(*s.lms_deadline == 11'000'000);
+    CHECK(q.on_timer(5'000'000).expected_votes == 8);  // too early: nothing changes
+    s = q.on_timer(11'000'000);
+    CHECK(s.expected_votes == 5);
+    CHECK(s.quorum == 3);
+    CHECK_FALSE(s.lms_deadline);
+
+    s = q.update(nodes, {1, 2, 3}, 12'000'000);
+    CHECK(s.quorate);
+    s = q.on_timer(*s.lms_deadline);
+    CHECK(s.expected_votes == 3);
+    CHECK(s.quorum == 2);
+
+    // Without a tie-breaker the last man is not enough: 1 of 2 is not a majority.
+    s = q.update(nodes, {1, 2}, 30'000'000);
+    s = q.on_timer(*s.lms_deadline);
+    CHECK(s.expected_votes == 2);
+    CHECK_FALSE(q.update(nodes, {1}, 50'000'000).quorate);
+
+    // Members coming back raise expected votes again.
+    s = q.update(nodes, all, 60'000'000);
+    CHECK(s.expected_votes == 8);
+    CHECK(s.quorum == 5);
+}
+
+TEST_CASE("last_man_standing with auto_tie_breaker goes down to one node") {
+    Options o;
+    o.last_man_standing = true;
+    o.auto_tie_breaker = TieBreaker::lowest;
+    Votequorum q(o);
+    std::vector<Node> nodes = {{1, 1}, {2, 1}, {3, 1}, {4, 1}};
+    q.update(nodes, {1, 2, 3, 4}, 0);
+    auto s = q.update(nodes, {1, 2}, 1);  // exact half holding the lowest id
+    CHECK(s.quorate);
+    s = q.on_timer(*s.lms_deadline);
+    CHECK(s.expected_votes == 2);
+    s = q.update(nodes, {1}, 100'000'000);
+    CHECK(s.quorate);
+    s = q.on_timer(*s.lms_deadline);
+    CHECK(s.expected_votes == 1);
+    CHECK(s.quorum == 1);
+}
+
+TEST_CASE("an override lowers expected votes on this partition until everyone is back") {
+    Votequorum q({});
+    std::vector<Node> nodes = {{1, 1}, {2, 1}, {3, 1}, {4, 1}, {5, 1}};
+    q.update(nodes, {1, 2, 3, 4, 5}, 0);
+    auto s = q.update(nodes, {4, 5}, 1);
+    CHECK_FALSE(s.quorate);
+    auto refused = q.set_expected(1);
+    REQUIRE(refused);
+    CHECK(refused->find("below the 2 votes present") != std::string::npos);
+    CHECK(q.set_expected(6).has_value());
+    CHECK_FALSE(q.set_expected(2).has_value());
+    s = q.status();
+    CHECK(s.expected_votes == 2);
+    CHECK(s.quorum == 2);
+    CHECK(s.quorate);
+    CHECK(s.flags.override_expected);
+    s = q.update(nodes, {1, 2, 3, 4, 5}, 2);
+    CHECK_FALSE(s.flags.override_expected);
+    CHECK(s.expected_votes == 5);
+}
+
+TEST_CASE("option validation") {
+    Options o;
+    o.last_man_standing = true;
+    CHECK(validate(o, {{1, 2}, {2, 1}}).find("one vote per node") != std::string::npos);
+    Options l;
+    l.auto_tie_breaker = TieBreaker::list;
+    CHECK_FALSE(validate(l, {{1, 1}}).empty());
+    CHECK(validate({}, {{1, 3}}).empty());
+}
