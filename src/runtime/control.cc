@@ -51,11 +51,8 @@ public:
         socklen_t len = sizeof cred;
         bool ok = ::getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
                   (cred.uid == 0 || static_cast<long>(cred.uid) == server_.extra_uid_);
-        if (!ok) {
-            ++server_.refused_;
-            reply_and_close(error_reply("permission denied: the control socket is for root only"));
-            return;
-        }
+        if (!ok) ++server_.refused_;
+        refused_ = !ok;
         read();
     }
 
@@ -76,6 +73,12 @@ private:
     }
 
     void handle(const std::string& line) {
+        // A refused peer still gets its request read before the answer, so the answer is
+        // not lost to a connection reset on a socket closed with unread data.
+        if (refused_) {
+            reply_and_close(error_reply("permission denied: the control socket is for root only"));
+            return;
+        }
         json req = json::parse(line, nullptr, /*allow_exceptions=*/false);
         if (req.is_discarded() || !req.is_object()) {
             reply_and_close(error_reply("request is not a JSON object"));
@@ -111,10 +114,11 @@ private:
     stream_protocol::socket socket_;
     std::string buffer_;
     std::string out_;
+    bool refused_ = false;
 };
 
 ControlServer::ControlServer(asio::io_context& io, std::string path, Handler handler)
-    : io_(io), path_(std::move(path)), handler_(std::move(handler)), acceptor_(io) {}
+    : path_(std::move(path)), handler_(std::move(handler)), acceptor_(io) {}
 
 ControlServer::~ControlServer() { close(); }
 
@@ -198,7 +202,7 @@ Result<json> control_request(const std::string& path, const json& request, std::
         ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN) continue;
-            return Error{std::string("cannot send to conclaved: ") + std::strerror(errno)};
+            break;  // the daemon may have answered and closed already: read its answer
         }
         sent += static_cast<std::size_t>(n);
     }

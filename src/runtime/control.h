@@ -51,7 +51,6 @@ private:
     class Session;
     void accept();
 
-    asio::io_context& io_;
     std::string path_;
     Handler handler_;
     asio::local::stream_protocol::acceptor acceptor_;

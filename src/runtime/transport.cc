@@ -26,7 +26,7 @@ void size_buffers(int fd) {
 }  // namespace
 
 Transport::Transport(asio::io_context& io, const config::Config& cfg, crypto::Channel& channel, Handler on_packet)
-    : io_(io), cfg_(cfg), channel_(channel), on_packet_(std::move(on_packet)), socket_(io), rx_buf_(kMaxDatagram + 1) {}
+    : cfg_(cfg), channel_(channel), on_packet_(std::move(on_packet)), socket_(io), rx_buf_(kMaxDatagram + 1) {}
 
 Status Transport::open() {
     std::error_code ec;

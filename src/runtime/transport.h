@@ -60,7 +60,6 @@ private:
     void send_datagram(const asio::ip::udp::endpoint& to);
     Status open_multicast(const asio::ip::address& group);
 
-    asio::io_context& io_;
     const config::Config& cfg_;
     crypto::Channel& channel_;
     Handler on_packet_;
