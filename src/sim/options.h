@@ -1,0 +1,40 @@
+// conclave-sim's command line, parsed into SimOptions (shared by the tool and the tests).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace conclave::sim {
+
+struct SimOptions {
+    std::uint32_t nodes_min = 3, nodes_max = 3;
+    std::uint64_t seed_first = 1, seed_last = 1;
+    bool fault_loss = false, fault_dup = false, fault_reorder = false, fault_delay = false;
+    double loss = 0.1;      // used when loss is on
+    double dup = 0.05;      // used when dup is on
+    double reorder = 0.1;   // used when reorder is on
+    std::uint32_t msgs = 100;            // messages submitted per seed
+    std::uint32_t max_size = 256 * 1024; // largest message of the workload
+    std::uint32_t mtu = 1500;
+    std::string trace_file;
+    std::string plant_bug;  // "", or one of planted_bug_names()
+    bool verbose = false;
+};
+
+const std::vector<std::string>& planted_bug_names();
+
+struct ParseResult {
+    SimOptions options;
+    bool help = false;
+    std::string error;  // non-empty: bad arguments (exit 2)
+};
+
+ParseResult parse_args(int argc, const char* const* argv);
+std::string usage();
+// The faults as given to --faults ("loss,dup,reorder,delay"; "none" when none).
+std::string faults_string(const SimOptions& o);
+// A command that replays exactly one seed of this run with its trace written out.
+std::string replay_command(const SimOptions& o, std::uint64_t seed, std::uint32_t nodes);
+
+}  // namespace conclave::sim

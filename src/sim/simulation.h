@@ -1,0 +1,47 @@
+// One simulated run per seed: N rings (src/totem, the real core) on one thread with a
+// virtual clock, the seeded network of network.h, a random workload, a recorded trace
+// and the checkers of checkers.h.
+//
+// Run shape: every node starts at t=0; `msgs` messages (1 B .. max_size, skewed small,
+// agreed and safe mixed) are submitted at random times by random senders during the
+// workload phase, retried after a pause when the core says TryAgain; faults are on until
+// the heal time, then the network only delays; the run ends when every node delivered
+// everything, or at the liveness bound (heal + kLivenessBoundUs), whichever is first.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "sim/checkers.h"
+#include "sim/options.h"
+#include "sim/trace.h"
+
+namespace conclave::sim {
+
+inline constexpr std::uint64_t kWorkloadUs = 200'000;
+inline constexpr std::uint64_t kHealUs = 400'000;
+inline constexpr std::uint64_t kLivenessBoundUs = 10'000'000;
+
+struct SeedResult {
+    std::uint64_t seed = 0;
+    std::uint32_t nodes = 0;
+    std::uint64_t submitted = 0;  // messages accepted by the cores
+    std::uint64_t delivered = 0;  // deliveries summed over nodes
+    std::uint64_t end_time_us = 0;
+    std::uint64_t malformed = 0;  // packets any core refused to decode (must stay 0)
+    std::uint64_t try_again = 0;  // submits refused by a full queue (then retried)
+    std::uint64_t tokens_held = 0, hold_cancels = 0, token_retransmits = 0, retransmits = 0;
+    std::optional<Violation> violation;
+    Trace trace;
+};
+
+// The ring size a seed runs with (drawn from its own stream, so replaying a seed with
+// --nodes fixed to that size reproduces the run exactly).
+std::uint32_t nodes_for_seed(const SimOptions& o, std::uint64_t seed);
+
+SeedResult run_seed(const SimOptions& o, std::uint64_t seed);
+
+// A few readable lines of the trace around a violation.
+std::string excerpt(const SeedResult& r, std::size_t max_lines = 12);
+
+}  // namespace conclave::sim
