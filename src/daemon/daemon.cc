@@ -49,7 +49,7 @@ Status Daemon::start() {
     if (auto st = transport_->open(); !st) return st;
 
     control_ = std::make_unique<runtime::ControlServer>(io_, cfg_.control_socket,
-                                                        [this](const json& req) { return handle(req); });
+                                                        [this](const json& req, const std::shared_ptr<runtime::ControlSession>&) { return handle(req); });
     if (auto st = control_->open(); !st) return st;
 
     signals_.async_wait([this](std::error_code ec, int sig) {

@@ -41,33 +41,86 @@ bool someone_listens(const std::string& path) {
 
 }  // namespace
 
-class ControlServer::Session : public std::enable_shared_from_this<ControlServer::Session> {
+class ControlServer::Session : public ControlSession, public std::enable_shared_from_this<ControlServer::Session> {
 public:
-    Session(ControlServer& server, stream_protocol::socket socket) : server_(server), socket_(std::move(socket)) {}
-    ~Session() { --server_.clients_; }
+    Session(ControlServer& server, stream_protocol::socket socket)
+        : server_(server), clients_(server.clients_), socket_(std::move(socket)), id_(server.next_session_id_++) {}
+    ~Session() override { --*clients_; }
+    // The server is going away: end the connection and forget it.
+    void detach() {
+        detached_ = true;
+        close();
+    }
 
     void start() {
         ucred cred{};
         socklen_t len = sizeof cred;
         bool ok = ::getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
                   (cred.uid == 0 || static_cast<long>(cred.uid) == server_.extra_uid_);
-        if (!ok) ++server_.refused_;
+        if (!ok) ++server_.refused_;  // start() runs from the server's accept handler
         refused_ = !ok;
-        read();
+        read_line();
     }
 
+    // ControlSession
+    void upgrade(std::function<void(const wire::group::Send&)> on_send, std::function<void()> on_close) override {
+        on_send_ = std::move(on_send);
+        on_close_ = std::move(on_close);
+        upgrading_ = true;
+    }
+    bool push(wire::ByteView frames) override {
+        if (closed_) return false;
+        if (pending_.size() + frames.size() > kMaxBacklog) {
+            log::warning("control client " + std::to_string(id_) + " fell " + std::to_string(pending_.size()) +
+                         " bytes behind; disconnecting it");
+            close();
+            return false;
+        }
+        // Frames pushed while the handler runs go out after its reply.
+        auto& into = in_handler_ ? deferred_ : pending_;
+        into.insert(into.end(), frames.begin(), frames.end());
+        if (!in_handler_) flush();
+        return true;
+    }
+    void pause_reading() override { paused_ = true; }
+    void resume_reading() override {
+        if (!paused_) return;
+        paused_ = false;
+        if (grouped_ && !reading_) {
+            process_frames();
+            if (!paused_ && !closed_) read_frames();
+        }
+    }
+    bool closed() const override { return closed_; }
+    std::uint64_t id() const override { return id_; }
+
 private:
-    void read() {
+    void close() {
+        if (closed_) return;
+        closed_ = true;
+        std::error_code ignore;
+        socket_.close(ignore);
+        if (on_close_) {
+            auto cb = std::move(on_close_);
+            on_close_ = nullptr;
+            cb();
+        }
+    }
+
+    void read_line() {
         auto self = shared_from_this();
-        asio::async_read_until(socket_, asio::dynamic_buffer(buffer_, kMaxRequest), '\n',
+        asio::async_read_until(socket_, asio::dynamic_buffer(line_buf_, kMaxRequest), '\n',
                                [this, self](std::error_code ec, std::size_t n) {
                                    if (ec == asio::error::not_found) {
                                        reply_and_close(error_reply("request longer than 1 MiB"));
                                        return;
                                    }
-                                   if (ec) return;  // peer closed
-                                   std::string line = buffer_.substr(0, n - 1);
-                                   buffer_.erase(0, n);
+                                   if (ec) {
+                                       close();
+                                       return;
+                                   }
+                                   std::string line = line_buf_.substr(0, n - 1);
+                                   line_buf_.erase(0, n);
                                    handle(line);
                                });
     }
@@ -85,36 +138,122 @@ private:
             return;
         }
         json reply;
+        if (detached_) return;
+        in_handler_ = true;
         try {
-            reply = server_.handler_(req);
+            reply = server_.handler_(req, shared_from_this());
+            in_handler_ = false;
         } catch (const std::exception& e) {
+            in_handler_ = false;
+            deferred_.clear();
             // A handler bug must not take the daemon down with it.
             log::error(std::string("control request failed: ") + e.what());
             reply = error_reply(std::string("internal error: ") + e.what());
+            upgrading_ = false;
         }
-        write(reply, /*close_after=*/false);
+        std::string text = reply.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+        push(wire::ByteView(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+        if (!deferred_.empty()) {
+            wire::Bytes frames;
+            frames.swap(deferred_);
+            push(frames);
+        }
+        if (upgrading_) {
+            upgrading_ = false;
+            grouped_ = true;
+            // Bytes the client sent right behind its request are already group frames.
+            parser_.feed(wire::ByteView(reinterpret_cast<const std::uint8_t*>(line_buf_.data()), line_buf_.size()));
+            line_buf_.clear();
+            process_frames();
+            if (!paused_ && !closed_) read_frames();
+        } else if (!closed_) {
+            read_line();
+        }
     }
 
-    void reply_and_close(const json& reply) { write(reply, true); }
+    void reply_and_close(const json& reply) {
+        close_after_flush_ = true;
+        std::string text = reply.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+        push(wire::ByteView(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+    }
 
-    void write(const json& reply, bool close_after) {
-        out_ = reply.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    void read_frames() {
+        reading_ = true;
         auto self = shared_from_this();
-        asio::async_write(socket_, asio::buffer(out_), [this, self, close_after](std::error_code ec, std::size_t) {
-            if (ec || close_after) {
-                std::error_code ignore;
-                socket_.close(ignore);
+        socket_.async_read_some(asio::buffer(rx_), [this, self](std::error_code ec, std::size_t n) {
+            reading_ = false;
+            if (ec || closed_) {
+                close();
                 return;
             }
-            read();
+            parser_.feed(wire::ByteView(rx_.data(), n));
+            process_frames();
+            if (!paused_ && !closed_) read_frames();
         });
     }
 
-    ControlServer& server_;
+    void process_frames() {
+        wire::group::FrameType type;
+        wire::ByteView body;
+        while (!paused_ && !closed_) {
+            auto st = parser_.next(type, body);
+            if (st == wire::group::FrameParser::Status::need_more) return;
+            wire::group::Send send;
+            if (st == wire::group::FrameParser::Status::malformed || type != wire::group::FrameType::send ||
+                !wire::group::decode_send(body, send)) {
+                wire::Bytes err;
+                wire::group::encode_error("malformed frame; closing the connection", err);
+                close_after_flush_ = true;
+                push(err);
+                return;
+            }
+            on_send_(send);
+        }
+    }
+
+    void flush() {
+        if (writing_ || closed_) return;
+        if (pending_.empty()) {
+            if (close_after_flush_) close();
+            return;
+        }
+        out_.swap(pending_);
+        pending_.clear();
+        writing_ = true;
+        auto self = shared_from_this();
+        asio::async_write(socket_, asio::buffer(out_), [this, self](std::error_code ec, std::size_t) {
+            writing_ = false;
+            out_.clear();
+            if (ec) {
+                close();
+                return;
+            }
+            flush();
+        });
+    }
+
+    ControlServer& server_;  // valid while !detached_
+    std::shared_ptr<std::size_t> clients_;
     stream_protocol::socket socket_;
-    std::string buffer_;
-    std::string out_;
+    std::uint64_t id_;
+    bool detached_ = false;
+    std::string line_buf_;
+    wire::Bytes pending_;  // queued for the client
+    wire::Bytes out_;      // being written
+    wire::Bytes deferred_; // pushed during the handler, sent after its reply
+    bool in_handler_ = false;
+    std::array<std::uint8_t, 65536> rx_{};
+    wire::group::FrameParser parser_;
+    std::function<void(const wire::group::Send&)> on_send_;
+    std::function<void()> on_close_;
     bool refused_ = false;
+    bool upgrading_ = false;
+    bool grouped_ = false;
+    bool paused_ = false;
+    bool reading_ = false;
+    bool writing_ = false;
+    bool closed_ = false;
+    bool close_after_flush_ = false;
 };
 
 ControlServer::ControlServer(asio::io_context& io, std::string path, Handler handler)
@@ -152,18 +291,23 @@ void ControlServer::close() {
     std::error_code ec;
     acceptor_.close(ec);
     ::unlink(path_.c_str());
+    for (auto& w : sessions_)
+        if (auto s = w.lock()) static_cast<Session*>(s.get())->detach();
+    sessions_.clear();
 }
 
 void ControlServer::accept() {
     acceptor_.async_accept([this](std::error_code ec, stream_protocol::socket socket) {
         if (ec == asio::error::operation_aborted || !open_) return;
         if (!ec) {
-            ++clients_;
+            ++*clients_;
             auto session = std::make_shared<Session>(*this, std::move(socket));
-            if (clients_ > kMaxClients) {
+            if (*clients_ > kMaxClients) {
                 // Bounded: a client flood cannot exhaust the daemon's descriptors.
                 session.reset();
             } else {
+                std::erase_if(sessions_, [](const std::weak_ptr<ControlSession>& w) { return w.expired(); });
+                sessions_.push_back(session);
                 session->start();
             }
         }

@@ -18,8 +18,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
+#include "wire/group.h"
 
 namespace conclave::runtime {
 
@@ -29,10 +31,31 @@ inline constexpr const char* kControlSocketEnv = "CONCLAVE_SOCKET";
 inline constexpr std::size_t kMaxRequest = 1 << 20;
 inline constexpr std::size_t kMaxClients = 64;
 
+// One client connection, as the request handler sees it. A process-group client asks to
+// join with a JSON request; the handler upgrades the connection, after which it carries
+// binary group frames (wire/group.h) both ways.
+class ControlSession {
+public:
+    virtual ~ControlSession() = default;
+    // After the reply to the current request, the connection carries group frames:
+    // on_send gets every SEND frame, on_close runs once when the connection ends.
+    virtual void upgrade(std::function<void(const wire::group::Send&)> on_send, std::function<void()> on_close) = 0;
+    // Queues whole frames for the client. A client that falls more than kMaxBacklog
+    // bytes behind is disconnected (false): a stuck reader must not grow the daemon.
+    virtual bool push(wire::ByteView frames) = 0;
+    // Back-pressure: stop and restart reading the client's frames.
+    virtual void pause_reading() = 0;
+    virtual void resume_reading() = 0;
+    virtual bool closed() const = 0;
+    virtual std::uint64_t id() const = 0;
+};
+
 class ControlServer {
 public:
+    static constexpr std::size_t kMaxBacklog = 64u << 20;
     // Returns the reply to one request. Runs on the io_context's thread.
-    using Handler = std::function<nlohmann::json(const nlohmann::json& request)>;
+    using Handler =
+        std::function<nlohmann::json(const nlohmann::json& request, const std::shared_ptr<ControlSession>& session)>;
 
     ControlServer(asio::io_context& io, std::string path, Handler handler);
     ~ControlServer();
@@ -54,7 +77,10 @@ private:
     std::string path_;
     Handler handler_;
     asio::local::stream_protocol::acceptor acceptor_;
-    std::size_t clients_ = 0;
+    // Shared with the sessions, which may outlive the server inside pending handlers.
+    std::shared_ptr<std::size_t> clients_ = std::make_shared<std::size_t>(0);
+    std::vector<std::weak_ptr<ControlSession>> sessions_;
+    std::uint64_t next_session_id_ = 1;
     std::atomic<std::uint64_t> refused_{0};
     long extra_uid_ = -1;
     bool open_ = false;

@@ -4,9 +4,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <thread>
 
+#include "conclave/client.h"
 #include "runtime/control.h"
 
 using namespace conclave;
@@ -31,7 +33,7 @@ struct Served {
     runtime::ControlServer server;
     std::thread thread;
     explicit Served(const std::string& path)
-        : server(io, path, [](const json& req) -> json {
+        : server(io, path, [](const json& req, const std::shared_ptr<runtime::ControlSession>&) -> json {
               if (req.value("cmd", "") == "boom") throw std::runtime_error("handler bug");
               return json{{"ok", true}, {"echo", req}};
           }) {}
@@ -103,7 +105,7 @@ TEST_CASE("control socket: request and reply, bad requests answered, not fatal")
 
     SUBCASE("a second daemon on the same socket is refused") {
         asio::io_context io2;
-        runtime::ControlServer second(io2, path, [](const json&) { return json{}; });
+        runtime::ControlServer second(io2, path, [](const json&, const std::shared_ptr<runtime::ControlSession>&) { return json{}; });
         auto st = second.open();
         REQUIRE_FALSE(st.ok());
         CHECK(st.error().find("another daemon answers") != std::string::npos);
@@ -151,4 +153,85 @@ TEST_CASE("control socket: only root may talk to it") {
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
     CHECK(s.server.refused_peers() == 1);
+}
+
+TEST_CASE("process-group connection: upgrade after the join reply, frames both ways, close noticed") {
+    TempDir d;
+    std::string path = d.path + "/control.sock";
+    asio::io_context io;
+    auto guard = asio::make_work_guard(io);
+    std::atomic<int> closed{0};
+    std::atomic<int> sends{0};
+    std::uint64_t number = 0;
+    runtime::ControlServer server(io, path, [&](const json& req, const std::shared_ptr<runtime::ControlSession>& s) -> json {
+        if (req.value("cmd", "") != "group.join") return json{{"ok", false}, {"error", "no"}};
+        std::weak_ptr<runtime::ControlSession> weak = s;
+        s->upgrade(
+            [&, weak](const wire::group::Send& send) {
+                ++sends;
+                wire::group::Deliver del{9, send.guarantee, ++number, send.payload};
+                wire::Bytes frame;
+                wire::group::encode_deliver(del, frame);
+                if (auto live = weak.lock()) live->push(frame);
+            },
+            [&] { ++closed; });
+        wire::Bytes cfg;
+        wire::group::encode_config({2, 1, 0x10, {1, 9}}, cfg);
+        s->push(cfg);  // queued behind the JSON reply
+        return json{{"ok", true}};
+    });
+    REQUIRE(server.open().ok());
+    std::thread t([&] { io.run(); });
+
+    {
+        conclave::GroupClient c;
+        REQUIRE_MESSAGE(c.join(path, "g1"), c.error());
+        conclave::GroupEvent ev;
+        REQUIRE(c.next(5000, ev) == conclave::GroupEvent::Kind::config);
+        CHECK_FALSE(ev.transitional);
+        CHECK(ev.members == std::vector<std::uint32_t>{1, 9});
+        for (int i = 0; i < 100; ++i) {
+            std::string m = "msg" + std::to_string(i);
+            REQUIRE(c.send(m.data(), m.size(), i % 2 == 1));
+        }
+        for (int i = 0; i < 100; ++i) {
+            REQUIRE(c.next(5000, ev) == conclave::GroupEvent::Kind::message);
+            CHECK(ev.sender == 9);
+            CHECK(ev.number == static_cast<std::uint64_t>(i + 1));
+            CHECK(ev.safe == (i % 2 == 1));
+            CHECK(std::string(ev.payload.begin(), ev.payload.end()) == "msg" + std::to_string(i));
+        }
+        conclave::GroupClient bad;
+        CHECK_FALSE(bad.join(path, "no spaces allowed"));
+        CHECK(bad.error().find("invalid group name") != std::string::npos);
+    }
+    // The client went away: the server notices (deadline, no sleep as synchronisation).
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (closed.load() == 0 && std::chrono::steady_clock::now() < end) std::this_thread::yield();
+    CHECK(closed.load() == 1);
+    CHECK(sends.load() == 100);
+
+    SUBCASE("a malformed frame gets an error frame and the connection is closed") {
+        int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+        sockaddr_un sa{};
+        sa.sun_family = AF_UNIX;
+        std::strcpy(sa.sun_path, path.c_str());
+        REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+        std::string req = "{\"cmd\":\"group.join\",\"group\":\"g\"}\n";
+        std::string junk("\x05\x00\x00\x00\x07xxxx", 9);  // frame type 7 does not exist
+        std::string all = req + junk;
+        REQUIRE(::send(fd, all.data(), all.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(all.size()));
+        std::string in;
+        char buf[4096];
+        for (;;) {
+            ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+            if (n <= 0) break;  // the server closed
+            in.append(buf, static_cast<std::size_t>(n));
+        }
+        ::close(fd);
+        CHECK(in.find("malformed frame") != std::string::npos);
+    }
+    asio::post(io, [&] { server.close(); });
+    guard.reset();
+    t.join();
 }

@@ -1,0 +1,71 @@
+// conclave's client API: process groups over the local daemon's control socket.
+//
+// A client joins a named group on its node's conclaved and then sends messages to the
+// group and receives, in the ring's total order, every message sent to it by any member
+// on any node, together with configuration changes (extended virtual synchrony:
+// transitional, then regular). This is the seed of the application API; conclave-bench
+// and the cluster tests use it.
+//
+//   conclave::GroupClient c;
+//   if (!c.join("/run/conclave/control.sock", "my-group")) die(c.error());
+//   c.send("hello", 5, /*safe=*/false);
+//   conclave::GroupEvent ev;
+//   while (c.next(1000, ev) == conclave::GroupEvent::Kind::message) use(ev.payload);
+//
+// Blocking calls, one thread per client object. Not copyable.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace conclave {
+
+struct GroupEvent {
+    enum class Kind { none, message, config, closed };
+    Kind kind = Kind::none;
+    // message
+    std::uint32_t sender = 0;   // node id of the sender
+    bool safe = false;          // delivered with the safe guarantee
+    std::uint64_t number = 0;   // this node's delivery number (grows by one per delivery)
+    std::vector<std::uint8_t> payload;
+    // config
+    bool transitional = false;
+    std::uint32_t ring_rep = 0;
+    std::uint64_t ring_seq = 0;
+    std::vector<std::uint32_t> members;
+};
+
+class GroupClient {
+public:
+    GroupClient();
+    ~GroupClient();
+    GroupClient(const GroupClient&) = delete;
+    GroupClient& operator=(const GroupClient&) = delete;
+
+    // Connects to conclaved's control socket and joins `group` (letters, digits, - _ . :,
+    // at most 64). False with error() set when the daemon is not running, refuses, etc.
+    bool join(const std::string& socket_path, const std::string& group);
+    // Queues one message (at most 1 MiB) for the group; blocks while the daemon applies
+    // back-pressure. False when the connection is gone.
+    bool send(const void* data, std::size_t size, bool safe);
+    // Waits at most timeout_ms (-1: forever) for the next event. Kind::none on timeout,
+    // Kind::closed when the daemon went away or refused a frame (error() says why).
+    GroupEvent::Kind next(int timeout_ms, GroupEvent& event);
+
+    int fd() const { return fd_; }
+    const std::string& error() const { return error_; }
+
+private:
+    bool write_all(const std::uint8_t* p, std::size_t n);
+    bool take_frame(GroupEvent& event, bool& malformed);
+
+    int fd_ = -1;
+    std::string error_;
+    std::vector<std::uint8_t> in_;
+    std::size_t in_pos_ = 0;
+    std::vector<std::uint8_t> out_;
+};
+
+}  // namespace conclave

@@ -1,0 +1,179 @@
+#include "conclave/client.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "wire/group.h"
+
+namespace conclave {
+
+namespace wg = wire::group;
+
+GroupClient::GroupClient() = default;
+
+GroupClient::~GroupClient() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+bool GroupClient::write_all(const std::uint8_t* p, std::size_t n) {
+    while (n > 0) {
+        ssize_t w = ::send(fd_, p, n, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            error_ = std::string("connection to conclaved lost: ") + std::strerror(errno);
+            return false;
+        }
+        p += w;
+        n -= static_cast<std::size_t>(w);
+    }
+    return true;
+}
+
+bool GroupClient::join(const std::string& socket_path, const std::string& group) {
+    if (!wg::valid_group_name(group)) {
+        error_ = "invalid group name '" + group + "' (letters, digits, - _ . :, at most 64)";
+        return false;
+    }
+    sockaddr_un sa{};
+    if (socket_path.size() >= sizeof sa.sun_path) {
+        error_ = "socket path too long";
+        return false;
+    }
+    sa.sun_family = AF_UNIX;
+    std::memcpy(sa.sun_path, socket_path.c_str(), socket_path.size() + 1);
+    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+        error_ = "conclaved is not running (nothing answers on " + socket_path + ")";
+        return false;
+    }
+    std::string req = nlohmann::json{{"cmd", "group.join"}, {"group", group}}.dump() + "\n";
+    if (!write_all(reinterpret_cast<const std::uint8_t*>(req.data()), req.size())) return false;
+    // The JSON reply line; bytes after it are already group frames.
+    std::string line;
+    std::uint8_t buf[4096];
+    for (;;) {
+        auto nl = std::find(in_.begin(), in_.end(), '\n');
+        if (nl != in_.end()) {
+            line.assign(in_.begin(), nl);
+            in_.erase(in_.begin(), nl + 1);
+            break;
+        }
+        ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            error_ = "conclaved closed the connection while joining";
+            return false;
+        }
+        in_.insert(in_.end(), buf, buf + n);
+        if (in_.size() > (1u << 20)) {
+            error_ = "conclaved's answer is too long";
+            return false;
+        }
+    }
+    auto reply = nlohmann::json::parse(line, nullptr, false);
+    if (reply.is_discarded() || !reply.is_object()) {
+        error_ = "conclaved's answer is not JSON";
+        return false;
+    }
+    if (!reply.value("ok", false)) {
+        error_ = reply.value("error", std::string("conclaved refused the join"));
+        return false;
+    }
+    return true;
+}
+
+bool GroupClient::send(const void* data, std::size_t size, bool safe) {
+    if (fd_ < 0) {
+        error_ = "not joined";
+        return false;
+    }
+    if (size > wg::kMaxPayload) {
+        error_ = "message larger than 1 MiB";
+        return false;
+    }
+    out_.clear();
+    wg::encode_send(safe ? 1 : 0, wire::ByteView(static_cast<const std::uint8_t*>(data), size), out_);
+    return write_all(out_.data(), out_.size());
+}
+
+bool GroupClient::take_frame(GroupEvent& ev, bool& malformed) {
+    malformed = false;
+    std::size_t avail = in_.size() - in_pos_;
+    if (avail < 4) return false;
+    std::uint32_t len = wire::load_u32(in_.data() + in_pos_);
+    if (len < 1 || len > wg::kMaxFrame) {
+        malformed = true;
+        return false;
+    }
+    if (avail - 4 < len) return false;
+    auto type = static_cast<wg::FrameType>(in_[in_pos_ + 4]);
+    wire::ByteView body(in_.data() + in_pos_ + 5, len - 1);
+    in_pos_ += 4 + len;
+    if (type == wg::FrameType::deliver) {
+        wg::Deliver d;
+        if (!wg::decode_deliver(body, d)) return malformed = true, false;
+        ev = GroupEvent{};
+        ev.kind = GroupEvent::Kind::message;
+        ev.sender = d.sender;
+        ev.safe = d.guarantee == 1;
+        ev.number = d.number;
+        ev.payload.assign(d.payload.begin(), d.payload.end());
+    } else if (type == wg::FrameType::config) {
+        wg::Config c;
+        if (!wg::decode_config(body, c)) return malformed = true, false;
+        ev = GroupEvent{};
+        ev.kind = GroupEvent::Kind::config;
+        ev.transitional = c.kind == 1;
+        ev.ring_rep = c.rep;
+        ev.ring_seq = c.ring_seq;
+        ev.members = std::move(c.members);
+    } else if (type == wg::FrameType::error) {
+        error_ = "conclaved: " + std::string(body.begin(), body.end());
+        ev = GroupEvent{};
+        ev.kind = GroupEvent::Kind::closed;
+    } else {
+        malformed = true;
+        return false;
+    }
+    if (in_pos_ > (1u << 20) && in_pos_ * 2 > in_.size()) {
+        in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(in_pos_));
+        in_pos_ = 0;
+    }
+    return true;
+}
+
+GroupEvent::Kind GroupClient::next(int timeout_ms, GroupEvent& ev) {
+    for (;;) {
+        bool malformed = false;
+        if (take_frame(ev, malformed)) return ev.kind;
+        if (malformed) {
+            error_ = "malformed frame from conclaved";
+            return GroupEvent::Kind::closed;
+        }
+        pollfd p{fd_, POLLIN, 0};
+        int r = ::poll(&p, 1, timeout_ms);
+        if (r < 0 && errno == EINTR) continue;
+        if (r == 0) return GroupEvent::Kind::none;
+        std::uint8_t buf[65536];
+        ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (error_.empty()) error_ = "conclaved closed the connection";
+            return GroupEvent::Kind::closed;
+        }
+        if (in_pos_ == in_.size()) {
+            in_.clear();
+            in_pos_ = 0;
+        }
+        in_.insert(in_.end(), buf, buf + n);
+    }
+}
+
+}  // namespace conclave
