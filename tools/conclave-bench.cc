@@ -131,10 +131,16 @@ int bench_crypto(double budget) {
 
 constexpr const char* kUsage =
     "usage: conclave-bench crypto [--seconds S]\n"
-    "  crypto   seal+open throughput of the datagram layer beside raw OpenSSL EVP,\n"
-    "           64 B / 1 KiB / 8 KiB, both ciphers (S seconds per figure, default 1.5)\n";
+    "       conclave-bench ring-node --socket PATH --nodes N --index I [--size B] [--secs T]\n"
+    "                                [--warmup W] [--senders all|one] [--window K] [--pid P] [--lat FILE]\n"
+    "  crypto     seal+open throughput of the datagram layer beside raw OpenSSL EVP,\n"
+    "             64 B / 1 KiB / 8 KiB, both ciphers (S seconds per figure, default 1.5)\n"
+    "  ring-node  one node's client of `tools/bench ring` (ordered group messages through\n"
+    "             the local conclaved); prints one JSON object\n";
 
 }  // namespace
+
+int ring_node_main(const std::vector<std::string_view>& args);
 
 int main(int argc, char** argv) {
     std::vector<std::string_view> args(argv + 1, argv + argc);
@@ -142,6 +148,7 @@ int main(int argc, char** argv) {
         std::fputs(kUsage, args.empty() ? stderr : stdout);
         return args.empty() ? 2 : 0;
     }
+    if (args[0] == "ring-node") return ring_node_main(std::vector<std::string_view>(args.begin() + 1, args.end()));
     if (args[0] != "crypto") {
         std::fprintf(stderr, "conclave-bench: unknown benchmark '%s'\n%s", std::string(args[0]).c_str(), kUsage);
         return 2;

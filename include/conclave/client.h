@@ -47,9 +47,13 @@ public:
     // Connects to conclaved's control socket and joins `group` (letters, digits, - _ . :,
     // at most 64). False with error() set when the daemon is not running, refuses, etc.
     bool join(const std::string& socket_path, const std::string& group);
-    // Queues one message (at most 1 MiB) for the group; blocks while the daemon applies
-    // back-pressure. False when the connection is gone.
+    // Queues one message (at most 1 MiB) for the group. Bytes go out as the daemon takes
+    // them, here and in next(); send blocks only while more than kMaxUnsent bytes wait
+    // (the daemon's back-pressure), reading incoming events meanwhile so that neither
+    // side can stall the other. False when the connection is gone.
     bool send(const void* data, std::size_t size, bool safe);
+    static constexpr std::size_t kMaxUnsent = 4u << 20;
+    std::size_t unsent() const { return out_.size() - out_pos_; }
     // Waits at most timeout_ms (-1: forever) for the next event. Kind::none on timeout,
     // Kind::closed when the daemon went away or refused a frame (error() says why).
     GroupEvent::Kind next(int timeout_ms, GroupEvent& event);
@@ -60,12 +64,16 @@ public:
 private:
     bool write_all(const std::uint8_t* p, std::size_t n);
     bool take_frame(GroupEvent& event, bool& malformed);
+    // One poll round: reads what is there, writes what it can. False on a dead connection.
+    bool pump(int timeout_ms, bool& readable);
+    bool read_some();
 
     int fd_ = -1;
     std::string error_;
     std::vector<std::uint8_t> in_;
     std::size_t in_pos_ = 0;
     std::vector<std::uint8_t> out_;
+    std::size_t out_pos_ = 0;
 };
 
 }  // namespace conclave

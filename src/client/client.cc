@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -89,6 +90,47 @@ bool GroupClient::join(const std::string& socket_path, const std::string& group)
     return true;
 }
 
+bool GroupClient::read_some() {
+    std::uint8_t buf[65536];
+    ssize_t n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
+    if (n <= 0) {
+        if (error_.empty()) error_ = "conclaved closed the connection";
+        return false;
+    }
+    if (in_pos_ == in_.size()) {
+        in_.clear();
+        in_pos_ = 0;
+    }
+    in_.insert(in_.end(), buf, buf + n);
+    return true;
+}
+
+bool GroupClient::pump(int timeout_ms, bool& readable) {
+    readable = false;
+    pollfd p{fd_, static_cast<short>(POLLIN | (unsent() ? POLLOUT : 0)), 0};
+    int r = ::poll(&p, 1, timeout_ms);
+    if (r < 0) return errno == EINTR;
+    if (r == 0) return true;
+    if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+        readable = true;
+        if (!read_some()) return false;
+    }
+    if ((p.revents & POLLOUT) && unsent()) {
+        ssize_t w = ::send(fd_, out_.data() + out_pos_, unsent(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno != EAGAIN && errno != EINTR) {
+            error_ = std::string("connection to conclaved lost: ") + std::strerror(errno);
+            return false;
+        }
+        if (w > 0) out_pos_ += static_cast<std::size_t>(w);
+        if (out_pos_ == out_.size()) {
+            out_.clear();
+            out_pos_ = 0;
+        }
+    }
+    return true;
+}
+
 bool GroupClient::send(const void* data, std::size_t size, bool safe) {
     if (fd_ < 0) {
         error_ = "not joined";
@@ -98,9 +140,13 @@ bool GroupClient::send(const void* data, std::size_t size, bool safe) {
         error_ = "message larger than 1 MiB";
         return false;
     }
-    out_.clear();
     wg::encode_send(safe ? 1 : 0, wire::ByteView(static_cast<const std::uint8_t*>(data), size), out_);
-    return write_all(out_.data(), out_.size());
+    // Write what goes without blocking; wait (reading meanwhile) only past the limit.
+    bool readable = false;
+    if (!pump(0, readable)) return false;
+    while (unsent() > kMaxUnsent)
+        if (!pump(-1, readable)) return false;
+    return true;
 }
 
 bool GroupClient::take_frame(GroupEvent& ev, bool& malformed) {
@@ -150,6 +196,7 @@ bool GroupClient::take_frame(GroupEvent& ev, bool& malformed) {
 }
 
 GroupEvent::Kind GroupClient::next(int timeout_ms, GroupEvent& ev) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
     for (;;) {
         bool malformed = false;
         if (take_frame(ev, malformed)) return ev.kind;
@@ -157,22 +204,16 @@ GroupEvent::Kind GroupClient::next(int timeout_ms, GroupEvent& ev) {
             error_ = "malformed frame from conclaved";
             return GroupEvent::Kind::closed;
         }
-        pollfd p{fd_, POLLIN, 0};
-        int r = ::poll(&p, 1, timeout_ms);
-        if (r < 0 && errno == EINTR) continue;
-        if (r == 0) return GroupEvent::Kind::none;
-        std::uint8_t buf[65536];
-        ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            if (error_.empty()) error_ = "conclaved closed the connection";
-            return GroupEvent::Kind::closed;
+        int wait = -1;
+        if (timeout_ms >= 0) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() < 0) return GroupEvent::Kind::none;
+            wait = static_cast<int>(left.count());
         }
-        if (in_pos_ == in_.size()) {
-            in_.clear();
-            in_pos_ = 0;
-        }
-        in_.insert(in_.end(), buf, buf + n);
+        bool readable = false;
+        if (!pump(wait, readable)) return GroupEvent::Kind::closed;
+        if (!readable && !unsent() && timeout_ms >= 0 && std::chrono::steady_clock::now() >= deadline)
+            return GroupEvent::Kind::none;
     }
 }
 
