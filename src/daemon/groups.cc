@@ -46,6 +46,13 @@ void Groups::on_send(std::uint64_t session_id, const std::string& group, const w
 }
 
 void Groups::retry() {
+    // submit() reports progress, which calls retry() again: one pass at a time.
+    if (retrying_) return;
+    retrying_ = true;
+    struct Reset {
+        bool& flag;
+        ~Reset() { flag = false; }
+    } reset{retrying_};
     while (!blocked_.empty()) {
         Held& h = blocked_.front();
         auto it = members_.find(h.session_id);

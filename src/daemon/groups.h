@@ -64,6 +64,7 @@ private:
     std::uint32_t last_rep_ = 0;
     std::uint64_t last_ring_seq_ = 0;
     bool have_config_ = false;
+    bool retrying_ = false;
     wire::Bytes scratch_;
 };
 
