@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -107,13 +108,42 @@ int cmd_status(const std::vector<std::string_view>& args) {
         std::printf("%s\n", s.dump(2).c_str());
         return quorate ? 0 : 2;
     }
-    std::puts("Node information\n----------------");
-    row("Cluster:", s.value("cluster", std::string("?")));
-    row("Node ID:", std::to_string(s.value("node_id", 0u)) + " (" + s.value("node_name", std::string("?")) + ")");
-    row("Transport:", s.value("transport", std::string("?")) + ", port " + std::to_string(s.value("port", 0)));
-    row("Ring ID:", s["ring"].is_null() ? "none (the ring protocol is not running in this version)"
-                                        : s["ring"].dump());
+    // The layout of corosync-quorumtool -siH (what `pvecm status` shows), then conclave's own.
+    char date[64];
+    std::time_t t = std::time(nullptr);
+    std::strftime(date, sizeof date, "%a %b %e %H:%M:%S %Y", std::localtime(&t));
+    auto hexid = [](unsigned long long v) {
+        char buf[16];
+        std::snprintf(buf, sizeof buf, "0x%08llx", v);
+        return std::string(buf);
+    };
+    const auto& q = s["quorum"];
+    std::puts("Quorum information\n------------------");
+    row("Date:", date);
+    row("Quorum provider:", "conclave");
+    row("Nodes:", std::to_string(s["members"].size()));
+    row("Node ID:", hexid(s.value("node_id", 0ull)));
+    row("Ring ID:", s["ring"].is_string() ? s["ring"].get<std::string>() : std::string("none (") +
+                                                                              s.value("state", std::string("?")) + ")");
     row("Quorate:", quorate ? "Yes" : "No");
+    std::puts("\nVotequorum information\n----------------------");
+    row("Expected votes:", std::to_string(q.value("expected_votes", 0)));
+    row("Highest expected:", std::to_string(q.value("highest_expected", 0)));
+    row("Total votes:", std::to_string(q.value("total_votes", 0)));
+    row("Quorum:", std::to_string(q.value("quorum", 0)) + (quorate ? " " : " Activity blocked"));
+    row("Flags:", quorate ? "Quorate " : "");
+    std::puts("\nMembership information\n----------------------");
+    std::printf("%10s %10s %s\n", "Nodeid", "Votes", "Name");
+    for (const auto& m : s["members"]) {
+        std::string name = m.value("address", std::string("?"));
+        if (m.value("local", false)) name += " (local)";
+        std::printf("%s %10d %s\n", hexid(m.value("node_id", 0ull)).c_str(), m.value("votes", 1), name.c_str());
+    }
+    std::puts("\nNode information\n----------------");
+    row("Cluster:", s.value("cluster", std::string("?")));
+    row("Node:", std::to_string(s.value("node_id", 0u)) + " (" + s.value("node_name", std::string("?")) + ")");
+    row("Transport:", s.value("transport", std::string("?")) + ", port " + std::to_string(s.value("port", 0)));
+    row("Ring state:", s.value("state", std::string("?")));
     std::puts("\nDatagrams\n---------");
     const auto& d = s["datagrams"];
     for (const char* k : {"sent", "received", "authenticated", "send_errors", "unroutable"}) {

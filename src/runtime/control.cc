@@ -86,9 +86,9 @@ public:
     void resume_reading() override {
         if (!paused_) return;
         paused_ = false;
-        if (grouped_ && !reading_) {
+        if (grouped_) {
             process_frames();
-            if (!paused_ && !closed_) read_frames();
+            read_frames();
         }
     }
     bool closed() const override { return closed_; }
@@ -165,7 +165,7 @@ private:
             parser_.feed(wire::ByteView(reinterpret_cast<const std::uint8_t*>(line_buf_.data()), line_buf_.size()));
             line_buf_.clear();
             process_frames();
-            if (!paused_ && !closed_) read_frames();
+            read_frames();
         } else if (!closed_) {
             read_line();
         }
@@ -177,7 +177,10 @@ private:
         push(wire::ByteView(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
     }
 
+    // At most one read in flight: resume_reading() may run inside the read handler's own
+    // process_frames() (a submit that made room), and both want to read on.
     void read_frames() {
+        if (reading_ || paused_ || closed_) return;
         reading_ = true;
         auto self = shared_from_this();
         socket_.async_read_some(asio::buffer(rx_), [this, self](std::error_code ec, std::size_t n) {
@@ -188,7 +191,7 @@ private:
             }
             parser_.feed(wire::ByteView(rx_.data(), n));
             process_frames();
-            if (!paused_ && !closed_) read_frames();
+            read_frames();
         });
     }
 

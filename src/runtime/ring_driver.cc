@@ -9,9 +9,10 @@ totem::Micros RingDriver::now() {
         std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch()).count());
 }
 
-RingDriver::RingDriver(asio::io_context& io, Transport& transport, totem::Config config, Callbacks callbacks)
-    : io_(io), transport_(transport), ring_(std::move(config)), callbacks_(std::move(callbacks)) {
-    for (auto& t : timers_) t = std::make_unique<asio::steady_timer>(io_);
+RingDriver::RingDriver(asio::io_context& io, Transport& transport, totem::Config config, totem::Durable* durable,
+                       Callbacks callbacks)
+    : transport_(transport), ring_(std::move(config), durable), callbacks_(std::move(callbacks)) {
+    for (auto& t : timers_) t = std::make_unique<asio::steady_timer>(io);
 }
 
 void RingDriver::start() {
@@ -31,7 +32,13 @@ totem::SubmitResult RingDriver::submit(wire::Bytes message, totem::Guarantee gua
     return r;
 }
 
-void RingDriver::on_timer(totem::TimerId id, Clock::time_point) {
+void RingDriver::leave() {
+    ring_.leave(now());
+    apply();
+    for (auto& t : timers_) t->cancel();
+}
+
+void RingDriver::on_timer(totem::TimerId id) {
     ring_.on_timer(id, now());
     apply();
 }
@@ -44,16 +51,19 @@ void RingDriver::apply() {
         auto& timer = *timers_[static_cast<std::size_t>(op.timer)];
         timer.cancel();
         if (!op.arm) continue;
-        auto at = Clock::time_point(std::chrono::microseconds(op.deadline));
-        timer.expires_at(at);
+        timer.expires_at(Clock::time_point(std::chrono::microseconds(op.deadline)));
         totem::TimerId id = op.timer;
-        timer.async_wait([this, id, at](std::error_code ec) {
-            if (!ec) on_timer(id, at);
+        // A fire that races a re-arm reaches the core, which ignores stale fires.
+        timer.async_wait([this, id](std::error_code ec) {
+            if (!ec) on_timer(id);
         });
     }
-    for (auto& d : fx.deliveries)
-        if (callbacks_.deliver) callbacks_.deliver(std::move(d));
+    for (auto& e : fx.events)
+        if (callbacks_.event) callbacks_.event(std::move(e));
     if (fx.watermark && callbacks_.watermark) callbacks_.watermark(*fx.watermark);
+    for (const auto& line : fx.log)
+        if (callbacks_.log) callbacks_.log(line);
+    if (callbacks_.progress) callbacks_.progress();
 }
 
 }  // namespace conclave::runtime

@@ -1,6 +1,7 @@
 // Drives the pure totem core from the protocol thread (DESIGN.md §3): datagrams from the
 // Transport and steady_timer fires go in as events with `now`; the effects come out and
-// are carried out here in order: sends first, then timers, then deliveries.
+// are carried out here in order: sends first, then timers, then deliveries and
+// configuration changes (one ordered stream: the EVS contract), then log lines.
 //
 // Time: microseconds of CLOCK_MONOTONIC (steady_clock), the clock the core's deadlines
 // are expressed in.
@@ -12,8 +13,10 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "runtime/transport.h"
+#include "totem/durable.h"
 #include "totem/effects.h"
 #include "totem/ring.h"
 
@@ -22,26 +25,30 @@ namespace conclave::runtime {
 class RingDriver {
 public:
     struct Callbacks {
-        std::function<void(totem::Delivery&&)> deliver;
+        std::function<void(totem::Event&&)> event;           // delivery or configuration change
         std::function<void(std::uint64_t)> watermark;
+        std::function<void(const std::string&)> log;          // membership transitions
+        std::function<void()> progress;                       // after every batch of effects
     };
 
-    RingDriver(asio::io_context& io, Transport& transport, totem::Config config, Callbacks callbacks);
+    RingDriver(asio::io_context& io, Transport& transport, totem::Config config, totem::Durable* durable,
+               Callbacks callbacks);
 
     void start();
     // An authenticated datagram's body from the transport.
     void on_packet(std::uint32_t sender, wire::ByteView body);
     totem::SubmitResult submit(wire::Bytes message, totem::Guarantee guarantee);
     void set_local_watermark(std::uint64_t value) { ring_.set_local_watermark(value); }
+    // Clean shutdown: the leave goes out at once; the others reform without waiting.
+    void leave();
 
     const totem::Ring& ring() const { return ring_; }
     static totem::Micros now();
 
 private:
     void apply();
-    void on_timer(totem::TimerId id, std::chrono::steady_clock::time_point expected);
+    void on_timer(totem::TimerId id);
 
-    asio::io_context& io_;
     Transport& transport_;
     totem::Ring ring_;
     Callbacks callbacks_;

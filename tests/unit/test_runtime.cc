@@ -213,11 +213,12 @@ TEST_CASE("ring driver: a fixed two-node ring orders messages over real UDP sock
         tc.members = {1, 2};
         tc.ring_id = {1, 4};
         m->driver = std::make_unique<runtime::RingDriver>(
-            io, *m->transport, tc,
-            runtime::RingDriver::Callbacks{[raw](totem::Delivery&& d) {
-                                               raw->got.emplace_back(d.payload.begin(), d.payload.end());
+            io, *m->transport, tc, nullptr,
+            runtime::RingDriver::Callbacks{[raw](totem::Event&& e) {
+                                               if (auto* d = std::get_if<totem::Delivery>(&e))
+                                                   raw->got.emplace_back(d->payload.begin(), d->payload.end());
                                            },
-                                           nullptr});
+                                           nullptr, nullptr, nullptr});
         return m;
     };
     auto a = make(1, pa, pb), b = make(2, pb, pa);
