@@ -17,18 +17,31 @@ using Micros = std::uint64_t;
 
 // Test-only switches that plant known bugs, so the simulator's checkers can be shown to
 // catch them (issue 3 item 4). Every field defaults to off; nothing but tests sets them.
+// Issue 4 adds one bug per EVS checker; "the bug node" is the node with `bug_node` set.
 struct TestHooks {
     bool skip_retransmit = false;       // never answer retransmit requests
     bool deliver_out_of_order = false;  // the highest node reverses the messages of a frame
     bool deliver_twice = false;         // the highest node delivers some messages twice
     bool deliver_safe_early = false;    // safe frames delivered as soon as agreed
+    // Membership / EVS bugs. Each acts only where bug_node is true.
+    bool bug_node = false;
+    bool skip_transitional = false;      // never delivers the transitional configuration
+    bool transitional_all_new = false;   // transitional configuration = all new members
+    bool drop_recovered = false;         // drops others' old-ring messages at a change
+    bool old_after_regular = false;      // delivers old-ring messages after the new regular
+    bool drop_queue_on_change = false;   // forgets its queued messages at a change
+    bool no_merge = false;               // never sends merge-detect, ignores foreign rings
 };
 
 struct Config {
     NodeId self = 0;
-    std::vector<NodeId> members;     // the fixed ring (any order; sorted by the core)
-    wire::totem::RingId ring_id{};   // rep must be the lowest member
-    Seq initial_seq = 0;             // first frame gets initial_seq + 1 (tests start near 2^32)
+    // Normal start: empty. The node GATHERs with whoever it hears and forms a ring (a
+    // singleton if nobody answers), as Totem does at start (Totem §4.3).
+    // Unit tests only: a fixed ring to start in OPERATIONAL right away (every member
+    // must be given the same list and ring id; rep = the lowest member).
+    std::vector<NodeId> members;
+    wire::totem::RingId ring_id{};
+    Seq initial_seq = 0;             // every ring's first frame gets initial_seq + 1
 
     std::size_t mtu = 1500;          // path MTU; frames stay within frame_budget(mtu)
 
@@ -51,6 +64,23 @@ struct Config {
     Micros hold_us = 10'000;              // how long an idle rep holds the token
     Micros hold_cancel_retry_us = 5'000;  // re-multicast hold-cancel while still waiting
     std::uint32_t idle_rotations_before_hold = 3;
+
+    // Membership (Totem §4; DESIGN.md §5 "faster failover"). Defaults: a dead node is
+    // excluded and the survivors operational in token_loss + consensus + a few round
+    // trips (~1.2 s), while a node paused for 500 ms (plus a held token and a rotation)
+    // never looks dead. None of them grows with the ring size: consensus ends as soon
+    // as every node still heard from agrees, instead of waiting out a timer sized for
+    // the largest ring (Corosync: token + 650 ms/node, consensus = 1.2 x token).
+    Micros token_loss_us = 1'000'000;     // no token for this long: form a new ring
+    Micros join_interval_us = 50'000;     // re-multicast the join while in GATHER
+    // Nodes that sent no join this long after GATHER began are failed; a second expiry
+    // without agreement fails every node that did not send a matching join (Totem §4.3).
+    Micros consensus_us = 200'000;
+    Micros merge_detect_us = 100'000;     // the rep's merge-detect period
+    // Others exclude a node that kept the token's aru stuck for this many rotations
+    // while frames above it existed (Totem §4.1 "failure to receive").
+    std::uint32_t fail_to_receive_rotations = 50;
+    // submit() while not OPERATIONAL queues into the same bounded send queue.
 
     TestHooks test_hooks{};
 };

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <variant>
 #include <vector>
 
 #include "totem/config.h"
@@ -16,11 +18,15 @@ namespace conclave::totem {
 enum class Guarantee : std::uint8_t { agreed = 0, safe = 1 };
 
 enum class TimerId : std::uint8_t {
-    token_retransmit = 0,  // resend the last forwarded token
-    token_hold = 1,        // release a held token
+    token_retransmit = 0,  // resend the last forwarded token (or commit token)
+    token_hold = 1,        // release a held token (a singleton ring's next visit too)
     hold_cancel_retry = 2, // re-multicast a hold-cancel
+    token_loss = 3,        // no token for token_loss_us: form a new ring
+    join = 4,              // re-multicast the join (GATHER)
+    consensus = 5,         // fail the nodes that did not answer (GATHER)
+    merge_detect = 6,      // the rep multicasts a merge-detect
 };
-inline constexpr int kTimerCount = 3;
+inline constexpr int kTimerCount = 7;
 
 struct Unicast {
     NodeId to = 0;
@@ -41,15 +47,36 @@ struct Delivery {
     wire::Bytes payload;
 };
 
+// A configuration change (Extended Virtual Synchrony, Moser et al. ICDCS'94; DESIGN.md
+// §5). At every change a node delivers, in this order: the old ring's messages that are
+// still deliverable in the old regular configuration, a TRANSITIONAL configuration
+// (members of the new ring that come from the same old ring), the remaining old-ring
+// messages of transitional members, then the REGULAR configuration of the new ring.
+struct ConfigChange {
+    enum class Kind : std::uint8_t { transitional = 0, regular = 1 };
+    Kind kind = Kind::regular;
+    wire::totem::RingId ring_id;   // the new ring's id (for both kinds)
+    std::vector<NodeId> members;   // ascending
+    std::vector<NodeId> left;      // transitional: old members not in it
+    std::vector<NodeId> joined;    // regular: new members not in the transitional one
+};
+
+// Deliveries and configuration changes in one stream: their relative order is the EVS
+// contract.
+using Event = std::variant<Delivery, ConfigChange>;
+
 struct Effects {
     std::vector<Unicast> unicasts;
-    std::vector<wire::Bytes> multicasts;  // to every other member
+    // To every node that may hear us: all configured nodes, not only ring members (joins,
+    // merge-detect and foreign frames are how separate rings find each other).
+    std::vector<wire::Bytes> multicasts;
     std::vector<TimerOp> timers;
-    std::vector<Delivery> deliveries;     // in total order
+    std::vector<Event> events;            // deliveries and configuration changes, in order
     std::optional<std::uint64_t> watermark;  // the ring watermark changed to this value
+    std::vector<std::string> log;         // membership transitions, for the daemon's log
     bool empty() const {
-        return unicasts.empty() && multicasts.empty() && timers.empty() && deliveries.empty() &&
-               !watermark;
+        return unicasts.empty() && multicasts.empty() && timers.empty() && events.empty() &&
+               !watermark && log.empty();
     }
 };
 

@@ -31,6 +31,23 @@ std::uint32_t SendQueue::frames_needed() const {
     return static_cast<std::uint32_t>(std::max<std::size_t>(n, 1));
 }
 
+void SendQueue::rewind_partial() {
+    if (queue_.empty()) return;
+    Pending& p = queue_.front();
+    queued_bytes_ += p.sent;
+    p.sent = 0;
+}
+
+void SendQueue::set_first_msg_id(std::uint64_t first) {
+    CONCLAVE_CHECK(queue_.empty() && next_msg_id_ == 1 && first > 0);
+    next_msg_id_ = first;
+}
+
+void SendQueue::clear_for_test() {
+    queue_.clear();
+    queued_bytes_ = 0;
+}
+
 wt::McastFrame SendQueue::next_frame() {
     CONCLAVE_CHECK(!queue_.empty());
     wt::McastFrame f;

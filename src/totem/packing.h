@@ -48,6 +48,16 @@ public:
     // Frames needed to send everything queued: this node's backlog for flow control.
     std::uint32_t frames_needed() const;
 
+    // A configuration change interrupted the message being cut (some fragments went out
+    // on the old ring, nobody can complete it there): start it over on the next ring,
+    // same msg_id. Whole messages already sent are not touched.
+    void rewind_partial();
+    // Test hook only (drop_queue_on_change): forget everything queued.
+    void clear_for_test();
+    // Message ids continue from `first` (REQUIRES: nothing was ever queued). The core
+    // derives it from the durable ring seq so ids stay unique across restarts.
+    void set_first_msg_id(std::uint64_t first);
+
     // Cuts the next frame: fills chunks, first_msg_id and the safe flag.
     // REQUIRES: !empty().
     wire::totem::McastFrame next_frame();

@@ -20,22 +20,31 @@ void ReceiveWindow::check_invariants() const {
     CONCLAVE_CHECK(seq_le(aru_, high_));
 }
 
-void ReceiveWindow::note_high(Seq seq) {
+void ReceiveWindow::note_high(Seq seq) { extend(seq, true); }
+
+void ReceiveWindow::extend(Seq seq, bool bounded) {
     if (!seq_gt(seq, high_)) return;
     // Never grow past max_window slots: such frames are re-requested later.
     const Seq limit = base_ + max_window_ - 1;
-    const Seq target = seq_min(seq, limit);
+    const Seq target = bounded ? seq_min(seq, limit) : seq;
     while (seq_lt(high_, target)) {
         slots_.emplace_back();
         ++high_;
     }
 }
 
-ReceiveWindow::Store ReceiveWindow::store(wt::McastFrame frame) {
+ReceiveWindow::Store ReceiveWindow::store(wt::McastFrame frame) { return store_impl(std::move(frame), true); }
+
+ReceiveWindow::Store ReceiveWindow::store_recovered(wt::McastFrame frame) {
+    return store_impl(std::move(frame), false);
+}
+
+ReceiveWindow::Store ReceiveWindow::store_impl(wt::McastFrame frame, bool bounded) {
     const Seq s = frame.seq;
     if (seq_lt(s, base_)) return Store::too_old;
-    if (seq_diff(base_, s) >= static_cast<std::int32_t>(max_window_)) return Store::too_far;
-    note_high(s);
+    if (bounded && seq_diff(base_, s) >= static_cast<std::int32_t>(max_window_)) return Store::too_far;
+    if (!bounded && seq_diff(base_, s) >= (1 << 30)) return Store::too_far;
+    extend(s, bounded);
     Slot& sl = slot(s);
     if (sl.frame) return Store::duplicate;
     sl.frame = std::move(frame);
@@ -67,12 +76,24 @@ void ReceiveWindow::collect_missing(std::uint32_t threshold, std::size_t max, st
     }
 }
 
+std::vector<wt::McastFrame> ReceiveWindow::frames_above(Seq low) const {
+    std::vector<wt::McastFrame> out;
+    for (Seq s = seq_max(low + 1, base_); seq_le(s, high_); ++s)
+        if (slot(s).frame) out.push_back(*slot(s).frame);
+    return out;
+}
+
 std::uint32_t ReceiveWindow::deliver(Reassembler& reassembler, bool ignore_safe,
-                                     std::vector<Delivery>& out) {
+                                     std::vector<Delivery>& out, bool recovering) {
     std::uint32_t inconsistent = 0;
     while (seq_lt(delivered_, aru_)) {
         const Seq next = delivered_ + 1;
         const wt::McastFrame& f = *slot(next).frame;
+        if (f.flags & wt::kFrameEncapsulated) {  // consumed by recovery, not delivered
+            delivered_ = next;
+            continue;
+        }
+        if (recovering) break;
         if ((f.flags & wt::kFrameSafe) && !ignore_safe &&
             !(safe_point_ && seq_le(next, *safe_point_)))
             break;  // EVS: a safe frame blocks everything behind it

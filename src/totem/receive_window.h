@@ -32,6 +32,9 @@ public:
 
     enum class Store : std::uint8_t { stored, duplicate, too_old, too_far };
     Store store(wire::totem::McastFrame frame);
+    // RECOVERY: an old-ring frame re-sent by another member. Not bounded by max_window
+    // (the old ring's flow control already bounded what exists).
+    Store store_recovered(wire::totem::McastFrame frame);
 
     // token.seq says frames up to `seq` exist; extends the window (within max_window).
     void note_high(Seq seq);
@@ -46,7 +49,14 @@ public:
 
     // Delivers every frame that may go now, in seq order, through the reassembler.
     // Returns the number of frames the reassembler found inconsistent.
-    std::uint32_t deliver(Reassembler& reassembler, bool ignore_safe, std::vector<Delivery>& out);
+    // Encapsulated (recovery) frames are never given to the reassembler; while
+    // `recovering`, delivery passes over them only and stops at the first ordinary frame
+    // (new-ring messages wait for the regular configuration, EVS).
+    std::uint32_t deliver(Reassembler& reassembler, bool ignore_safe, std::vector<Delivery>& out,
+                          bool recovering = false);
+
+    // Frames held with seq > `low`, ascending (RECOVERY re-sends them).
+    std::vector<wire::totem::McastFrame> frames_above(Seq low) const;
 
     // Frees the retransmit store up to min(safe point, delivered).
     void free_stable();
@@ -65,6 +75,8 @@ private:
         std::optional<wire::totem::McastFrame> frame;
         std::uint32_t miss_count = 0;
     };
+    Store store_impl(wire::totem::McastFrame frame, bool bounded);
+    void extend(Seq seq, bool bounded);
     Slot& slot(Seq s) { return slots_[static_cast<std::size_t>(seq_diff(base_, s))]; }
     const Slot& slot(Seq s) const { return slots_[static_cast<std::size_t>(seq_diff(base_, s))]; }
     void check_invariants() const;

@@ -1,6 +1,8 @@
+// Ring: construction, packet dispatch by state, timers, submit, leave.
 #include "totem/ring.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "totem/check.h"
 
@@ -8,49 +10,112 @@ namespace conclave::totem {
 
 namespace wt = wire::totem;
 
+const char* state_name(State s) {
+    switch (s) {
+        case State::gather: return "gather";
+        case State::commit: return "commit";
+        case State::recovery: return "recovery";
+        case State::operational: return "operational";
+        case State::left: return "left";
+    }
+    return "?";
+}
+
+std::size_t max_members_for_budget(std::size_t budget) {
+    std::size_t n = wt::kMaxMembers;
+    while (n > 1 && wt::commit_token_size(n) > budget) --n;
+    return n;
+}
+
 std::string validate(const Config& c) {
-    if (c.members.size() < 2) return "a ring needs at least 2 members";
-    std::vector<NodeId> m = c.members;
-    std::sort(m.begin(), m.end());
-    if (std::adjacent_find(m.begin(), m.end()) != m.end()) return "duplicate member id";
-    if (m.front() == 0) return "node id 0 is reserved";
-    if (!std::binary_search(m.begin(), m.end(), c.self)) return "self is not a member";
-    if (c.ring_id.rep != m.front()) return "ring id rep must be the lowest member";
+    if (c.self == 0) return "node id 0 is reserved";
+    if (!c.members.empty()) {
+        if (c.members.size() < 2) return "a fixed ring needs at least 2 members";
+        std::vector<NodeId> m = c.members;
+        std::sort(m.begin(), m.end());
+        if (std::adjacent_find(m.begin(), m.end()) != m.end()) return "duplicate member id";
+        if (m.front() == 0) return "node id 0 is reserved";
+        if (!std::binary_search(m.begin(), m.end(), c.self)) return "self is not a member";
+        if (c.ring_id.rep != m.front()) return "ring id rep must be the lowest member";
+    }
     const std::size_t budget = wt::frame_budget(c.mtu);
-    if (budget < wt::kMaxTokenSize || budget < wt::kMcastFixedSize + wt::kChunkHeaderSize + 64)
-        return "mtu too small for the token and a frame";
+    if (budget < wt::kMaxTokenSize ||
+        budget < wt::kMcastFixedSize + wt::kEncapsulationOverhead + wt::kChunkHeaderSize + 64 ||
+        budget < wt::commit_token_size(8))
+        return "mtu too small for the token, a frame and an 8-member commit token";
     if (c.window_size == 0 || c.max_messages == 0) return "window_size and max_messages must be > 0";
     if (c.max_window < 2 * c.window_size + 2 || c.max_window > (1u << 30))
         return "max_window must be in [2 * window_size + 2, 2^30]";
     if (c.send_queue_messages == 0) return "send_queue_messages must be > 0";
-    if (c.token_retransmit_us == 0 || c.hold_us == 0 || c.hold_cancel_retry_us == 0)
+    if (c.token_retransmit_us == 0 || c.hold_us == 0 || c.hold_cancel_retry_us == 0 ||
+        c.join_interval_us == 0 || c.consensus_us == 0 || c.merge_detect_us == 0)
         return "timer intervals must be > 0";
+    if (c.token_loss_us <= c.token_retransmit_us || c.token_loss_us <= c.hold_us)
+        return "token_loss_us must exceed token_retransmit_us and hold_us";
+    if (c.consensus_us < c.join_interval_us) return "consensus_us must be >= join_interval_us";
     if (c.idle_rotations_before_hold == 0) return "idle_rotations_before_hold must be > 0";
+    if (c.fail_to_receive_rotations == 0) return "fail_to_receive_rotations must be > 0";
     return {};
 }
 
-namespace {
-Config normalized(Config c) {
-    std::sort(c.members.begin(), c.members.end());
-    return c;
-}
-}  // namespace
-
-Ring::Ring(Config config)
-    : config_(normalized(std::move(config))),
-      window_(config_.initial_seq, config_.max_window),
-      queue_(wt::frame_budget(config_.mtu) - wt::kMcastFixedSize, config_.send_queue_bytes,
-             config_.send_queue_messages),
-      flow_(config_.window_size, config_.max_messages) {
-    CONCLAVE_CHECK(validate(config_).empty());
+RingInstance::RingInstance(wt::RingId id_, NodeSet members_, NodeId self, const Config& c)
+    : id(id_),
+      members(std::move(members_)),
+      window(c.initial_seq, c.max_window),
+      flow(c.window_size, c.max_messages),
+      rep_last_seq(c.initial_seq) {
+    CONCLAVE_CHECK(!members.empty() && std::is_sorted(members.begin(), members.end()));
+    CONCLAVE_CHECK(is_member(self) && id.rep == members.front());
     // Ring order is ascending node id, wrapping from the highest to the lowest (Totem §3).
-    auto it = std::upper_bound(config_.members.begin(), config_.members.end(), config_.self);
-    successor_ = it == config_.members.end() ? config_.members.front() : *it;
-    rep_last_seq_ = config_.initial_seq;
+    auto it = std::upper_bound(members.begin(), members.end(), self);
+    successor = it == members.end() ? members.front() : *it;
 }
 
-bool Ring::is_member(NodeId n) const {
-    return std::binary_search(config_.members.begin(), config_.members.end(), n);
+Ring::Ring(Config config, Durable* durable)
+    : config_(std::move(config)),
+      durable_(durable ? durable : &own_durable_),
+      queue_(wt::frame_budget(config_.mtu) - wt::kMcastFixedSize - wt::kEncapsulationOverhead,
+             config_.send_queue_bytes, config_.send_queue_messages) {
+    CONCLAVE_CHECK(validate(config_).empty());
+    std::sort(config_.members.begin(), config_.members.end());
+    // Bumped at every start (reference/corosync.md §1.5): a restarted node never reuses
+    // a ring id, even one it stored just before crashing.
+    highest_ring_seq_ = durable_->load_ring_seq() + 1;
+    durable_->store_ring_seq(highest_ring_seq_);
+    // Message ids unique across restarts: the start's seq in the high half.
+    if (config_.members.empty()) queue_.set_first_msg_id((highest_ring_seq_ << 32) + 1);
+    if (!config_.members.empty()) {
+        installed_ = std::make_unique<RingInstance>(config_.ring_id, config_.members, config_.self, config_);
+        highest_ring_seq_ = std::max(highest_ring_seq_, config_.ring_id.seq);
+        state_ = State::operational;
+    }
+}
+
+const NodeSet& Ring::members() const {
+    static const NodeSet none;
+    return installed_ ? installed_->members : none;
+}
+
+const ReceiveWindow& Ring::window() const {
+    CONCLAVE_CHECK(installed_ != nullptr);
+    return installed_->window;
+}
+
+bool Ring::quiescent() const {
+    if (state_ != State::operational || !queue_.empty()) return false;
+    const ReceiveWindow& w = installed_->window;
+    return w.delivered() == w.high() && w.my_aru() == w.high();
+}
+
+// The issue-3 hooks act on the highest member of the installed ring.
+bool Ring::is_bug_node() const {
+    return installed_ && config_.self == installed_->members.back() && installed_->members.size() > 1;
+}
+
+RingInstance* Ring::active() {
+    if (state_ == State::operational) return installed_.get();
+    if (state_ == State::recovery) return forming_.get();
+    return nullptr;
 }
 
 Effects Ring::take_effects() {
@@ -73,16 +138,21 @@ void Ring::cancel(TimerId timer) {
     effects_.timers.push_back(TimerOp{timer, false, 0});
 }
 
+void Ring::cancel_all_timers() {
+    for (int i = 0; i < kTimerCount; ++i) cancel(static_cast<TimerId>(i));
+}
+
 void Ring::start(Micros now) {
-    if (config_.self != rep()) return;
-    // The first token (Totem §3; Corosync orf_token_send_initial): nothing sent yet.
-    wt::Token t;
-    t.header = {config_.ring_id, config_.self};
-    t.token_seq = 0;
-    t.seq = config_.initial_seq;
-    t.aru = config_.initial_seq;
-    t.aru_id = 0;
-    accept_token(std::move(t), now);
+    CONCLAVE_CHECK(!started_);
+    started_ = true;
+    if (installed_) {
+        if (config_.self == installed_->rep()) originate_token(*installed_, now);
+        arm(TimerId::token_loss, now + config_.token_loss_us);
+        return;
+    }
+    gather_.proc = {config_.self};
+    gather_.wait_for_others = true;
+    enter_gather("starting: looking for a ring to join", now);
 }
 
 void Ring::on_packet(NodeId from, wire::ByteView bytes, Micros now) {
@@ -91,247 +161,127 @@ void Ring::on_packet(NodeId from, wire::ByteView bytes, Micros now) {
         ++stats_.malformed;
         return;
     }
-    const wt::Header& h = std::visit([](const auto& p) -> const wt::Header& { return p.header; },
-                                     r.packet);
-    if (h.sender != from || !is_member(from) || from == config_.self) {
+    const wt::Header& h = wt::header_of(r.packet);
+    if (h.sender != from || from == config_.self || from == 0) {
         ++stats_.not_member;
         return;
     }
-    if (!(h.ring_id == config_.ring_id)) {
-        // A foreign ring: the membership protocol (next issue) enters GATHER here.
-        ++stats_.foreign_ring;
-        return;
-    }
-    if (auto* t = std::get_if<wt::Token>(&r.packet)) {
-        on_token(std::move(*t), now);
-    } else if (auto* f = std::get_if<wt::McastFrame>(&r.packet)) {
-        on_mcast(std::move(*f));
+    last_heard_[from] = now;
+    if (state_ == State::left || !started_) return;
+    if (auto* j = std::get_if<wt::Join>(&r.packet)) {
+        on_join(from, *j, now);
+    } else if (auto* c = std::get_if<wt::CommitToken>(&r.packet)) {
+        on_commit_token(std::move(*c), now);
+    } else if (std::holds_alternative<wt::Leave>(r.packet)) {
+        on_leave(from, now);
+    } else if (std::holds_alternative<wt::MergeDetect>(r.packet)) {
+        const wt::RingId mine = installed_ ? installed_->id : wt::RingId{};
+        if (!(h.ring_id == mine)) on_foreign(from, h.ring_id, "merge-detect", now);
     } else {
-        // Hold-cancel: only the holder acts on it.
-        if (held_) release_held_token(now);
+        on_ring_packet(from, r.packet, now);
     }
 }
 
-void Ring::on_token(wt::Token token, Micros now) {
-    // Duplicate detection by token_seq (Totem §3.1): a retransmitted copy of a token
-    // already processed is dropped. The held token counts as processed.
-    if (last_token_seq_ && !seq_gt(token.token_seq, *last_token_seq_)) {
-        ++stats_.duplicate_tokens;
-        return;
-    }
-    accept_token(std::move(token), now);
-}
-
-void Ring::accept_token(wt::Token t, Micros now) {
-    last_token_seq_ = t.token_seq;
-    // The token came round: the copy I forwarded last time obviously arrived.
-    cancel(TimerId::token_retransmit);
-    last_sent_token_.clear();
-    last_sent_seq_.reset();
-    if (waiting_for_token_) {
-        waiting_for_token_ = false;
-        cancel(TimerId::hold_cancel_retry);
-    }
-
-    window_.note_high(t.seq);
-    window_.on_token_aru(t.aru);
-
-    // Watermark (DESIGN.md §6.3): the rep closes one rotation's running min and opens the
-    // next; everyone else folds in its value. The ring value is thus the min over one
-    // full rotation, a valid lower bound as long as local values never decrease.
-    if (config_.self == rep()) {
-        t.watermark_ring = t.watermark_partial;
-        t.watermark_partial = local_watermark_;
-    } else {
-        t.watermark_partial = std::min(t.watermark_partial, local_watermark_);
-    }
-    if (t.watermark_ring != ring_watermark_) {
-        ring_watermark_ = t.watermark_ring;
-        effects_.watermark = ring_watermark_;
-    }
-
-    // Idleness, counted by the rep once per rotation: no new frame, no pending request,
-    // everything received everywhere, nothing queued anywhere.
-    if (config_.self == rep()) {
-        const bool idle = t.seq == rep_last_seq_ && t.rtr.empty() && t.aru == t.seq && t.backlog == 0;
-        t.idle_rotations = idle ? t.idle_rotations + 1 : 0;
-        rep_last_seq_ = t.seq;
-    }
-    last_seen_idle_ = t.idle_rotations;
-
-    visit(std::move(t), now, /*may_hold=*/true);
-    // Deliver after forwarding, to keep the token moving (Corosync does the same).
-    deliver();
-    window_.free_stable();
-}
-
-void Ring::multicast_frame(const wt::McastFrame& frame) {
-    wire::Bytes bytes;
-    wt::encode(frame, bytes);
-    CONCLAVE_CHECK(bytes.size() <= frame_budget());
-    effects_.multicasts.push_back(std::move(bytes));
-}
-
-void Ring::visit(wt::Token t, Micros now, bool may_hold) {
-    const std::uint32_t allowed = flow_.allowance(t.fcc, t.backlog, queue_.frames_needed());
-    std::uint32_t sent = 0;
-
-    // 1. Retransmissions first (Totem §8): answer every request I can, within allowance.
-    std::vector<Seq> rtr;
-    rtr.reserve(t.rtr.size());
-    for (Seq s : t.rtr) {
-        const wt::McastFrame* f = window_.find(s);
-        if (f && sent < allowed && !config_.test_hooks.skip_retransmit) {
-            wt::McastFrame copy = *f;
-            copy.header.sender = config_.self;  // originator and seq stay as they were
-            multicast_frame(copy);
-            ++sent;
-            ++stats_.retransmits_sent;
-            continue;
+// Token, frame or hold-cancel: belongs to the active ring, to the old ring, or to a
+// ring we do not know (Totem §4.1: a foreign ring id starts the membership protocol).
+void Ring::on_ring_packet(NodeId from, wt::Packet& p, Micros now) {
+    const wt::Header& h = wt::header_of(p);
+    RingInstance* r = active();
+    if (r && h.ring_id == r->id) {
+        if (!r->is_member(from)) {
+            ++stats_.not_member;
+            return;
         }
-        // A seq below my store was covered by the safe point: every member has it.
-        if (seq_ge(s, window_.base())) rtr.push_back(s);
-    }
-
-    // 2. New frames, each taking seq = ++token.seq (Totem §3.1). Never run further than
-    // max_window ahead of my own store (Corosync fcc_rtr_limit), so every receiver's
-    // window stays bounded and seqs stay far inside the 2^31 comparison range.
-    const std::uint32_t span = window_.span_to(t.seq);
-    const std::uint32_t headroom =
-        span + config_.window_size < config_.max_window ? config_.max_window - config_.window_size - span : 0;
-    std::uint32_t fresh = 0;
-    while (sent < allowed && fresh < headroom && !queue_.empty()) {
-        wt::McastFrame f = queue_.next_frame();
-        f.header = {config_.ring_id, config_.self};
-        f.originator = config_.self;
-        f.seq = ++t.seq;
-        multicast_frame(f);
-        const auto stored = window_.store(std::move(f));
-        CONCLAVE_CHECK(stored == ReceiveWindow::Store::stored);
-        ++sent;
-        ++fresh;
-        ++stats_.frames_sent;
-    }
-
-    // 3. Ask for what I miss (Totem §3.2), after `miss_count` visits so frames still in
-    // flight are not requested; the list stays sorted, unique and bounded.
-    window_.note_high(t.seq);
-    std::vector<Seq> missing;
-    window_.collect_missing(config_.miss_count, wt::kMaxRtrEntries, missing);
-    rtr.insert(rtr.end(), missing.begin(), missing.end());
-    const Seq origin = window_.base();
-    std::sort(rtr.begin(), rtr.end(), [origin](Seq a, Seq b) { return seq_diff(origin, a) < seq_diff(origin, b); });
-    rtr.erase(std::unique(rtr.begin(), rtr.end()), rtr.end());
-    if (rtr.size() > wt::kMaxRtrEntries) rtr.resize(wt::kMaxRtrEntries);
-    t.rtr = std::move(rtr);
-
-    // 4. aru (Totem §3.2): lower it to mine if mine is lower; raise it only if I set it
-    // last or nobody did. aru_id = 0 once aru caught up with seq.
-    const Seq mine = window_.my_aru();
-    if (seq_lt(mine, t.aru) || t.aru_id == config_.self || t.aru_id == 0) {
-        t.aru = mine;
-        t.aru_id = t.aru == t.seq ? 0 : config_.self;
-    }
-
-    // 5. Flow control: replace my contribution to fcc and backlog.
-    flow_.update_token(t.fcc, t.backlog, sent, queue_.frames_needed());
-
-    // 6. Token hold on an idle ring (Corosync deviation, kept: idle CPU near zero).
-    if (may_hold && config_.self == rep() && t.idle_rotations >= config_.idle_rotations_before_hold &&
-        queue_.empty() && t.rtr.empty() && sent == 0) {
-        ++stats_.tokens_held;
-        held_ = std::move(t);
-        arm(TimerId::token_hold, now + config_.hold_us);
+        if (auto* t = std::get_if<wt::Token>(&p)) {
+            on_token(*r, std::move(*t), now);
+        } else if (auto* f = std::get_if<wt::McastFrame>(&p)) {
+            on_mcast(*r, std::move(*f), now);
+        } else if (r->held) {
+            release_held_token(*r, now);  // hold-cancel: only the holder acts on it
+        }
         return;
     }
-    forward(std::move(t), now);
-}
-
-void Ring::forward(wt::Token t, Micros now) {
-    t.header = {config_.ring_id, config_.self};
-    t.token_seq = *last_token_seq_ + 1;
-    last_sent_token_.clear();
-    wt::encode(t, last_sent_token_);
-    CONCLAVE_CHECK(last_sent_token_.size() <= frame_budget());
-    last_sent_seq_ = t.seq;
-    effects_.unicasts.push_back(Unicast{successor_, last_sent_token_});
-    // Token loss downstream (Totem §3.1): resend until a sign the successor got it.
-    arm(TimerId::token_retransmit, now + config_.token_retransmit_us);
-}
-
-void Ring::release_held_token(Micros now) {
-    CONCLAVE_CHECK(held_.has_value());
-    wt::Token t = std::move(*held_);
-    held_.reset();
-    cancel(TimerId::token_hold);
-    visit(std::move(t), now, /*may_hold=*/false);
-    deliver();
-    window_.free_stable();
-}
-
-void Ring::on_mcast(wt::McastFrame frame) {
-    // A newer frame multicast by my successor proves it holds a token newer than the one
-    // I forwarded: stop retransmitting the token.
-    if (frame.header.sender == successor_ && last_sent_seq_ && seq_gt(frame.seq, *last_sent_seq_)) {
-        cancel(TimerId::token_retransmit);
-        last_sent_token_.clear();
-        last_sent_seq_.reset();
+    if (installed_ && h.ring_id == installed_->id) {
+        // The old ring while forming a new one. In GATHER its frames are still
+        // received (and delivered if they may be); from COMMIT on the old ring is frozen,
+        // so that the set re-sent in RECOVERY is the set each member holds.
+        auto* f = std::get_if<wt::McastFrame>(&p);
+        if (state_ == State::gather && f && installed_->is_member(from) &&
+            !(f->flags & wt::kFrameEncapsulated)) {
+            if (installed_->window.store(std::move(*f)) == ReceiveWindow::Store::stored) deliver(*installed_);
+        } else {
+            ++stats_.stale;
+        }
+        return;
     }
-    switch (window_.store(std::move(frame))) {
-        case ReceiveWindow::Store::stored:
-            deliver();
-            break;
-        case ReceiveWindow::Store::too_far:
-            ++stats_.frames_too_far;
-            break;
-        default:
-            ++stats_.duplicate_frames;
-            break;
-    }
+    if (forming_ && h.ring_id == forming_->id) return;  // COMMIT: the new ring's first packets
+    const char* what = std::holds_alternative<wt::Token>(p) ? "token" : std::holds_alternative<wt::McastFrame>(p) ? "frame" : "hold-cancel";
+    on_foreign(from, h.ring_id, what, now);
 }
 
 void Ring::on_timer(TimerId timer, Micros now) {
     const auto i = static_cast<std::size_t>(timer);
     if (!timer_armed_[i] || now < timer_deadline_[i]) return;
     timer_armed_[i] = false;
+    if (state_ == State::left) return;
+    RingInstance* r = active();
     switch (timer) {
-        case TimerId::token_retransmit:
-            if (!last_sent_token_.empty()) {
+        case TimerId::token_retransmit: {
+            RingInstance* t = r ? r : forming_.get();  // COMMIT resends the commit token
+            if (t && !t->last_sent_token.empty()) {
                 ++stats_.token_retransmits;
-                effects_.unicasts.push_back(Unicast{successor_, last_sent_token_});
+                effects_.unicasts.push_back(Unicast{t->successor, t->last_sent_token});
                 arm(TimerId::token_retransmit, now + config_.token_retransmit_us);
             }
-            // The membership protocol adds the token-loss timeout beside this one.
             break;
+        }
         case TimerId::token_hold:
-            if (held_) release_held_token(now);
+            if (r && r->held) release_held_token(*r, now);
             break;
         case TimerId::hold_cancel_retry:
-            if (waiting_for_token_ && !queue_.empty()) send_hold_cancel(now);
+            if (state_ == State::operational && waiting_for_token_ && !queue_.empty()) send_hold_cancel(now);
+            break;
+        case TimerId::token_loss: {
+            ++stats_.token_losses;
+            char b[96];
+            std::snprintf(b, sizeof b, "token lost after %llu ms in %s, forming a new ring",
+                          static_cast<unsigned long long>(config_.token_loss_us / 1000), state_name(state_));
+            if (state_ != State::gather) enter_gather(b, now);
+            break;
+        }
+        case TimerId::join:
+            if (state_ == State::gather) {
+                send_join(now);
+                arm(TimerId::join, now + config_.join_interval_us);
+            }
+            break;
+        case TimerId::consensus:
+            if (state_ == State::gather) on_consensus_timeout(now);
+            break;
+        case TimerId::merge_detect:
+            if (state_ == State::operational && installed_->rep() == config_.self) {
+                if (!config_.test_hooks.no_merge) {
+                    wire::Bytes b;
+                    wt::encode(wt::MergeDetect{{installed_->id, config_.self}}, b);
+                    multicast(std::move(b));
+                    ++stats_.merge_detects_sent;
+                }
+                arm(TimerId::merge_detect, now + config_.merge_detect_us);
+            }
             break;
     }
-}
-
-void Ring::send_hold_cancel(Micros now) {
-    wt::HoldCancel h{{config_.ring_id, config_.self}};
-    wire::Bytes bytes;
-    wt::encode(h, bytes);
-    effects_.multicasts.push_back(std::move(bytes));
-    ++stats_.hold_cancels_sent;
-    waiting_for_token_ = true;
-    // Hold-cancels can be lost too; keep asking until the token shows up.
-    arm(TimerId::hold_cancel_retry, now + config_.hold_cancel_retry_us);
 }
 
 SubmitResult Ring::submit(wire::Bytes message, Guarantee guarantee, Micros now) {
     const bool was_empty = queue_.empty();
     SubmitResult r = queue_.push(std::move(message), guarantee);
-    if (r.status != SubmitStatus::ok) return r;
-    if (held_) {
-        // I am the rep holding the idle token: send right away.
-        release_held_token(now);
-    } else if (was_empty && !waiting_for_token_ && config_.self != rep() &&
-               last_seen_idle_ + 1 >= config_.idle_rotations_before_hold) {
+    if (r.status != SubmitStatus::ok || state_ != State::operational) return r;
+    RingInstance& ring = *installed_;
+    if (ring.held) {
+        // I am the rep holding the idle token (or a singleton ring): send right away.
+        release_held_token(ring, now);
+    } else if (was_empty && !waiting_for_token_ && config_.self != ring.rep() &&
+               ring.last_seen_idle + 1 >= config_.idle_rotations_before_hold) {
         // The ring looked idle at my last visit, so the rep may be holding the token: a
         // new message must not wait for the hold timer (DESIGN.md §5 idle ring).
         send_hold_cancel(now);
@@ -339,19 +289,18 @@ SubmitResult Ring::submit(wire::Bytes message, Guarantee guarantee, Micros now) 
     return r;
 }
 
-void Ring::deliver() {
-    const std::size_t first = effects_.deliveries.size();
-    stats_.inconsistent_frames +=
-        window_.deliver(reassembler_, config_.test_hooks.deliver_safe_early, effects_.deliveries);
-    auto& d = effects_.deliveries;
-    if (is_bug_node() && config_.test_hooks.deliver_out_of_order && d.size() - first >= 2)
-        std::reverse(d.begin() + static_cast<std::ptrdiff_t>(first), d.end());
-    if (is_bug_node() && config_.test_hooks.deliver_twice) {
-        const std::size_t end = d.size();
-        for (std::size_t i = first; i < end; ++i)
-            if ((delivered_messages_ + (i - first)) % 8 == 3) d.push_back(d[i]);
-    }
-    delivered_messages_ += d.size() - first;
+void Ring::leave(Micros now) {
+    (void)now;
+    if (state_ == State::left) return;
+    const wt::RingId id = installed_ ? installed_->id : wt::RingId{};
+    wire::Bytes b;
+    wt::encode(wt::Leave{{id, config_.self}}, b);
+    // Twice: a lost leave costs the others a token-loss timeout.
+    multicast(b);
+    multicast(std::move(b));
+    cancel_all_timers();
+    state_ = State::left;
+    log("leaving the ring (clean shutdown)");
 }
 
 }  // namespace conclave::totem

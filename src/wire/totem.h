@@ -1,4 +1,5 @@
-// The ring protocol's packet bodies: token, multicast frame, hold-cancel.
+// The ring protocol's packet bodies: token, multicast frame, hold-cancel, and the
+// membership packets (join, commit token, merge-detect, leave; Totem TOCS'95 §4).
 //
 // These bytes are what the crypto layer seals (DESIGN.md §4): this codec never sees the
 // clear datagram header or the tag. Format: a common header, then a type-specific body;
@@ -41,7 +42,19 @@ inline constexpr std::uint32_t kMaxRtrEntries = 64;
 // Chunks a frame may carry (a frame of 0-byte messages is the worst case).
 inline constexpr std::uint32_t kMaxChunks = 1024;
 
-enum class PacketType : std::uint8_t { token = 1, mcast = 2, hold_cancel = 3 };
+// Members a ring may have; bounds join and commit token sizes (the core further limits
+// membership to what fits its MTU, see max_members_for_budget).
+inline constexpr std::uint32_t kMaxMembers = 64;
+
+enum class PacketType : std::uint8_t {
+    token = 1,
+    mcast = 2,
+    hold_cancel = 3,
+    join = 4,
+    commit_token = 5,
+    merge_detect = 6,
+    leave = 7,
+};
 
 struct RingId {
     std::uint32_t rep = 0;  // representative: lowest node id of the ring
@@ -68,11 +81,18 @@ struct Token {
     std::uint32_t idle_rotations = 0;  // rotations with nothing new (token hold)
     std::uint64_t watermark_ring = 0;     // min of members' values over the last full rotation
     std::uint64_t watermark_partial = 0;  // running min of the rotation in progress
-    std::uint8_t flags = 0;        // reserved for recovery (retrans_flg); must be 0 today
+    std::uint8_t flags = 0;        // kToken* bits (recovery progress, see below)
     std::vector<std::uint32_t> rtr;  // retransmit requests (frame seqs), <= kMaxRtrEntries
     friend bool operator==(const Token&, const Token&) = default;
 };
 inline constexpr std::size_t kTokenFixedSize = kHeaderSize + 7 * 4 + 2 * 8 + 1 + 2;
+// Token flags, used during RECOVERY (Corosync's retrans_flg, made rotation-exact): a
+// member that still has old-ring messages to re-send after its visit sets PARTIAL; the
+// rep closes each rotation by moving PARTIAL to PENDING. PENDING clear means nobody had
+// anything left to re-send during the last full rotation.
+inline constexpr std::uint8_t kTokenRecoveryPending = 1;
+inline constexpr std::uint8_t kTokenRecoveryPartial = 2;
+inline constexpr std::uint8_t kTokenFlagsMask = 3;
 inline constexpr std::size_t kMaxTokenSize = kTokenFixedSize + 4 * kMaxRtrEntries;
 
 // Chunk flags: a chunk is one application message or a fragment of one.
@@ -91,7 +111,11 @@ inline constexpr std::size_t kChunkHeaderSize = 1 + 4 + 4;
 
 // Frame flags.
 inline constexpr std::uint8_t kFrameSafe = 1;  // some chunk asks for safe delivery
-inline constexpr std::uint8_t kFrameFlagsMask = 1;
+// RECOVERY (Totem §4.5; Corosync MESSAGE_ENCAPSULATED): the frame's single chunk is a
+// whole encoded McastFrame of the sender's old ring, re-sent in the new ring's order so
+// every member of that old ring ends with the same set. Never nested, never safe.
+inline constexpr std::uint8_t kFrameEncapsulated = 2;
+inline constexpr std::uint8_t kFrameFlagsMask = 3;
 
 // One sequenced multicast frame. The chunk at index j belongs to the originator's
 // message number first_msg_id + j (only the first chunk can continue an earlier
@@ -106,6 +130,10 @@ struct McastFrame {
     friend bool operator==(const McastFrame&, const McastFrame&) = default;
 };
 inline constexpr std::size_t kMcastFixedSize = kHeaderSize + 4 + 4 + 8 + 1 + 2;
+// What encapsulation adds around an old frame. Ordinary frames are cut this much below
+// the frame budget so their encapsulated copy still fits it (Corosync reserves 90 bytes
+// for the same reason, and then forgets to: see reference/corosync.md §1.8).
+inline constexpr std::size_t kEncapsulationOverhead = kMcastFixedSize + kChunkHeaderSize;  // 48
 
 // Sent by a node with something to send while the ring may be idle: the representative
 // holding the token forwards it at once (Corosync TOKEN_HOLD_CANCEL).
@@ -114,12 +142,70 @@ struct HoldCancel {
     friend bool operator==(const HoldCancel&, const HoldCancel&) = default;
 };
 
-using Packet = std::variant<Token, McastFrame, HoldCancel>;
+// GATHER (Totem §4.3): the sender's view of who may form the next ring. proc and fail
+// are sorted, unique, at most kMaxMembers each. ring_seq is the highest ring seq the
+// sender knows (the next ring takes the highest of all + 4, so ring ids never repeat).
+struct Join {
+    Header header;  // ring_id: the sender's installed ring ({0,0} before the first)
+    std::uint64_t ring_seq = 0;
+    std::vector<std::uint32_t> proc;
+    std::vector<std::uint32_t> fail;
+    friend bool operator==(const Join&, const Join&) = default;
+};
+inline constexpr std::size_t kJoinFixedSize = kHeaderSize + 8 + 2 + 2;
+
+// One member's old-ring state, filled in by that member on the commit token's first
+// pass (Totem §4.4).
+struct CommitEntry {
+    RingId old_ring_id;             // the member's last installed ring ({0,0}: none)
+    std::uint32_t old_aru = 0;      // its aru on that ring
+    std::uint32_t old_high = 0;     // highest seq it knew of on that ring
+    std::uint32_t high_delivered = 0;
+    std::uint32_t old_safe = 0;     // its safe point (every old member held <= this)
+    friend bool operator==(const CommitEntry&, const CommitEntry&) = default;
+};
+inline constexpr std::size_t kCommitEntrySize = 4 + 8 + 4 * 4;  // 28
+
+// COMMIT (Totem §4.4): created by the lowest member once consensus holds, unicast
+// around the new ring twice. header.ring_id is the NEW ring id. members ascending (ring
+// order); entries[i] belongs to members[i]; the first `filled` entries are valid.
+struct CommitToken {
+    Header header;
+    std::uint32_t token_seq = 0;  // +1 per forward (duplicates are harmless but counted)
+    std::uint16_t filled = 0;
+    std::vector<std::uint32_t> members;
+    std::vector<CommitEntry> entries;  // same length as members
+    friend bool operator==(const CommitToken&, const CommitToken&) = default;
+};
+inline constexpr std::size_t kCommitFixedSize = kHeaderSize + 4 + 2 + 2;
+constexpr std::size_t commit_token_size(std::size_t members) {
+    return kCommitFixedSize + members * (4 + kCommitEntrySize);
+}
+
+// Multicast by the rep of an operational ring every merge-detect interval, so rings
+// that can hear each other again (a healed partition) notice and merge (Totem §4.1).
+struct MergeDetect {
+    Header header;
+    friend bool operator==(const MergeDetect&, const MergeDetect&) = default;
+};
+
+// A clean shutdown: the others exclude the sender at once instead of waiting for the
+// token to be lost.
+struct Leave {
+    Header header;
+    friend bool operator==(const Leave&, const Leave&) = default;
+};
+
+using Packet = std::variant<Token, McastFrame, HoldCancel, Join, CommitToken, MergeDetect, Leave>;
 
 // Encoders append to `out`.
 void encode(const Token& t, Bytes& out);
 void encode(const McastFrame& f, Bytes& out);
 void encode(const HoldCancel& h, Bytes& out);
+void encode(const Join& j, Bytes& out);
+void encode(const CommitToken& c, Bytes& out);
+void encode(const MergeDetect& m, Bytes& out);
+void encode(const Leave& l, Bytes& out);
 void encode(const Packet& p, Bytes& out);
 std::size_t encoded_size(const Token& t);
 std::size_t encoded_size(const McastFrame& f);
@@ -131,5 +217,8 @@ struct DecodeResult {
 };
 // Never throws; a malformed input gives error != nullptr.
 DecodeResult decode(ByteView data);
+
+// The sender of any packet (the header is common to all).
+const Header& header_of(const Packet& p);
 
 }  // namespace conclave::wire::totem

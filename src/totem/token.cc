@@ -1,0 +1,299 @@
+// Ordering on the active ring (Totem TOCS'95 §3): token acceptance, the visit
+// (retransmissions, new frames, rtr list, aru, flow control), forwarding, token
+// retransmission and hold, frame receipt and delivery, failure to receive (§4.1).
+// The active ring is the installed one in OPERATIONAL and the new one in RECOVERY.
+#include <algorithm>
+#include <cstdio>
+
+#include "totem/check.h"
+#include "totem/ring.h"
+
+namespace conclave::totem {
+
+namespace wt = wire::totem;
+
+void Ring::originate_token(RingInstance& r, Micros now) {
+    // The first token (Totem §3; Corosync orf_token_send_initial): nothing sent yet.
+    wt::Token t;
+    t.header = {r.id, config_.self};
+    t.token_seq = 0;
+    t.seq = config_.initial_seq;
+    t.aru = config_.initial_seq;
+    t.aru_id = 0;
+    // RECOVERY: nobody has closed a rotation yet, so re-sends may be pending.
+    if (state_ == State::recovery) t.flags = wt::kTokenRecoveryPending | wt::kTokenRecoveryPartial;
+    accept_token(r, std::move(t), now);
+}
+
+void Ring::on_token(RingInstance& r, wt::Token token, Micros now) {
+    // Duplicate detection by token_seq (Totem §3.1): a retransmitted copy of a token
+    // already processed is dropped. The held token counts as processed.
+    if (r.last_token_seq && !seq_gt(token.token_seq, *r.last_token_seq)) {
+        ++stats_.duplicate_tokens;
+        return;
+    }
+    accept_token(r, std::move(token), now);
+}
+
+void Ring::accept_token(RingInstance& r, wt::Token t, Micros now) {
+    r.last_token_seq = t.token_seq;
+    arm(TimerId::token_loss, now + config_.token_loss_us);
+    // The token came round: the copy I forwarded last time obviously arrived.
+    cancel(TimerId::token_retransmit);
+    r.last_sent_token.clear();
+    r.last_sent_seq.reset();
+    if (waiting_for_token_) {
+        waiting_for_token_ = false;
+        cancel(TimerId::hold_cancel_retry);
+    }
+
+    r.window.note_high(t.seq);
+    r.window.on_token_aru(t.aru);
+
+    // Watermark (DESIGN.md §6.3): the rep closes one rotation's running min and opens the
+    // next; everyone else folds in its value. The ring value is thus the min over one
+    // full rotation, a valid lower bound as long as local values never decrease.
+    if (config_.self == r.rep()) {
+        t.watermark_ring = t.watermark_partial;
+        t.watermark_partial = local_watermark_;
+    } else {
+        t.watermark_partial = std::min(t.watermark_partial, local_watermark_);
+    }
+    if (state_ == State::operational && t.watermark_ring != ring_watermark_) {
+        ring_watermark_ = t.watermark_ring;
+        effects_.watermark = ring_watermark_;
+    }
+
+    // Idleness, counted by the rep once per rotation: no new frame, no pending request,
+    // everything received everywhere, nothing queued anywhere.
+    if (config_.self == r.rep()) {
+        const bool idle = t.seq == r.rep_last_seq && t.rtr.empty() && t.aru == t.seq && t.backlog == 0 &&
+                          state_ == State::operational;
+        t.idle_rotations = idle ? t.idle_rotations + 1 : 0;
+        r.rep_last_seq = t.seq;
+    }
+    r.last_seen_idle = t.idle_rotations;
+
+    if (state_ == State::operational && check_fail_to_receive(r, t, now)) return;
+    const bool recovering = state_ == State::recovery;
+    visit(r, t, now, /*may_hold=*/true);
+    // Deliver after forwarding, to keep the token moving (Corosync does the same).
+    deliver(r);
+    r.window.free_stable();
+    if (recovering) maybe_install(r, t, now);
+}
+
+// Failure to receive (Totem §4.1): the token's aru stays at the same value, lowered by
+// the same node, rotation after rotation although frames above it exist: that node
+// cannot receive them. The OTHERS exclude it (Corosync makes the node exclude itself,
+// which needs the faulty node to notice; the paper's rule does not).
+bool Ring::check_fail_to_receive(RingInstance& r, const wt::Token& t, Micros now) {
+    if (t.aru_id != 0 && t.aru_id != config_.self && t.aru == r.stuck_aru && t.aru_id == r.stuck_id &&
+        seq_gt(t.seq, t.aru)) {
+        ++r.stuck_rotations;
+    } else {
+        r.stuck_aru = t.aru;
+        r.stuck_id = t.aru_id;
+        r.stuck_rotations = 0;
+    }
+    if (r.stuck_rotations < config_.fail_to_receive_rotations || !r.is_member(r.stuck_id)) return false;
+    ++stats_.fail_to_receive;
+    char b[128];
+    std::snprintf(b, sizeof b, "node %u failed to receive seq %u for %u rotations: excluded", r.stuck_id,
+                  t.aru + 1, r.stuck_rotations);
+    const NodeId culprit = r.stuck_id;
+    enter_gather(b, now);
+    insert_node(gather_.fail, culprit);
+    send_join(now);
+    return true;
+}
+
+void Ring::multicast_frame(const wt::McastFrame& frame) {
+    wire::Bytes bytes;
+    wt::encode(frame, bytes);
+    CONCLAVE_CHECK(bytes.size() <= frame_budget());
+    multicast(std::move(bytes));
+}
+
+void Ring::visit(RingInstance& r, wt::Token t, Micros now, bool may_hold) {
+    const bool recovering = state_ == State::recovery;
+    const std::uint32_t backlog = recovering ? static_cast<std::uint32_t>(to_resend_.size()) : queue_.frames_needed();
+    const std::uint32_t allowed = r.flow.allowance(t.fcc, t.backlog, backlog);
+    std::uint32_t sent = 0;
+
+    // 1. Retransmissions first (Totem §8): answer every request I can, within allowance.
+    std::vector<Seq> rtr;
+    rtr.reserve(t.rtr.size());
+    for (Seq s : t.rtr) {
+        const wt::McastFrame* f = r.window.find(s);
+        if (f && sent < allowed && !config_.test_hooks.skip_retransmit) {
+            wt::McastFrame copy = *f;
+            copy.header.sender = config_.self;  // originator and seq stay as they were
+            multicast_frame(copy);
+            ++sent;
+            ++stats_.retransmits_sent;
+            continue;
+        }
+        // A seq below my store was covered by the safe point: every member has it.
+        if (seq_ge(s, r.window.base())) rtr.push_back(s);
+    }
+
+    // 2. New frames, each taking seq = ++token.seq (Totem §3.1). Never run further than
+    // max_window ahead of my own store (Corosync fcc_rtr_limit), so every receiver's
+    // window stays bounded and seqs stay far inside the 2^31 comparison range. In
+    // RECOVERY only old-ring frames are sent (new messages wait for the regular
+    // configuration).
+    if (recovering) {
+        send_recovery_frames(r, t, sent, allowed);
+    } else {
+        const std::uint32_t span = r.window.span_to(t.seq);
+        const std::uint32_t headroom = span + config_.window_size < config_.max_window
+                                           ? config_.max_window - config_.window_size - span
+                                           : 0;
+        std::uint32_t fresh = 0;
+        while (sent < allowed && fresh < headroom && !queue_.empty()) {
+            wt::McastFrame f = queue_.next_frame();
+            f.header = {r.id, config_.self};
+            f.originator = config_.self;
+            f.seq = ++t.seq;
+            multicast_frame(f);
+            const auto stored = r.window.store(std::move(f));
+            CONCLAVE_CHECK(stored == ReceiveWindow::Store::stored);
+            ++sent;
+            ++fresh;
+            ++stats_.frames_sent;
+        }
+    }
+    update_recovery_flags(r, t);
+
+    // 3. Ask for what I miss (Totem §3.2), after `miss_count` visits so frames still in
+    // flight are not requested; the list stays sorted, unique and bounded.
+    r.window.note_high(t.seq);
+    std::vector<Seq> missing;
+    r.window.collect_missing(config_.miss_count, wt::kMaxRtrEntries, missing);
+    rtr.insert(rtr.end(), missing.begin(), missing.end());
+    const Seq origin = r.window.base();
+    std::sort(rtr.begin(), rtr.end(), [origin](Seq a, Seq b) { return seq_diff(origin, a) < seq_diff(origin, b); });
+    rtr.erase(std::unique(rtr.begin(), rtr.end()), rtr.end());
+    if (rtr.size() > wt::kMaxRtrEntries) rtr.resize(wt::kMaxRtrEntries);
+    t.rtr = std::move(rtr);
+
+    // 4. aru (Totem §3.2): lower it to mine if mine is lower; raise it only if I set it
+    // last or nobody did. aru_id = 0 once aru caught up with seq.
+    const Seq mine = r.window.my_aru();
+    if (seq_lt(mine, t.aru) || t.aru_id == config_.self || t.aru_id == 0) {
+        t.aru = mine;
+        t.aru_id = t.aru == t.seq ? 0 : config_.self;
+    }
+
+    // 5. Flow control: replace my contribution to fcc and backlog.
+    const std::uint32_t left = recovering ? static_cast<std::uint32_t>(to_resend_.size()) : queue_.frames_needed();
+    r.flow.update_token(t.fcc, t.backlog, sent, left);
+
+    // 6. Token hold on an idle ring (Corosync deviation, kept: idle CPU near zero).
+    if (may_hold && config_.self == r.rep() && t.idle_rotations >= config_.idle_rotations_before_hold &&
+        queue_.empty() && t.rtr.empty() && sent == 0 && r.members.size() > 1) {
+        ++stats_.tokens_held;
+        r.held = std::move(t);
+        arm(TimerId::token_hold, now + config_.hold_us);
+        return;
+    }
+    forward(r, std::move(t), now);
+}
+
+void Ring::forward(RingInstance& r, wt::Token t, Micros now) {
+    t.header = {r.id, config_.self};
+    t.token_seq = *r.last_token_seq + 1;
+    if (r.successor == config_.self) {
+        // A singleton ring passes the token to itself: keep it and visit again at once
+        // while there is work (queued data, undelivered frames, recovery), else after
+        // the hold time. A submit releases it early.
+        const bool busy = !queue_.empty() || state_ == State::recovery ||
+                          r.window.delivered() != r.window.high() ||
+                          !(r.window.safe_point() && *r.window.safe_point() == t.seq);
+        r.last_token_seq = t.token_seq - 1;  // the self-visit is accepted as new
+        r.held = std::move(t);
+        arm(TimerId::token_hold, busy ? now : now + config_.hold_us);
+        return;
+    }
+    r.last_sent_token.clear();
+    wt::encode(t, r.last_sent_token);
+    CONCLAVE_CHECK(r.last_sent_token.size() <= frame_budget());
+    r.last_sent_seq = t.seq;
+    effects_.unicasts.push_back(Unicast{r.successor, r.last_sent_token});
+    // Token loss downstream (Totem §3.1): resend until a sign the successor got it.
+    arm(TimerId::token_retransmit, now + config_.token_retransmit_us);
+}
+
+void Ring::release_held_token(RingInstance& r, Micros now) {
+    CONCLAVE_CHECK(r.held.has_value());
+    wt::Token t = std::move(*r.held);
+    r.held.reset();
+    cancel(TimerId::token_hold);
+    if (r.successor == config_.self) {
+        // Singleton: the held token is the next visit.
+        t.token_seq = *r.last_token_seq + 1;
+        accept_token(r, std::move(t), now);
+        return;
+    }
+    visit(r, std::move(t), now, /*may_hold=*/false);
+    deliver(r);
+    r.window.free_stable();
+}
+
+void Ring::on_mcast(RingInstance& r, wt::McastFrame frame, Micros now) {
+    (void)now;
+    // A newer frame multicast by my successor proves it holds a token newer than the one
+    // I forwarded: stop retransmitting the token.
+    if (frame.header.sender == r.successor && r.last_sent_seq && seq_gt(frame.seq, *r.last_sent_seq)) {
+        cancel(TimerId::token_retransmit);
+        r.last_sent_token.clear();
+        r.last_sent_seq.reset();
+    }
+    const bool encapsulated = (frame.flags & wt::kFrameEncapsulated) != 0;
+    if (encapsulated && state_ == State::recovery) on_recovery_frame(frame);
+    switch (r.window.store(std::move(frame))) {
+        case ReceiveWindow::Store::stored:
+            deliver(r);
+            break;
+        case ReceiveWindow::Store::too_far:
+            ++stats_.frames_too_far;
+            break;
+        default:
+            ++stats_.duplicate_frames;
+            break;
+    }
+}
+
+void Ring::send_hold_cancel(Micros now) {
+    wt::HoldCancel h{{installed_->id, config_.self}};
+    wire::Bytes bytes;
+    wt::encode(h, bytes);
+    multicast(std::move(bytes));
+    ++stats_.hold_cancels_sent;
+    waiting_for_token_ = true;
+    // Hold-cancels can be lost too; keep asking until the token shows up.
+    arm(TimerId::hold_cancel_retry, now + config_.hold_cancel_retry_us);
+}
+
+void Ring::deliver(RingInstance& r) {
+    std::vector<Delivery> d;
+    const bool recovering = state_ == State::recovery && &r == forming_.get();
+    stats_.inconsistent_frames +=
+        r.window.deliver(r.reassembler, config_.test_hooks.deliver_safe_early, d, recovering);
+    if (is_bug_node() && config_.test_hooks.deliver_out_of_order && d.size() >= 2) std::reverse(d.begin(), d.end());
+    if (is_bug_node() && config_.test_hooks.deliver_twice) {
+        const std::size_t end = d.size();
+        for (std::size_t i = 0; i < end; ++i)
+            if ((delivered_messages_ + i) % 8 == 3) d.push_back(d[i]);
+    }
+    delivered_messages_ += d.size();
+    emit(d);
+}
+
+void Ring::emit(std::vector<Delivery>& ds) {
+    for (auto& d : ds) effects_.events.emplace_back(std::move(d));
+    ds.clear();
+}
+
+}  // namespace conclave::totem
