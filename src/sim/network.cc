@@ -6,7 +6,7 @@ std::vector<std::uint64_t> Network::route(std::uint32_t from, std::uint32_t to, 
                                           Prng& rng) {
     const LinkFaults& l = links_[index(from, to)];
     std::vector<std::uint64_t> arrivals;
-    if (!l.up || rng.chance(l.loss)) return arrivals;
+    if (!l.up || cut_[index(from, to)] || rng.chance(l.loss)) return arrivals;
     const int copies = rng.chance(l.dup) ? 2 : 1;
     for (int i = 0; i < copies; ++i) {
         std::uint64_t t = now + l.delay_us + (l.jitter_us ? rng.below(l.jitter_us + 1) : 0);

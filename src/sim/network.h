@@ -28,9 +28,13 @@ enum class LinkFate : std::uint8_t { delivered, lost, duplicated };
 
 class Network {
 public:
-    explicit Network(std::uint32_t nodes) : nodes_(nodes), links_(std::size_t{nodes} * nodes) {}
+    explicit Network(std::uint32_t nodes)
+        : nodes_(nodes), links_(std::size_t{nodes} * nodes), cut_(std::size_t{nodes} * nodes, false) {}
 
     LinkFaults& link(std::uint32_t from, std::uint32_t to) { return links_[index(from, to)]; }
+    // Partitions and one-way links: a cut link loses everything (0-based indexes).
+    void set_cut(std::uint32_t from, std::uint32_t to, bool cut) { cut_[index(from, to)] = cut; }
+    bool cut(std::uint32_t from, std::uint32_t to) const { return cut_[index(from, to)]; }
     void set_all(const LinkFaults& f) {
         for (auto& l : links_) l = f;
     }
@@ -40,6 +44,7 @@ public:
             l.up = true;
             l.loss = l.dup = l.reorder = 0;
         }
+        cut_.assign(cut_.size(), false);
     }
 
     // Arrival times (0, 1 or 2 of them) of a packet sent now on from -> to.
@@ -50,6 +55,7 @@ private:
     std::size_t index(std::uint32_t from, std::uint32_t to) const { return std::size_t{from} * nodes_ + to; }
     std::uint32_t nodes_;
     std::vector<LinkFaults> links_;
+    std::vector<bool> cut_;
 };
 
 }  // namespace conclave::sim

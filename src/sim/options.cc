@@ -44,8 +44,10 @@ bool parse_probability(const std::string& s, double& out) {
 }  // namespace
 
 const std::vector<std::string>& planted_bug_names() {
-    static const std::vector<std::string> names = {"skip-retransmit", "deliver-out-of-order", "deliver-twice",
-                                                   "deliver-safe-early"};
+    static const std::vector<std::string> names = {
+        "skip-retransmit",   "deliver-out-of-order", "deliver-twice",       "deliver-safe-early",
+        "skip-transitional", "transitional-all-new", "drop-recovered",      "old-after-regular",
+        "drop-queue-on-change", "no-merge"};
     return names;
 }
 
@@ -53,11 +55,15 @@ std::string usage() {
     return "usage: conclave-sim [options]\n"
            "Runs N conclave ring members in one thread on a simulated network, one run per seed,\n"
            "and checks total order, no duplication, no creation, per-sender FIFO, safe delivery,\n"
-           "the watermark bound and liveness over the recorded trace.\n"
+           "the watermark bound, the EVS configuration properties, self delivery and liveness\n"
+           "over the recorded trace.\n"
            "\n"
-           "  --nodes N|A-B        ring size, or a range drawn per seed (2..64; default 3)\n"
+           "  --nodes N|A-B        ring size, or a range drawn per seed (2..32; default 3)\n"
            "  --seeds A-B          seeds to run, inclusive (a single seed S is S-S; default 1)\n"
-           "  --faults LIST        comma list of loss,dup,reorder,delay, or none (default none)\n"
+           "  --faults LIST        comma list of loss,dup,reorder,delay,partition,asym,crash,pause,\n"
+           "                       join; all; or none (default none)\n"
+           "  --pause-ms MS        every pause lasts MS, 1..60000 (default: random 50..1500)\n"
+           "  --soak MINUTES       run random seeds from --seeds' first until MINUTES of CPU time\n"
            "  --loss P             packet loss probability per link, 0..1 (default 0.1; implies loss)\n"
            "  --dup P              duplication probability when dup is on (default 0.05)\n"
            "  --reorder P          hold-back probability when reorder is on (default 0.1)\n"
@@ -66,12 +72,16 @@ std::string usage() {
            "  --mtu BYTES          path MTU of the simulated network, 576..65535 (default 1500)\n"
            "  --trace FILE         write the trace (text, one event per line) of every seed to FILE\n"
            "  --plant-bug NAME     test only: skip-retransmit, deliver-out-of-order, deliver-twice,\n"
-           "                       deliver-safe-early (the checkers must catch it)\n"
+           "                       deliver-safe-early, skip-transitional, transitional-all-new,\n"
+           "                       drop-recovered, old-after-regular, drop-queue-on-change,\n"
+           "                       no-merge (the checkers must catch it)\n"
            "  --verbose            one line per seed\n"
            "  --help               this text\n"
            "\n"
            "Exit status: 0 all seeds passed; 1 a property was violated; 2 bad arguments.\n"
-           "The last line is 'seeds: K, violations: V, delivered: D'.\n";
+           "With crash faults a line 'failover: ...' gives the time from a crash to the\n"
+           "survivors' regular configuration. The last line is\n"
+           "'seeds: K, violations: V, delivered: D'.\n";
 }
 
 ParseResult parse_args(int argc, const char* const* argv) {
@@ -97,8 +107,8 @@ ParseResult parse_args(int argc, const char* const* argv) {
             o.verbose = true;
         } else if (arg == "--nodes") {
             if (!value(v)) return r;
-            if (!parse_range(v, lo, hi) || lo < 2 || hi > 64) {
-                r.error = "--nodes wants N or A-B with 2 <= A <= B <= 64, got '" + v + "'";
+            if (!parse_range(v, lo, hi) || lo < 2 || hi > 32) {
+                r.error = "--nodes wants N or A-B with 2 <= A <= B <= 32, got '" + v + "'";
                 return r;
             }
             o.nodes_min = static_cast<std::uint32_t>(lo);
@@ -114,6 +124,7 @@ ParseResult parse_args(int argc, const char* const* argv) {
         } else if (arg == "--faults") {
             if (!value(v)) return r;
             o.fault_loss = o.fault_dup = o.fault_reorder = o.fault_delay = false;
+            o.fault_partition = o.fault_asym = o.fault_crash = o.fault_pause = o.fault_join = false;
             if (v == "none") continue;
             std::string_view rest = v;
             while (true) {
@@ -123,8 +134,17 @@ ParseResult parse_args(int argc, const char* const* argv) {
                 else if (f == "dup") o.fault_dup = true;
                 else if (f == "reorder") o.fault_reorder = true;
                 else if (f == "delay") o.fault_delay = true;
-                else {
-                    r.error = "--faults: unknown fault '" + std::string(f) + "' (known: loss,dup,reorder,delay)";
+                else if (f == "partition") o.fault_partition = true;
+                else if (f == "asym") o.fault_asym = true;
+                else if (f == "crash") o.fault_crash = true;
+                else if (f == "pause") o.fault_pause = true;
+                else if (f == "join") o.fault_join = true;
+                else if (f == "all") {
+                    o.fault_loss = o.fault_dup = o.fault_reorder = o.fault_delay = true;
+                    o.fault_partition = o.fault_asym = o.fault_crash = o.fault_pause = o.fault_join = true;
+                } else {
+                    r.error = "--faults: unknown fault '" + std::string(f) +
+                              "' (known: loss,dup,reorder,delay,partition,asym,crash,pause,join,all)";
                     return r;
                 }
                 if (comma == std::string_view::npos) break;
@@ -155,6 +175,14 @@ ParseResult parse_args(int argc, const char* const* argv) {
                 return r;
             }
             (arg == "--msgs" ? o.msgs : arg == "--mtu" ? o.mtu : o.max_size) = static_cast<std::uint32_t>(lo);
+        } else if (arg == "--pause-ms" || arg == "--soak") {
+            if (!value(v)) return r;
+            const std::uint64_t max = arg == "--soak" ? 100000 : 60000;
+            if (!parse_u64(v, lo) || lo < 1 || lo > max) {
+                r.error = arg + " wants an integer in 1.." + std::to_string(max) + ", got '" + v + "'";
+                return r;
+            }
+            (arg == "--soak" ? o.soak_minutes : o.pause_ms) = static_cast<std::uint32_t>(lo);
         } else if (arg == "--trace") {
             if (!value(o.trace_file)) return r;
             if (o.trace_file.empty()) {
@@ -166,8 +194,9 @@ ParseResult parse_args(int argc, const char* const* argv) {
             bool known = false;
             for (const auto& n : planted_bug_names()) known = known || n == v;
             if (!known) {
-                r.error = "--plant-bug: unknown bug '" + v +
-                          "' (known: skip-retransmit, deliver-out-of-order, deliver-twice, deliver-safe-early)";
+                std::string known;
+                for (const auto& n : planted_bug_names()) known += (known.empty() ? "" : ", ") + n;
+                r.error = "--plant-bug: unknown bug '" + v + "' (known: " + known + ")";
                 return r;
             }
             o.plant_bug = v;
@@ -191,6 +220,11 @@ std::string faults_string(const SimOptions& o) {
     add(o.fault_dup, "dup");
     add(o.fault_reorder, "reorder");
     add(o.fault_delay, "delay");
+    add(o.fault_partition, "partition");
+    add(o.fault_asym, "asym");
+    add(o.fault_crash, "crash");
+    add(o.fault_pause, "pause");
+    add(o.fault_join, "join");
     return s.empty() ? "none" : s;
 }
 
@@ -214,6 +248,7 @@ std::string replay_command(const SimOptions& o, std::uint64_t seed, std::uint32_
     s += " --msgs " + std::to_string(o.msgs);
     if (o.max_size != 256 * 1024) s += " --max-size " + std::to_string(o.max_size);
     if (o.mtu != 1500) s += " --mtu " + std::to_string(o.mtu);
+    if (o.pause_ms != 0) s += " --pause-ms " + std::to_string(o.pause_ms);
     if (!o.plant_bug.empty()) s += " --plant-bug " + o.plant_bug;
     s += " --trace /tmp/conclave-sim-" + std::to_string(seed) + ".trace";
     return s;

@@ -11,6 +11,11 @@ struct SimOptions {
     std::uint32_t nodes_min = 3, nodes_max = 3;
     std::uint64_t seed_first = 1, seed_last = 1;
     bool fault_loss = false, fault_dup = false, fault_reorder = false, fault_delay = false;
+    // Membership faults (issue 4): symmetric partitions, one-way links, crash + restart,
+    // pause + resume with a backlog, a node joining mid-run.
+    bool fault_partition = false, fault_asym = false, fault_crash = false, fault_pause = false,
+         fault_join = false;
+    std::uint32_t pause_ms = 0;  // 0: each pause lasts a random 50..1500 ms
     double loss = 0.1;      // used when loss is on
     double dup = 0.05;      // used when dup is on
     double reorder = 0.1;   // used when reorder is on
@@ -19,7 +24,11 @@ struct SimOptions {
     std::uint32_t mtu = 1500;
     std::string trace_file;
     std::string plant_bug;  // "", or one of planted_bug_names()
+    std::uint32_t soak_minutes = 0;  // > 0: random seeds until this much wall time passed
     bool verbose = false;
+    bool membership_faults() const {
+        return fault_partition || fault_asym || fault_crash || fault_pause || fault_join;
+    }
 };
 
 const std::vector<std::string>& planted_bug_names();

@@ -2,15 +2,23 @@
 // virtual clock, the seeded network of network.h, a random workload, a recorded trace
 // and the checkers of checkers.h.
 //
-// Run shape: every node starts at t=0; `msgs` messages (1 B .. max_size, skewed small,
-// agreed and safe mixed) are submitted at random times by random senders during the
-// workload phase, retried after a pause when the core says TryAgain; faults are on until
-// the heal time, then the network only delays; the run ends when every node delivered
-// everything, or at the liveness bound (heal + kLivenessBoundUs), whichever is first.
+// Run shape: every node starts at t=0 with no member list (a `join` fault starts one
+// later) and forms the ring through the membership protocol; `msgs` messages (1 B ..
+// max_size, skewed small, agreed and safe mixed) are submitted at random times by random
+// live senders during the workload phase, retried after a pause when the core says
+// TryAgain. Faults are on until the heal time: packet faults all along, and with
+// membership faults 1..3 episodes of partition, one-way links, crash (half of them a
+// clean leave first) with restart, and pause. At the heal time every link comes back
+// and crashed nodes restart; the run ends when every live node is quiescent in one ring
+// of all live nodes, or at the liveness bound (heal + kLivenessBoundUs).
+//
+// Timers are the core's defaults except token retransmit and hold, which the simulated
+// network's delays (<= ~7 ms) allow to be shorter.
 #pragma once
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "sim/checkers.h"
 #include "sim/options.h"
@@ -20,6 +28,9 @@ namespace conclave::sim {
 
 inline constexpr std::uint64_t kWorkloadUs = 200'000;
 inline constexpr std::uint64_t kHealUs = 400'000;
+// With membership faults: a longer fault phase (a crash takes ~1.2 s to be excluded).
+inline constexpr std::uint64_t kMembershipWorkloadUs = 2'500'000;
+inline constexpr std::uint64_t kMembershipHealUs = 3'000'000;
 inline constexpr std::uint64_t kLivenessBoundUs = 10'000'000;
 
 struct SeedResult {
@@ -31,6 +42,10 @@ struct SeedResult {
     std::uint64_t malformed = 0;  // packets any core refused to decode (must stay 0)
     std::uint64_t try_again = 0;  // submits refused by a full queue (then retried)
     std::uint64_t tokens_held = 0, hold_cancels = 0, token_retransmits = 0, retransmits = 0;
+    std::uint64_t rings_installed = 0, gathers = 0;
+    // Failover: microseconds from a crash to the last survivor's next regular
+    // configuration (crashes with no other fault in between).
+    std::vector<std::uint64_t> failovers;
     std::optional<Violation> violation;
     Trace trace;
 };

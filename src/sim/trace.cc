@@ -7,7 +7,7 @@ namespace conclave::sim {
 
 std::string Trace::line(std::size_t i) const {
     const TraceEvent& e = events[i];
-    char buf[256];
+    char buf[384];
     const char* mode = e.mode ? "safe" : "agreed";
     int n = std::snprintf(buf, sizeof buf, "#%zu t=%" PRIu64 " n%" PRIu32 " ", i, e.time, e.node);
     const std::size_t rest = sizeof buf - static_cast<std::size_t>(n);
@@ -54,6 +54,38 @@ std::string Trace::line(std::size_t i) const {
             break;
         case Ev::heal:
             std::snprintf(p, rest, "heal: faults stop");
+            break;
+        case Ev::config: {
+            std::string m;
+            for (std::uint32_t y = 1; y <= 64; ++y)
+                if (e.hash & (1ull << (y - 1))) m += (m.empty() ? "" : " ") + std::to_string(y);
+            std::snprintf(p, rest, "config %s ring %" PRIx32 ".%" PRIx64 " members [%s]",
+                          e.mode ? "regular" : "transitional", e.a, e.b, m.c_str());
+            break;
+        }
+        case Ev::start:
+            std::snprintf(p, rest, "start (durable ring seq %" PRIu64 ")", e.b);
+            break;
+        case Ev::crash:
+            std::snprintf(p, rest, "crash");
+            break;
+        case Ev::pause:
+            std::snprintf(p, rest, "pause until t=%" PRIu64, e.b);
+            break;
+        case Ev::resume:
+            std::snprintf(p, rest, "resume");
+            break;
+        case Ev::cut:
+            std::snprintf(p, rest, "link n%" PRIu32 " -> here cut", e.a);
+            break;
+        case Ev::uncut:
+            std::snprintf(p, rest, "link n%" PRIu32 " -> here restored", e.a);
+            break;
+        case Ev::leave:
+            std::snprintf(p, rest, "leave");
+            break;
+        case Ev::log:
+            std::snprintf(p, rest, "log: %s", e.b < notes.size() ? notes[e.b].c_str() : "?");
             break;
     }
     return buf;

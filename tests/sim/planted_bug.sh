@@ -1,9 +1,10 @@
 #!/bin/sh
 # A planted bug must make conclave-sim exit 1 naming the expected property, with a
-# trace excerpt and a replay command.
+# trace excerpt and a replay command. Optional 4th argument: the faults (default the
+# packet faults; the membership bugs need configuration changes: 'all').
 set -u
-sim="$1"; bug="$2"; property="$3"
-out=$("$sim" --nodes 2-7 --seeds 1-10 --faults loss,dup,reorder,delay --loss 0.2 --msgs 60 --plant-bug "$bug")
+sim="$1"; bug="$2"; property="$3"; faults="${4:-loss,dup,reorder,delay}"
+out=$("$sim" --nodes 2-7 --seeds 1-10 --faults "$faults" --loss 0.2 --msgs 60 --plant-bug "$bug")
 rc=$?
 [ "$rc" -eq 1 ] || { echo "expected exit 1, got $rc"; exit 1; }
 printf '%s\n' "$out" | grep -q "VIOLATION of '$property'" || { echo "property '$property' not reported"; printf '%s\n' "$out" | head -20; exit 1; }

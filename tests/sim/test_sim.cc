@@ -54,6 +54,60 @@ TEST_CASE("planted bug deliver-safe-early is caught as a safe delivery violation
     CHECK(first_violation(faulty("deliver-safe-early"), 20) == "safe delivery");
 }
 
+TEST_CASE("a 500 ms pause excludes nobody (default timers)") {
+    SimOptions o;
+    o.nodes_min = 2;
+    o.nodes_max = 7;
+    o.fault_pause = true;
+    o.pause_ms = 500;
+    o.msgs = 40;
+    for (std::uint64_t s = 1; s <= 30; ++s) {
+        SeedResult r = run_seed(o, s);
+        CAPTURE(s);
+        CHECK_FALSE(r.violation.has_value());
+        std::size_t pauses = 0, regular = 0;
+        for (const auto& e : r.trace.events) {
+            pauses += e.kind == Ev::pause;
+            regular += e.kind == Ev::config && e.mode == 1;
+        }
+        CHECK(pauses >= 1);
+        CHECK(regular == r.nodes);  // the first ring only: no node was ever excluded
+    }
+}
+
+TEST_CASE("the EVS checkers catch their planted bugs") {
+    auto all = [](const std::string& bug) {
+        SimOptions o = faulty(bug);
+        o.fault_partition = o.fault_asym = o.fault_crash = o.fault_pause = o.fault_join = true;
+        o.loss = 0.1;
+        return o;
+    };
+    CHECK(first_violation(all("transitional-all-new"), 20) == "transitional configuration");
+    CHECK(first_violation(all("skip-transitional"), 20) != "");
+    CHECK(first_violation(all("old-after-regular"), 20) == "one configuration per message");
+    CHECK(first_violation(all("drop-recovered"), 20) == "same message set");
+    CHECK(first_violation(all("drop-queue-on-change"), 20) == "self delivery");
+    CHECK(first_violation(all("no-merge"), 20) == "membership liveness");
+}
+
+TEST_CASE("every fault class together passes, and crashes are measured") {
+    SimOptions o;
+    o.nodes_min = 2;
+    o.nodes_max = 7;
+    o.fault_loss = o.fault_dup = o.fault_reorder = o.fault_delay = true;
+    o.fault_partition = o.fault_asym = o.fault_crash = o.fault_pause = o.fault_join = true;
+    o.msgs = 60;
+    std::size_t failovers = 0;
+    for (std::uint64_t s = 1; s <= 40; ++s) {
+        SeedResult r = run_seed(o, s);
+        CAPTURE(s);
+        CHECK_FALSE(r.violation.has_value());
+        for (auto f : r.failovers) CHECK(f <= 1'500'000);
+        failovers += r.failovers.size();
+    }
+    CHECK(failovers >= 1);
+}
+
 TEST_CASE("without a planted bug the same seeds pass") {
     SimOptions o = faulty();
     for (std::uint64_t s = 1; s <= 20; ++s) {
@@ -104,6 +158,15 @@ TEST_CASE("the command line is parsed strictly") {
     CHECK_FALSE(parse_args(2, bad5).error.empty());
     const char* bad6[] = {"conclave-sim", "--plant-bug", "nope"};
     CHECK_FALSE(parse_args(3, bad6).error.empty());
+    const char* all[] = {"conclave-sim", "--faults", "all", "--nodes", "2-7", "--soak", "1", "--pause-ms", "500"};
+    ParseResult pa = parse_args(9, all);
+    CHECK(pa.error.empty());
+    CHECK(pa.options.fault_crash);
+    CHECK(pa.options.fault_join);
+    CHECK(pa.options.soak_minutes == 1);
+    CHECK(pa.options.pause_ms == 500);
+    const char* bad7[] = {"conclave-sim", "--nodes", "2-33"};
+    CHECK_FALSE(parse_args(3, bad7).error.empty());
     const char* replay_args[] = {"conclave-sim", "--loss", "0.2"};
     ParseResult r = parse_args(3, replay_args);
     CHECK(r.options.fault_loss);  // --loss implies loss

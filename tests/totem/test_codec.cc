@@ -110,7 +110,7 @@ TEST_CASE("hostile counts and flags are refused before any allocation") {
     bad[count_at + 1] = 0xFF;
     CHECK_FALSE(decode(bad).ok());
     bad = b;
-    bad[count_at - 1] = 1;  // token flags
+    bad[count_at - 1] = 8;  // token flags: an unknown bit
     CHECK_FALSE(decode(bad).ok());
 
     McastFrame f = sample_frame();
@@ -153,4 +153,91 @@ TEST_CASE("the largest token fits the frame budget of the smallest MTU we accept
     Bytes over;
     encode(t, over);
     CHECK_FALSE(decode(over).ok());
+}
+
+namespace {
+template <typename T>
+void check_round_trip_sized(const T& value) {
+    Bytes b;
+    encode(value, b);
+    DecodeResult r = decode(b);
+    REQUIRE(r.ok());
+    REQUIRE(std::holds_alternative<T>(r.packet));
+    CHECK(std::get<T>(r.packet) == value);
+    Bytes again;
+    encode(r.packet, again);
+    CHECK(again == b);
+    for (std::size_t n = 0; n < b.size(); ++n) CHECK_FALSE(decode(ByteView(b.data(), n)).ok());
+    Bytes longer = b;
+    longer.push_back(0);
+    CHECK_FALSE(decode(longer).ok());
+}
+}  // namespace
+
+TEST_CASE("membership packets round trip: join, commit token, merge-detect, leave") {
+    Join j;
+    j.header = {{1, 40}, 3};
+    j.ring_seq = 44;
+    j.proc = {1, 2, 3, 7};
+    j.fail = {7};
+    check_round_trip_sized(j);
+    CommitToken c;
+    c.header = {{1, 48}, 2};
+    c.token_seq = 5;
+    c.members = {1, 2, 5};
+    c.entries.resize(3);
+    c.entries[0] = {{1, 40}, 10, 12, 9, 8};
+    c.entries[1] = {{2, 36}, 0xFFFFFFF0u, 3, 2, 1};
+    c.filled = 2;
+    check_round_trip_sized(c);
+    Bytes cb;
+    encode(c, cb);
+    CHECK(cb.size() == commit_token_size(3));
+    check_round_trip_sized(MergeDetect{{{4, 8}, 4}});
+    check_round_trip_sized(Leave{{{4, 8}, 5}});
+}
+
+TEST_CASE("non-canonical membership packets are refused") {
+    Join j;
+    j.header = {{1, 40}, 3};
+    j.proc = {2, 1};  // not sorted
+    Bytes b;
+    encode(j, b);
+    CHECK_FALSE(decode(b).ok());
+    CommitToken c;
+    c.header = {{1, 48}, 1};
+    c.members = {1, 2};
+    c.entries.resize(2);
+    c.entries[1].old_aru = 3;  // an unfilled entry must be zero
+    c.filled = 1;
+    b.clear();
+    encode(c, b);
+    CHECK_FALSE(decode(b).ok());
+}
+
+TEST_CASE("an encapsulated old-ring frame round trips and fits the budget") {
+    McastFrame inner = sample_frame();
+    inner.header = {{1, 8}, 2};
+    McastFrame outer;
+    outer.header = {{1, 12}, 3};
+    outer.originator = 3;
+    outer.seq = 1;
+    outer.flags = kFrameEncapsulated;
+    Chunk ch;
+    ch.flags = kChunkFirst | kChunkLast;
+    encode(inner, ch.data);
+    ch.total_size = static_cast<std::uint32_t>(ch.data.size());
+    outer.chunks.push_back(ch);
+    check_round_trip(outer);
+    Bytes a, o;
+    encode(inner, a);
+    encode(outer, o);
+    CHECK(o.size() == a.size() + kEncapsulationOverhead);
+    // Nesting is refused.
+    McastFrame twice = outer;
+    twice.chunks[0].data = o;
+    twice.chunks[0].total_size = static_cast<std::uint32_t>(o.size());
+    Bytes t;
+    encode(twice, t);
+    CHECK_FALSE(decode(t).ok());
 }

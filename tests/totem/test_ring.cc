@@ -63,7 +63,8 @@ struct Harness {
             if (t.arm) timers[{id, static_cast<int>(t.timer)}] = t.deadline;
             else timers.erase({id, static_cast<int>(t.timer)});
         }
-        for (auto& d : fx.deliveries) delivered[id].push_back(d);
+        for (auto& ev : fx.events)
+            if (auto* d = std::get_if<Delivery>(&ev)) delivered[id].push_back(*d);
         if (fx.watermark) watermarks[id].push_back(*fx.watermark);
         return fx;
     }
@@ -326,18 +327,33 @@ TEST_CASE("seqs wrap past 2^32 without disturbing order or delivery") {
     CHECK(h.node(1).window().my_aru() < 0x1000u);  // it did wrap
 }
 
-TEST_CASE("malformed and foreign packets are counted and dropped") {
+TEST_CASE("malformed, stale and foreign packets: counted, and a newer foreign ring starts GATHER") {
     Harness h(2);
+    h.start();
+    h.node(2).take_effects();
     h.node(2).on_packet(1, wire::Bytes{1, 2, 3}, 0);
     CHECK(h.node(2).stats().malformed == 1);
-    wt::HoldCancel foreign{{{1, 999}, 1}};
+    wt::HoldCancel stale{{{1, 0}, 1}};  // an older ring than ours: a copy still in flight
     wire::Bytes b;
+    wt::encode(stale, b);
+    h.node(2).on_packet(1, b, 0);
+    CHECK(h.node(2).stats().stale == 1);
+    h.node(2).on_packet(3, b, 0);  // the transport says 3, the header says 1
+    CHECK(h.node(2).stats().not_member == 1);
+    CHECK(h.node(2).take_effects().empty());
+    CHECK(h.node(2).state() == State::operational);
+    wt::HoldCancel foreign{{{1, 999}, 1}};  // a newer ring that can hear us: merge
+    b.clear();
     wt::encode(foreign, b);
     h.node(2).on_packet(1, b, 0);
     CHECK(h.node(2).stats().foreign_ring == 1);
-    h.node(2).on_packet(3, b, 0);  // not a member
-    CHECK(h.node(2).stats().not_member == 1);
-    CHECK(h.node(2).take_effects().empty());
+    CHECK(h.node(2).state() == State::gather);
+    const Effects fx = h.node(2).take_effects();
+    REQUIRE(fx.multicasts.size() == 1);
+    auto j = wt::decode(fx.multicasts[0]);
+    REQUIRE(std::holds_alternative<wt::Join>(j.packet));
+    CHECK(std::get<wt::Join>(j.packet).proc == std::vector<std::uint32_t>{1, 2});
+    CHECK_FALSE(fx.log.empty());
 }
 
 TEST_CASE("configuration is validated") {
