@@ -121,20 +121,34 @@ int ring_node_main(const std::vector<std::string_view>& argv) {
         conclave::wire::store_u64(msg.data() + 17, now_ns());
     };
 
-    // Barrier: everyone's READY delivered in total order.
-    stamp(kReady, 0);
-    if (!c.send(msg.data(), kHeader, false)) return std::fprintf(stderr, "send: %s\n", c.error().c_str()), 1;
-    std::set<std::uint32_t> ready;
+    // Barrier (clients join at different times, so a single announcement can be missed
+    // by a client that joins later): every 50 ms each client multicasts READY carrying how
+    // many clients it has heard; it passes once it sent READY(N) itself and heard READY(N)
+    // from all N. Whoever sends READY(N) has heard everyone, so everyone had joined and
+    // will see that message.
+    std::set<std::uint32_t> heard, complete;
+    bool sent_complete = false;
     conclave::GroupEvent ev;
-    std::uint64_t barrier_deadline = now_ns() + 60'000'000'000ull;
-    while (static_cast<int>(ready.size()) < a.nodes) {
-        auto k = c.next(100, ev);
+    const std::uint64_t barrier_deadline = now_ns() + 60'000'000'000ull;
+    std::uint64_t next_ready = 0;
+    while (!(sent_complete && static_cast<int>(complete.size()) == a.nodes)) {
+        if (now_ns() >= next_ready) {
+            stamp(kReady, heard.size());
+            sent_complete = static_cast<int>(heard.size()) == a.nodes;
+            if (!c.send(msg.data(), kHeader, false)) return std::fprintf(stderr, "send: %s\n", c.error().c_str()), 1;
+            next_ready = now_ns() + 50'000'000ull;
+        }
+        auto k = c.next(10, ev);
         if (k == conclave::GroupEvent::Kind::closed) return std::fprintf(stderr, "%s\n", c.error().c_str()), 1;
         if (k == conclave::GroupEvent::Kind::message && ev.payload.size() >= kHeader &&
-            conclave::wire::load_u32(ev.payload.data()) == kMagic && ev.payload[4] == kReady)
-            ready.insert(conclave::wire::load_u32(ev.payload.data() + 5));
+            conclave::wire::load_u32(ev.payload.data()) == kMagic && ev.payload[4] == kReady) {
+            std::uint32_t who = conclave::wire::load_u32(ev.payload.data() + 5);
+            heard.insert(who);
+            if (conclave::wire::load_u64(ev.payload.data() + 9) == static_cast<std::uint64_t>(a.nodes)) complete.insert(who);
+        }
         if (now_ns() > barrier_deadline) {
-            std::fprintf(stderr, "conclave-bench ring-node: barrier: %zu of %d nodes after 60 s\n", ready.size(), a.nodes);
+            std::fprintf(stderr, "conclave-bench ring-node: barrier: heard %zu of %d clients after 60 s\n", heard.size(),
+                         a.nodes);
             return 1;
         }
     }

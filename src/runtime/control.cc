@@ -98,6 +98,8 @@ private:
     void close() {
         if (closed_) return;
         closed_ = true;
+        auto keep = shared_from_this();  // the server's reference goes below
+        if (!detached_) server_.sessions_.erase(id_);
         std::error_code ignore;
         socket_.close(ignore);
         if (on_close_) {
@@ -294,9 +296,9 @@ void ControlServer::close() {
     std::error_code ec;
     acceptor_.close(ec);
     ::unlink(path_.c_str());
-    for (auto& w : sessions_)
-        if (auto s = w.lock()) static_cast<Session*>(s.get())->detach();
+    auto sessions = std::move(sessions_);
     sessions_.clear();
+    for (auto& [id, s] : sessions) s->detach();
 }
 
 void ControlServer::accept() {
@@ -309,8 +311,7 @@ void ControlServer::accept() {
                 // Bounded: a client flood cannot exhaust the daemon's descriptors.
                 session.reset();
             } else {
-                std::erase_if(sessions_, [](const std::weak_ptr<ControlSession>& w) { return w.expired(); });
-                sessions_.push_back(session);
+                sessions_[session->id()] = session;
                 session->start();
             }
         }

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -79,7 +80,8 @@ private:
     asio::local::stream_protocol::acceptor acceptor_;
     // Shared with the sessions, which may outlive the server inside pending handlers.
     std::shared_ptr<std::size_t> clients_ = std::make_shared<std::size_t>(0);
-    std::vector<std::weak_ptr<ControlSession>> sessions_;
+    // Owns every live session: a paused session has no read in flight to keep it alive.
+    std::map<std::uint64_t, std::shared_ptr<Session>> sessions_;
     std::uint64_t next_session_id_ = 1;
     std::atomic<std::uint64_t> refused_{0};
     long extra_uid_ = -1;
