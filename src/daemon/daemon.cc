@@ -160,7 +160,6 @@ void Daemon::on_event(totem::Event&& e) {
     if (regular) {
         log::set_ring(hex(c.ring_id.rep) + "." + hex(c.ring_id.seq));
         for (auto m : c.members) seen_nodes_.insert(m);
-        log::notice("a new ring was formed: members " + join_ids(c.members) + "; joined " + join_ids(c.joined));
         update_quorum();
         sd_notify(0, ("STATUS=ring " + ring_id_text() + ", " + std::to_string(c.members.size()) + " members").c_str());
     } else {
