@@ -1,5 +1,7 @@
 // conclavectl(8): the admin tool.
 #include <algorithm>
+#include <optional>
+#include <set>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +23,8 @@ constexpr const char* kUsage =
     "Commands:\n"
     "  status [--json]              this node's view: cluster, node, ring, datagram counters\n"
     "                               (exit 0 quorate, 2 not quorate, 1 error)\n"
+    "  links [--json]               who this node hears, and how long ago\n"
+    "  counters [--json]            datagram, rejection, ring and group counters\n"
     "  keygen [-o PATH] [--force]   write a new 256-byte cluster authkey (mode 0400)\n"
     "                               to PATH (default /etc/conclave/authkey); refuses to\n"
     "                               overwrite an existing file unless --force is given\n"
@@ -159,6 +163,67 @@ int cmd_status(const std::vector<std::string_view>& args) {
     return quorate ? 0 : 2;
 }
 
+// Fetches the daemon's status for links/counters; prints the error and returns nullopt.
+std::optional<nlohmann::json> fetch_status() {
+    auto r = conclave::runtime::control_request(socket_path(), {{"cmd", "status"}});
+    if (!r) {
+        std::fprintf(stderr, "conclavectl: %s\n", r.error().c_str());
+        return std::nullopt;
+    }
+    if (!r.value().value("ok", false)) {
+        std::fprintf(stderr, "conclavectl: %s\n", r.value().value("error", std::string("the daemon refused")).c_str());
+        return std::nullopt;
+    }
+    return r.value();
+}
+
+int cmd_links(const std::vector<std::string_view>& args) {
+    bool as_json = !args.empty() && args[0] == "--json";
+    if (args.size() > (as_json ? 1u : 0u)) return usage_error("links: unknown argument '" + std::string(args.back()) + "'");
+    auto s = fetch_status();
+    if (!s) return 1;
+    if (as_json) {
+        std::printf("%s\n", (*s)["links"].dump(2).c_str());
+        return 0;
+    }
+    // Who this node hears: a peer missing here, or heard long ago, while it is in the
+    // ring elsewhere, points at one-way or non-transitive connectivity.
+    std::printf("%10s  %-40s %s\n", "Nodeid", "Address", "Last heard");
+    std::set<unsigned> in_ring;
+    for (const auto& m : (*s)["members"]) in_ring.insert(m.value("node_id", 0u));
+    for (const auto& l : (*s)["links"]) {
+        unsigned id = l.value("node", 0u);
+        double ago = l.value("last_heard_ms_ago", -1.0);
+        std::printf("%10u  %-40s %.0f ms ago%s\n", id, l.value("address", std::string("?")).c_str(), ago,
+                    in_ring.count(id) ? "" : "  (not in this node's ring)");
+    }
+    return 0;
+}
+
+int cmd_counters(const std::vector<std::string_view>& args) {
+    bool as_json = !args.empty() && args[0] == "--json";
+    if (args.size() > (as_json ? 1u : 0u)) return usage_error("counters: unknown argument '" + std::string(args.back()) + "'");
+    auto s = fetch_status();
+    if (!s) return 1;
+    nlohmann::json c{{"datagrams", (*s)["datagrams"]},
+                     {"rejected", (*s)["rejected"]},
+                     {"ring", (*s)["ring_counters"]},
+                     {"groups", (*s)["groups"]},
+                     {"configuration_changes", (*s)["configuration_changes"]}};
+    if (as_json) {
+        std::printf("%s\n", c.dump(2).c_str());
+        return 0;
+    }
+    for (const auto& [section, values] : c.items()) {
+        if (!values.is_object()) {
+            std::printf("%s: %s\n", section.c_str(), values.dump().c_str());
+            continue;
+        }
+        for (const auto& [k, v] : values.items()) std::printf("%s.%s: %s\n", section.c_str(), k.c_str(), v.dump().c_str());
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -186,5 +251,7 @@ int main(int argc, char** argv) {
     }
     if (cmd == "keygen") return cmd_keygen(args);
     if (cmd == "status") return cmd_status(args);
+    if (cmd == "links") return cmd_links(args);
+    if (cmd == "counters") return cmd_counters(args);
     return usage_error("unknown command '" + std::string(cmd) + "'");
 }

@@ -105,6 +105,34 @@ done
 wait_members 5 "$all" $all || fail "garbage disturbed the ring"
 echo "garbage counted as rejected: $(field 1 "s['rejected']")"
 
+# A datagram node 2 really received, sent to it once more, is rejected as a replay.
+addr2=$(cluster exec 2 ip -4 -br addr show eth0 | awk '{print $3}' | cut -d/ -f1)
+before=$(field 2 "s['rejected']['replay']")
+cluster exec 2 python3 -c "
+import socket, struct
+cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0800))
+cap.bind(('eth0', 0))
+cap.settimeout(10)
+while True:
+    frame = cap.recv(65535)
+    ip = frame[14:]
+    ihl = (ip[0] & 15) * 4
+    if ip[9] == 17 and socket.inet_ntoa(ip[12:16]) == '$addr1' and struct.unpack('!H', ip[ihl+2:ihl+4])[0] == 5405:
+        payload = ip[ihl+8:]
+        break
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(payload, ('$addr2', 5405))
+" || fail "could not capture and resend a datagram"
+end=$(($(date +%s) + 10))
+until [ "$(field 2 "s['rejected']['replay']")" -gt "$before" ]; do
+    [ "$(date +%s)" -gt $end ] && fail "the replayed datagram was not counted: $(field 2 "s['rejected']")"
+    sleep 0.05
+done
+echo "replayed datagram rejected: $(field 2 "s['rejected']")"
+
+# links and counters answer.
+cluster exec 1 conclavectl links | grep -q "$addr2" || fail "links does not show node 2"
+cluster exec 1 conclavectl counters | grep -q "^rejected.malformed: " || fail "counters lacks rejections"
+
 # A node with the wrong key cannot join; its packets are counted as unknown_key.
 cluster kill "$last" || fail "kill node $last"
 wait_members 10 "$rest" $rest || fail "survivors did not reform"
