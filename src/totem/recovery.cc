@@ -82,14 +82,8 @@ void Ring::enter_recovery(const wt::CommitToken& c, Micros now) {
 
 void Ring::send_recovery_frames(RingInstance& r, wt::Token& t, std::uint32_t& sent, std::uint32_t allowed) {
     while (sent < allowed && !to_resend_.empty()) {
-        wt::McastFrame f = std::move(to_resend_.front());
+        originate(std::move(to_resend_.front()), r, t);
         to_resend_.pop_front();
-        f.header = {r.id, config_.self};
-        f.originator = config_.self;
-        f.seq = ++t.seq;
-        multicast_frame(f);
-        const auto stored = r.window.store(std::move(f));
-        CONCLAVE_CHECK(stored == ReceiveWindow::Store::stored);
         ++sent;
         ++stats_.recovery_frames_sent;
     }

@@ -164,6 +164,9 @@ private:
     void send_hold_cancel(Micros now);
     void deliver(RingInstance& r);
     void multicast_frame(const wire::totem::McastFrame& frame);
+    // Gives a frame of mine the next seq of this ring (Totem §3.1: seq = ++token.seq),
+    // multicasts it and keeps it in my own window for retransmission.
+    void originate(wire::totem::McastFrame frame, RingInstance& r, wire::totem::Token& t);
     bool check_fail_to_receive(RingInstance& r, const wire::totem::Token& t, Micros now);
 
     // membership.cc — GATHER and COMMIT (Totem §4.3, §4.4)

@@ -108,6 +108,15 @@ bool Ring::check_fail_to_receive(RingInstance& r, const wt::Token& t, Micros now
     return true;
 }
 
+void Ring::originate(wt::McastFrame f, RingInstance& r, wt::Token& t) {
+    f.header = {r.id, config_.self};
+    f.originator = config_.self;
+    f.seq = ++t.seq;
+    multicast_frame(f);
+    const auto stored = r.window.store(std::move(f));
+    CONCLAVE_CHECK(stored == ReceiveWindow::Store::stored);
+}
+
 void Ring::multicast_frame(const wt::McastFrame& frame) {
     wire::Bytes bytes;
     wt::encode(frame, bytes);
@@ -152,13 +161,7 @@ void Ring::visit(RingInstance& r, wt::Token t, Micros now, bool may_hold) {
                                            : 0;
         std::uint32_t fresh = 0;
         while (sent < allowed && fresh < headroom && !queue_.empty()) {
-            wt::McastFrame f = queue_.next_frame();
-            f.header = {r.id, config_.self};
-            f.originator = config_.self;
-            f.seq = ++t.seq;
-            multicast_frame(f);
-            const auto stored = r.window.store(std::move(f));
-            CONCLAVE_CHECK(stored == ReceiveWindow::Store::stored);
+            originate(queue_.next_frame(), r, t);
             ++sent;
             ++fresh;
             ++stats_.frames_sent;

@@ -6,21 +6,14 @@
 #include <fstream>
 #include <string>
 
+#include "temp_dir.h"
 #include "crypto/authkey.h"
 
 using namespace conclave::crypto;
 
 namespace {
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/conclave-test-XXXXXX";
-        REQUIRE(mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
-};
+using conclave::test::TempDir;
 
 std::string slurp(const std::string& p) {
     std::ifstream in(p, std::ios::binary);

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "temp_dir.h"
 #include "conclave/client.h"
 #include "runtime/control.h"
 
@@ -16,15 +17,7 @@ using nlohmann::json;
 
 namespace {
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/conclave-ctl-XXXXXX";
-        REQUIRE(mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
-};
+using conclave::test::TempDir;
 
 // A server on its own thread, as in the daemon (the protocol thread runs the io_context).
 struct Served {

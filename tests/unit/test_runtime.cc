@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "temp_dir.h"
 #include "base/log.h"
 #include "runtime/ring_driver.h"
 #include "runtime/state_dir.h"
@@ -15,15 +16,7 @@ using namespace conclave;
 
 namespace {
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/conclave-rt-XXXXXX";
-        REQUIRE(mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
-};
+using conclave::test::TempDir;
 
 crypto::AuthKey key(std::uint8_t seed) {
     crypto::AuthKey k;
