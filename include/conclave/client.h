@@ -17,10 +17,15 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace conclave {
+
+namespace wire::group {
+class FrameParser;  // the daemon's frame parser, shared with the client (opaque here)
+}
 
 struct GroupEvent {
     enum class Kind { none, message, config, closed };
@@ -70,8 +75,7 @@ private:
 
     int fd_ = -1;
     std::string error_;
-    std::vector<std::uint8_t> in_;
-    std::size_t in_pos_ = 0;
+    std::unique_ptr<wire::group::FrameParser> parser_;
     std::vector<std::uint8_t> out_;
     std::size_t out_pos_ = 0;
 };

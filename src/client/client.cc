@@ -17,7 +17,7 @@ namespace conclave {
 
 namespace wg = wire::group;
 
-GroupClient::GroupClient() = default;
+GroupClient::GroupClient() : parser_(std::make_unique<wg::FrameParser>()) {}
 
 GroupClient::~GroupClient() {
     if (fd_ >= 0) ::close(fd_);
@@ -58,12 +58,13 @@ bool GroupClient::join(const std::string& socket_path, const std::string& group)
     if (!write_all(reinterpret_cast<const std::uint8_t*>(req.data()), req.size())) return false;
     // The JSON reply line; bytes after it are already group frames.
     std::string line;
+    std::vector<std::uint8_t> in;
     std::uint8_t buf[4096];
     for (;;) {
-        auto nl = std::find(in_.begin(), in_.end(), '\n');
-        if (nl != in_.end()) {
-            line.assign(in_.begin(), nl);
-            in_.erase(in_.begin(), nl + 1);
+        auto nl = std::find(in.begin(), in.end(), '\n');
+        if (nl != in.end()) {
+            line.assign(in.begin(), nl);
+            parser_->feed(wire::ByteView(&*nl + 1, static_cast<std::size_t>(in.end() - nl - 1)));
             break;
         }
         ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
@@ -72,8 +73,8 @@ bool GroupClient::join(const std::string& socket_path, const std::string& group)
             error_ = "conclaved closed the connection while joining";
             return false;
         }
-        in_.insert(in_.end(), buf, buf + n);
-        if (in_.size() > (1u << 20)) {
+        in.insert(in.end(), buf, buf + n);
+        if (in.size() > (1u << 20)) {
             error_ = "conclaved's answer is too long";
             return false;
         }
@@ -98,11 +99,7 @@ bool GroupClient::read_some() {
         if (error_.empty()) error_ = "conclaved closed the connection";
         return false;
     }
-    if (in_pos_ == in_.size()) {
-        in_.clear();
-        in_pos_ = 0;
-    }
-    in_.insert(in_.end(), buf, buf + n);
+    parser_->feed(wire::ByteView(buf, static_cast<std::size_t>(n)));
     return true;
 }
 
@@ -151,17 +148,13 @@ bool GroupClient::send(const void* data, std::size_t size, bool safe) {
 
 bool GroupClient::take_frame(GroupEvent& ev, bool& malformed) {
     malformed = false;
-    std::size_t avail = in_.size() - in_pos_;
-    if (avail < 4) return false;
-    std::uint32_t len = wire::load_u32(in_.data() + in_pos_);
-    if (len < 1 || len > wg::kMaxFrame) {
-        malformed = true;
+    wg::FrameType type;
+    wire::ByteView body;
+    auto st = parser_->next(type, body);
+    if (st != wg::FrameParser::Status::frame) {
+        malformed = st == wg::FrameParser::Status::malformed;
         return false;
     }
-    if (avail - 4 < len) return false;
-    auto type = static_cast<wg::FrameType>(in_[in_pos_ + 4]);
-    wire::ByteView body(in_.data() + in_pos_ + 5, len - 1);
-    in_pos_ += 4 + len;
     if (type == wg::FrameType::deliver) {
         wg::Deliver d;
         if (!wg::decode_deliver(body, d)) return malformed = true, false;
@@ -185,12 +178,8 @@ bool GroupClient::take_frame(GroupEvent& ev, bool& malformed) {
         ev = GroupEvent{};
         ev.kind = GroupEvent::Kind::closed;
     } else {
-        malformed = true;
+        malformed = true;  // the daemon never sends SEND frames
         return false;
-    }
-    if (in_pos_ > (1u << 20) && in_pos_ * 2 > in_.size()) {
-        in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(in_pos_));
-        in_pos_ = 0;
     }
     return true;
 }

@@ -91,22 +91,29 @@ std::string socket_path() {
 
 void row(const char* label, const std::string& value) { std::printf("%-17s %s\n", label, value.c_str()); }
 
+// Fetches the daemon's status; prints the error and returns nullopt.
+std::optional<nlohmann::json> fetch_status() {
+    auto r = conclave::runtime::control_request(socket_path(), {{"cmd", "status"}});
+    if (!r) {
+        std::fprintf(stderr, "conclavectl: %s\n", r.error().c_str());
+        return std::nullopt;
+    }
+    if (!r.value().value("ok", false)) {
+        std::fprintf(stderr, "conclavectl: %s\n", r.value().value("error", std::string("the daemon refused")).c_str());
+        return std::nullopt;
+    }
+    return r.value();
+}
+
 int cmd_status(const std::vector<std::string_view>& args) {
     bool as_json = false;
     for (auto a : args) {
         if (a == "--json") as_json = true;
         else return usage_error("status: unknown argument '" + std::string(a) + "'");
     }
-    auto r = conclave::runtime::control_request(socket_path(), {{"cmd", "status"}});
-    if (!r) {
-        std::fprintf(stderr, "conclavectl: %s\n", r.error().c_str());
-        return 1;
-    }
-    const auto& s = r.value();
-    if (!s.value("ok", false)) {
-        std::fprintf(stderr, "conclavectl: %s\n", s.value("error", std::string("the daemon refused")).c_str());
-        return 1;
-    }
+    auto status = fetch_status();
+    if (!status) return 1;
+    const auto& s = *status;
     bool quorate = s.value("quorate", false);
     if (as_json) {
         std::printf("%s\n", s.dump(2).c_str());
@@ -161,20 +168,6 @@ int cmd_status(const std::vector<std::string_view>& args) {
         rejected += (rejected.empty() ? "" : ", ") + reason + " " + n.dump();
     row("Rejected:", rejected);
     return quorate ? 0 : 2;
-}
-
-// Fetches the daemon's status for links/counters; prints the error and returns nullopt.
-std::optional<nlohmann::json> fetch_status() {
-    auto r = conclave::runtime::control_request(socket_path(), {{"cmd", "status"}});
-    if (!r) {
-        std::fprintf(stderr, "conclavectl: %s\n", r.error().c_str());
-        return std::nullopt;
-    }
-    if (!r.value().value("ok", false)) {
-        std::fprintf(stderr, "conclavectl: %s\n", r.value().value("error", std::string("the daemon refused")).c_str());
-        return std::nullopt;
-    }
-    return r.value();
 }
 
 int cmd_links(const std::vector<std::string_view>& args) {

@@ -78,6 +78,8 @@ Status Daemon::start() {
     auto epoch = state_->next_boot_epoch(now_us);
     if (!epoch) return Error{epoch.error()};
     boot_epoch_ = epoch.value();
+    // Read once here so that a damaged file is a clean start-up error, not an abort
+    // inside the core (DurableRingSeq stops the node if the file fails later).
     if (auto ring = state_->load("ring"); !ring) return Error{ring.error()};
 
     crypto::ChannelConfig cc;

@@ -153,8 +153,7 @@ private:
             reply = error_reply(std::string("internal error: ") + e.what());
             upgrading_ = false;
         }
-        std::string text = reply.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-        push(wire::ByteView(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+        push_json(reply);
         if (!deferred_.empty()) {
             wire::Bytes frames;
             frames.swap(deferred_);
@@ -173,10 +172,14 @@ private:
         }
     }
 
-    void reply_and_close(const json& reply) {
-        close_after_flush_ = true;
+    void push_json(const json& reply) {
         std::string text = reply.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
         push(wire::ByteView(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+    }
+
+    void reply_and_close(const json& reply) {
+        close_after_flush_ = true;
+        push_json(reply);
     }
 
     // At most one read in flight: resume_reading() may run inside the read handler's own

@@ -160,11 +160,14 @@ void Transport::send_datagram(const asio::ip::udp::endpoint& to) {
         ++stats_.datagrams_sent;
 }
 
+bool Transport::seal(wire::ByteView body) {
+    if (body.size() + wire::kDatagramOverhead <= kMaxDatagram && channel_.seal(body, sealed_)) return true;
+    ++stats_.oversize;
+    return false;
+}
+
 void Transport::send_all(wire::ByteView body) {
-    if (body.size() + wire::kDatagramOverhead > kMaxDatagram || !channel_.seal(body, sealed_)) {
-        ++stats_.oversize;
-        return;
-    }
+    if (!seal(body)) return;
     for (const auto& to : fanout_) send_datagram(to);
 }
 
@@ -174,10 +177,7 @@ bool Transport::send_to(std::uint32_t node, wire::ByteView body) {
         ++stats_.unroutable;
         return false;
     }
-    if (body.size() + wire::kDatagramOverhead > kMaxDatagram || !channel_.seal(body, sealed_)) {
-        ++stats_.oversize;
-        return false;
-    }
+    if (!seal(body)) return false;
     send_datagram(it->second);
     return true;
 }

@@ -58,6 +58,8 @@ public:
 private:
     void receive();
     void send_datagram(const asio::ip::udp::endpoint& to);
+    // Seals body into sealed_; false (counted as oversize) when it cannot be a datagram.
+    bool seal(wire::ByteView body);
     Status open_multicast(const asio::ip::address& group);
 
     const config::Config& cfg_;
