@@ -47,7 +47,9 @@ const std::vector<std::string>& planted_bug_names() {
     static const std::vector<std::string> names = {
         "skip-retransmit",   "deliver-out-of-order", "deliver-twice",       "deliver-safe-early",
         "skip-transitional", "transitional-all-new", "drop-recovered",      "old-after-regular",
-        "drop-queue-on-change", "no-merge"};
+        "drop-queue-on-change", "no-merge",
+        // store workload
+        "apply-inquorate-transitional", "source-highest-version"};
     return names;
 }
 
@@ -61,20 +63,27 @@ std::string usage() {
            "  --nodes N|A-B        ring size, or a range drawn per seed (2..32; default 3)\n"
            "  --seeds A-B          seeds to run, inclusive (a single seed S is S-S; default 1)\n"
            "  --faults LIST        comma list of loss,dup,reorder,delay,partition,asym,crash,pause,\n"
-           "                       join; all; or none (default none)\n"
+           "                       join, power (store workload: every node loses power at once);\n"
+           "                       all; or none (default none)\n"
            "  --pause-ms MS        every pause lasts MS, 1..60000 (default: random 50..1500)\n"
            "  --soak MINUTES       run random seeds from --seeds' first until MINUTES of CPU time\n"
            "  --loss P             packet loss probability per link, 0..1 (default 0.1; implies loss)\n"
            "  --dup P              duplication probability when dup is on (default 0.05)\n"
            "  --reorder P          hold-back probability when reorder is on (default 0.1)\n"
-           "  --msgs M             messages submitted per seed, 1..100000 (default 100)\n"
+           "  --workload W         messages (default): application messages, ordering and EVS\n"
+           "                       checks; store: the replicated state (LMDB in temp dirs, fsync\n"
+           "                       off) with random file operations, checked for lost\n"
+           "                       acknowledged writes, forks, one quorate configuration at a\n"
+           "                       time and identical replicas after the heal\n"
+           "  --msgs M             messages (store: client requests) per seed, 1..100000 (default 100)\n"
            "  --max-size BYTES     largest workload message, 1..1048576 (default 262144)\n"
            "  --mtu BYTES          path MTU of the simulated network, 576..65535 (default 1500)\n"
            "  --trace FILE         write the trace (text, one event per line) of every seed to FILE\n"
            "  --plant-bug NAME     test only: skip-retransmit, deliver-out-of-order, deliver-twice,\n"
            "                       deliver-safe-early, skip-transitional, transitional-all-new,\n"
            "                       drop-recovered, old-after-regular, drop-queue-on-change,\n"
-           "                       no-merge (the checkers must catch it)\n"
+           "                       no-merge; with --workload store: apply-inquorate-transitional,\n"
+           "                       source-highest-version (the checkers must catch it)\n"
            "  --verbose            one line per seed\n"
            "  --help               this text\n"
            "\n"
@@ -125,6 +134,7 @@ ParseResult parse_args(int argc, const char* const* argv) {
             if (!value(v)) return r;
             o.fault_loss = o.fault_dup = o.fault_reorder = o.fault_delay = false;
             o.fault_partition = o.fault_asym = o.fault_crash = o.fault_pause = o.fault_join = false;
+            o.fault_power = false;
             if (v == "none") continue;
             std::string_view rest = v;
             while (true) {
@@ -139,9 +149,11 @@ ParseResult parse_args(int argc, const char* const* argv) {
                 else if (f == "crash") o.fault_crash = true;
                 else if (f == "pause") o.fault_pause = true;
                 else if (f == "join") o.fault_join = true;
+                else if (f == "power") o.fault_power = true;
                 else if (f == "all") {
                     o.fault_loss = o.fault_dup = o.fault_reorder = o.fault_delay = true;
                     o.fault_partition = o.fault_asym = o.fault_crash = o.fault_pause = o.fault_join = true;
+                    o.fault_power = true;
                 } else {
                     r.error = "--faults: unknown fault '" + std::string(f) +
                               "' (known: loss,dup,reorder,delay,partition,asym,crash,pause,join,all)";
@@ -189,6 +201,13 @@ ParseResult parse_args(int argc, const char* const* argv) {
                 r.error = "--trace wants a file name";
                 return r;
             }
+        } else if (arg == "--workload") {
+            if (!value(v)) return r;
+            if (v != "messages" && v != "store") {
+                r.error = "--workload wants 'messages' or 'store', got '" + v + "'";
+                return r;
+            }
+            o.workload = v;
         } else if (arg == "--plant-bug") {
             if (!value(v)) return r;
             bool known = false;
@@ -225,6 +244,7 @@ std::string faults_string(const SimOptions& o) {
     add(o.fault_crash, "crash");
     add(o.fault_pause, "pause");
     add(o.fault_join, "join");
+    add(o.fault_power, "power");
     return s.empty() ? "none" : s;
 }
 
@@ -245,6 +265,7 @@ std::string replay_command(const SimOptions& o, std::uint64_t seed, std::uint32_
     if (o.fault_loss) s += " --loss " + prob(o.loss);
     if (o.fault_dup) s += " --dup " + prob(o.dup);
     if (o.fault_reorder) s += " --reorder " + prob(o.reorder);
+    if (o.workload != "messages") s += " --workload " + o.workload;
     s += " --msgs " + std::to_string(o.msgs);
     if (o.max_size != 256 * 1024) s += " --max-size " + std::to_string(o.max_size);
     if (o.mtu != 1500) s += " --mtu " + std::to_string(o.mtu);

@@ -15,6 +15,9 @@ struct SimOptions {
     // pause + resume with a backlog, a node joining mid-run.
     bool fault_partition = false, fault_asym = false, fault_crash = false, fault_pause = false,
          fault_join = false;
+    // A power failure of every node at once, each restarting after its own delay (store
+    // workload only: what it exercises is the store's commit window).
+    bool fault_power = false;
     std::uint32_t pause_ms = 0;  // 0: each pause lasts a random 50..1500 ms
     double loss = 0.1;      // used when loss is on
     double dup = 0.05;      // used when dup is on
@@ -24,6 +27,9 @@ struct SimOptions {
     std::uint32_t mtu = 1500;
     std::string trace_file;
     std::string plant_bug;  // "", or one of planted_bug_names()
+    // "messages": random application messages, checked for total order and EVS;
+    // "store": the replicated state machine (node/ + store/) under the same faults.
+    std::string workload = "messages";
     std::uint32_t soak_minutes = 0;  // > 0: random seeds until this much wall time passed
     bool verbose = false;
     bool membership_faults() const {

@@ -10,6 +10,7 @@
 #include "sim/event_queue.h"
 #include "sim/network.h"
 #include "sim/prng.h"
+#include "sim/store_sim.h"
 #include "totem/durable.h"
 #include "totem/ring.h"
 #include "wire/totem.h"
@@ -589,6 +590,7 @@ std::uint32_t nodes_for_seed(const SimOptions& o, std::uint64_t seed) {
 }
 
 SeedResult run_seed(const SimOptions& o, std::uint64_t seed) {
+    if (o.workload == "store") return run_store_seed(o, seed);
     Simulation sim(o, seed);
     return sim.run();
 }

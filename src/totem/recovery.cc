@@ -31,6 +31,10 @@ void Ring::enter_recovery(const wt::CommitToken& c, Micros now) {
     (void)now;
     state_ = State::recovery;
     commit_ = c;
+    // The watermark is per ring (DESIGN.md §6.3): the application reports its value for
+    // the new ring anew, so nothing from the old one can leak into the new ring's min.
+    local_watermark_ = 0;
+    ring_watermark_ = 0;
     transitional_.clear();
     to_resend_.clear();
     install_seq_.reset();

@@ -35,8 +35,9 @@ constexpr std::size_t frame_budget(std::size_t mtu) {
 
 inline constexpr std::uint16_t kMagic = 0xC0C1;  // "COnClave ring"
 inline constexpr std::uint8_t kVersion = 1;
-// Application messages are at most 1 MiB (DESIGN.md §8 default file size limit).
-inline constexpr std::uint32_t kMaxMessageSize = 1u << 20;
+// Ring messages are at most 4 MiB: a whole-file transition of the largest allowed file
+// (1 MiB by default, DESIGN.md §8) plus its header, or a sync message carrying one.
+inline constexpr std::uint32_t kMaxMessageSize = 4u << 20;
 // Retransmit requests a token may carry; bounds the token's size (see kMaxTokenSize).
 inline constexpr std::uint32_t kMaxRtrEntries = 64;
 // Chunks a frame may carry (a frame of 0-byte messages is the worst case).

@@ -1,0 +1,184 @@
+// Encoder and decoder of the state messages; format described in messages.h.
+#include "node/messages.h"
+
+namespace conclave::node {
+namespace {
+
+enum class Type : std::uint8_t {
+    transition = 1,
+    sync_state = 2,
+    sync_plan = 3,
+    sync_log = 4,
+    sync_chunk = 5,
+    sync_done = 6,
+};
+
+constexpr std::uint32_t kMaxActions = 4096;
+constexpr std::uint32_t kMaxLogRecords = 1u << 20;
+constexpr std::size_t kLogRecordHeader = 8 + 8 + 32 + 4 + 4;
+
+void put_ring(wire::Writer& w, const RingRef& r) {
+    w.u32(r.rep);
+    w.u64(r.seq);
+}
+bool get_ring(wire::Reader& r, RingRef& ring) {
+    r.u32(ring.rep);
+    return r.u64(ring.seq);
+}
+void put_head(wire::Writer& w, const store::Head& h) {
+    w.u64(h.epoch);
+    w.u64(h.version);
+    w.bytes(wire::ByteView(h.hash));
+}
+bool get_head(wire::Reader& r, store::Head& h) {
+    r.u64(h.epoch);
+    r.u64(h.version);
+    return r.bytes(h.hash);
+}
+
+void encode_body(wire::Writer& w, wire::Bytes& out, const MsgTransition& m) {
+    w.u8(static_cast<std::uint8_t>(Type::transition));
+    store::encode(m.t, out);
+}
+void encode_body(wire::Writer& w, wire::Bytes&, const MsgSyncState& m) {
+    w.u8(static_cast<std::uint8_t>(Type::sync_state));
+    put_ring(w, m.ring);
+    put_head(w, m.head);
+    store::encode_meta(m.meta, w);
+}
+void encode_body(wire::Writer& w, wire::Bytes&, const MsgSyncPlan& m) {
+    w.u8(static_cast<std::uint8_t>(Type::sync_plan));
+    put_ring(w, m.ring);
+    w.u32(m.source);
+    put_head(w, m.head);
+    w.u32(static_cast<std::uint32_t>(m.actions.size()));
+    for (const auto& [node, action] : m.actions) {
+        w.u32(node);
+        w.u8(static_cast<std::uint8_t>(action));
+    }
+}
+void encode_body(wire::Writer& w, wire::Bytes&, const MsgSyncLog& m) {
+    w.u8(static_cast<std::uint8_t>(Type::sync_log));
+    put_ring(w, m.ring);
+    w.u32(static_cast<std::uint32_t>(m.records.size()));
+    for (const store::LogRecord& rec : m.records) {
+        w.u64(rec.epoch);
+        w.u64(rec.version);
+        w.bytes(wire::ByteView(rec.hash));
+        w.u32(static_cast<std::uint32_t>(rec.err));
+        w.u32(static_cast<std::uint32_t>(rec.transition.size()));
+        w.bytes(wire::ByteView(rec.transition));
+    }
+}
+void encode_body(wire::Writer& w, wire::Bytes&, const MsgSyncChunk& m) {
+    w.u8(static_cast<std::uint8_t>(Type::sync_chunk));
+    put_ring(w, m.ring);
+    w.u64(m.total);
+    w.u64(m.offset);
+    w.u32(static_cast<std::uint32_t>(m.data.size()));
+    w.bytes(wire::ByteView(m.data));
+}
+void encode_body(wire::Writer& w, wire::Bytes&, const MsgSyncDone& m) {
+    w.u8(static_cast<std::uint8_t>(Type::sync_done));
+    put_ring(w, m.ring);
+    put_head(w, m.head);
+}
+
+std::optional<Message> decode_plan(wire::Reader& r) {
+    MsgSyncPlan m;
+    get_ring(r, m.ring);
+    r.u32(m.source);
+    get_head(r, m.head);
+    std::uint32_t n = 0;
+    if (!r.count(n, 5, kMaxActions)) return std::nullopt;
+    m.actions.resize(n);
+    for (auto& [node, action] : m.actions) {
+        std::uint8_t a = 0;
+        r.u32(node);
+        if (!r.u8(a) || a > static_cast<std::uint8_t>(SyncAction::snapshot)) return std::nullopt;
+        action = static_cast<SyncAction>(a);
+    }
+    return m;
+}
+
+std::optional<Message> decode_log(wire::Reader& r) {
+    MsgSyncLog m;
+    get_ring(r, m.ring);
+    std::uint32_t n = 0;
+    if (!r.count(n, kLogRecordHeader, kMaxLogRecords)) return std::nullopt;
+    m.records.resize(n);
+    for (store::LogRecord& rec : m.records) {
+        std::uint32_t err = 0, len = 0;
+        r.u64(rec.epoch);
+        r.u64(rec.version);
+        r.bytes(rec.hash);
+        r.u32(err);
+        wire::ByteView t;
+        if (!r.u32(len) || !r.view(len, t)) return std::nullopt;
+        // A record carries a transition the receiver will apply: refuse it here rather
+        // than half-way through applying a log.
+        if (!store::decode(t).ok()) return std::nullopt;
+        rec.err = static_cast<int>(err);
+        rec.transition.assign(t.begin(), t.end());
+    }
+    return m;
+}
+
+std::optional<Message> decode_chunk(wire::Reader& r) {
+    MsgSyncChunk m;
+    get_ring(r, m.ring);
+    r.u64(m.total);
+    r.u64(m.offset);
+    std::uint32_t len = 0;
+    wire::ByteView data;
+    if (!r.u32(len) || !r.view(len, data)) return std::nullopt;
+    if (m.offset > m.total || len > m.total - m.offset) return std::nullopt;
+    m.data.assign(data.begin(), data.end());
+    return m;
+}
+
+}  // namespace
+
+void encode(const Message& m, wire::Bytes& out) {
+    wire::Writer w(out);
+    w.u8(kStateKind);
+    std::visit([&](const auto& body) { encode_body(w, out, body); }, m);
+}
+
+std::optional<Message> decode(wire::ByteView bytes) {
+    wire::Reader r(bytes);
+    std::uint8_t kind = 0, type = 0;
+    r.u8(kind);
+    r.u8(type);
+    if (!r.ok() || kind != kStateKind) return std::nullopt;
+    std::optional<Message> m;
+    switch (static_cast<Type>(type)) {
+        case Type::transition: {
+            auto t = store::decode(r.rest());
+            if (!t.ok()) return std::nullopt;
+            return MsgTransition{std::move(t.value())};
+        }
+        case Type::sync_state: {
+            MsgSyncState s;
+            get_ring(r, s.ring);
+            get_head(r, s.head);
+            if (store::decode_meta(r, s.meta)) m = std::move(s);
+            break;
+        }
+        case Type::sync_plan: m = decode_plan(r); break;
+        case Type::sync_log: m = decode_log(r); break;
+        case Type::sync_chunk: m = decode_chunk(r); break;
+        case Type::sync_done: {
+            MsgSyncDone d;
+            get_ring(r, d.ring);
+            get_head(r, d.head);
+            m = d;
+            break;
+        }
+        default: return std::nullopt;
+    }
+    if (!m || !r.at_end()) return std::nullopt;
+    return m;
+}
+
+}  // namespace conclave::node

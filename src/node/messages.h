@@ -1,0 +1,78 @@
+// State messages: what node/ multicasts on the ring (the totem payload), next to the
+// process-group envelope (wire/group.h, kind 1). Little-endian, every length checked;
+// the decoder is a fuzz target.
+//   u8 kind = 2 (state), u8 type (1..6 in this order), body
+//     TRANSITION  encoded store::Transition
+//     SYNC_STATE  ring, u64 epoch, u64 version, 32 hash, meta    (each member, after a
+//                 regular configuration, once its own applies are durable)
+//     SYNC_PLAN   ring, u32 source, head, u32 count, count x (u32 node, u8 action)
+//     SYNC_LOG    ring, u32 count, count x (u64 epoch, u64 version, 32 hash, i32 err,
+//                 u32 length, transition bytes)
+//     SYNC_CHUNK  ring, u64 total, u64 offset, u32 length, bytes   (a snapshot piece)
+//     SYNC_DONE   ring, head
+//   ring = u32 rep + u64 seq; head = u64 epoch, u64 version, 32 hash;
+//   meta = 16 cluster id, u64 max_file_size, u64 max_total_size, u32 max_name,
+//          u32 count, count x (u32 id, u8 name length, name, u32 votes)  (store::encode_meta)
+// The decoder also refuses: an action other than none/log/snapshot, a log record whose
+// transition bytes do not decode, a chunk reaching past `total`.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <variant>
+#include <vector>
+
+#include "store/store.h"
+#include "store/transition.h"
+#include "wire/bytes.h"
+
+namespace conclave::node {
+
+inline constexpr std::uint8_t kStateKind = 2;  // first byte; group messages use 1
+
+struct RingRef {
+    std::uint32_t rep = 0;
+    std::uint64_t seq = 0;
+    bool operator==(const RingRef&) const = default;
+};
+
+enum class SyncAction : std::uint8_t { none = 0, log = 1, snapshot = 2 };
+
+struct MsgTransition {
+    store::Transition t;
+};
+struct MsgSyncState {
+    RingRef ring;
+    store::Head head;
+    store::Meta meta;
+};
+struct MsgSyncPlan {
+    RingRef ring;
+    std::uint32_t source = 0;
+    store::Head head;  // the source's head: where everyone ends
+    std::vector<std::pair<std::uint32_t, SyncAction>> actions;
+};
+struct MsgSyncLog {
+    RingRef ring;
+    std::vector<store::LogRecord> records;
+};
+struct MsgSyncChunk {
+    RingRef ring;
+    std::uint64_t total = 0;
+    std::uint64_t offset = 0;
+    wire::Bytes data;
+};
+struct MsgSyncDone {
+    RingRef ring;
+    store::Head head;
+};
+
+using Message = std::variant<MsgTransition, MsgSyncState, MsgSyncPlan, MsgSyncLog, MsgSyncChunk, MsgSyncDone>;
+
+void encode(const Message& m, wire::Bytes& out);
+// nullopt for anything malformed (unknown kind/type, bad lengths, trailing bytes).
+std::optional<Message> decode(wire::ByteView bytes);
+// True when the payload's first byte says it is a state message.
+inline bool is_state_message(wire::ByteView bytes) { return !bytes.empty() && bytes[0] == kStateKind; }
+
+}  // namespace conclave::node

@@ -1,0 +1,570 @@
+// node/: see node.h for the rules. This file is the whole state machine: requests,
+// ordered apply, the sync after every regular configuration, and acknowledgements.
+#include "node/node.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace conclave::node {
+
+const char* phase_name(Phase p) {
+    switch (p) {
+        case Phase::none: return "none";
+        case Phase::syncing: return "syncing";
+        case Phase::synced: return "synced";
+    }
+    return "?";
+}
+
+namespace {
+
+std::string head_text(const store::Head& h) {
+    return "(" + std::to_string(h.epoch) + ", " + std::to_string(h.version) + ", " + store::hex(h.hash).substr(0, 12) + ")";
+}
+
+bool same_head(const store::Head& a, const store::Head& b) {
+    return a.epoch == b.epoch && a.version == b.version && a.hash == b.hash;
+}
+
+}  // namespace
+
+Node::Node(Config config, store::Head head, store::Meta meta, SubmitFn submit, Bugs bugs)
+    : config_(config), bugs_(bugs), submit_(std::move(submit)), durable_(head), meta_(std::move(meta)) {
+    next_version_ = durable_.version + 1;
+    next_request_ = config_.request_base;
+}
+
+Effects Node::take_effects() {
+    Effects e = std::move(effects_);
+    effects_ = Effects{};
+    return e;
+}
+
+// ---- Requests ----
+
+void Node::submit(std::uint64_t tag, store::Transition t) {
+    t.origin = config_.self;
+    t.request = ++next_request_;
+    if (t.op == store::Op::genesis && !meta_.empty()) {
+        effects_.replies.push_back({tag, EEXIST, 0,
+                                    "this node already belongs to cluster " + store::hex(meta_.cluster_id)});
+        return;
+    }
+    if (phase_ == Phase::synced && !awaiting_install_ && !quorate_ &&
+        !(t.op == store::Op::genesis && meta_.empty())) {
+        std::string why = meta_.empty()
+                              ? "this node has no cluster state yet: run `conclavectl create` on one node, then "
+                                "`conclavectl node add` there for the others"
+                              : "this partition is not quorate (" + std::to_string(total_votes()) + " of " +
+                                    std::to_string(expected_votes()) + " votes)";
+        effects_.replies.push_back({tag, EROFS, 0, why});
+        return;
+    }
+    Pending p;
+    p.tag = tag;
+    p.t = t;
+    pending_.emplace(t.request, std::move(p));
+    send(MsgTransition{std::move(t)});
+}
+
+void Node::send(const Message& m) {
+    wire::Bytes bytes;
+    encode(m, bytes);
+    outbox_.emplace_back(std::move(bytes), totem::Guarantee::safe);
+    pump();
+}
+
+void Node::pump() {
+    while (!outbox_.empty()) {
+        auto& [bytes, g] = outbox_.front();
+        auto r = submit_(bytes, g);
+        if (r.status == totem::SubmitStatus::try_again) return;
+        if (r.status == totem::SubmitStatus::too_large) {
+            // Only a transition can be this large (sync messages are bounded): its
+            // request fails, nothing else is affected.
+            auto m = decode(bytes);
+            if (m && std::holds_alternative<MsgTransition>(*m)) {
+                fail_pending(std::get<MsgTransition>(*m).t.request, EFBIG,
+                             "the request is larger than a ring message may be");
+            } else {
+                log("a state message was too large for the ring and was dropped");
+            }
+        }
+        outbox_.pop_front();
+    }
+}
+
+void Node::fail_pending(std::uint64_t request, int err, const std::string& why) {
+    auto it = pending_.find(request);
+    if (it == pending_.end()) return;
+    effects_.replies.push_back({it->second.tag, err, 0, why});
+    pending_.erase(it);
+}
+
+// ---- Quorum ----
+
+std::uint32_t Node::expected_votes() const {
+    std::uint32_t v = 0;
+    for (const auto& n : meta_.nodes) v += n.votes;
+    return v;
+}
+
+std::uint32_t Node::total_votes() const {
+    std::uint32_t v = 0;
+    for (const auto& n : meta_.nodes)
+        if (std::find(members_.begin(), members_.end(), n.id) != members_.end()) v += n.votes;
+    return v;
+}
+
+bool Node::config_quorate(const std::vector<NodeId>& members) const {
+    std::uint32_t expected = 0, present = 0;
+    for (const auto& n : meta_.nodes) {
+        expected += n.votes;
+        if (std::find(members.begin(), members.end(), n.id) != members.end()) present += n.votes;
+    }
+    return expected > 0 && 2 * present > expected;
+}
+
+bool Node::quorate() const { return phase_ == Phase::synced && quorate_ && !awaiting_install_; }
+
+// ---- Ring events ----
+
+void Node::on_event(const totem::Event& e) {
+    if (const auto* d = std::get_if<totem::Delivery>(&e)) {
+        on_delivery(*d);
+    } else {
+        on_config(std::get<totem::ConfigChange>(e));
+    }
+}
+
+void Node::on_delivery(const totem::Delivery& d) {
+    if (!is_state_message(d.payload)) return;  // a process-group message
+    auto m = decode(d.payload);
+    if (!m) {
+        ++malformed_;
+        log("dropped a malformed state message from node " + std::to_string(d.sender));
+        return;
+    }
+    if (d.guarantee != totem::Guarantee::safe) {
+        // Every state message is sent SAFE; anything else is not ours to apply.
+        ++malformed_;
+        log("dropped a state message from node " + std::to_string(d.sender) + " not delivered safe");
+        return;
+    }
+    std::visit(
+        [&](auto&& msg) {
+            using T = std::decay_t<decltype(msg)>;
+            if constexpr (std::is_same_v<T, MsgTransition>) on_transition(std::move(msg.t));
+            else if constexpr (std::is_same_v<T, MsgSyncState>) on_sync_state(d.sender, std::move(msg));
+            else if constexpr (std::is_same_v<T, MsgSyncPlan>) on_sync_plan(d.sender, std::move(msg));
+            else if constexpr (std::is_same_v<T, MsgSyncLog>) on_sync_log(d.sender, std::move(msg));
+            else if constexpr (std::is_same_v<T, MsgSyncChunk>) on_sync_chunk(d.sender, std::move(msg));
+            else on_sync_done(d.sender, std::move(msg));
+        },
+        std::move(*m));
+}
+
+void Node::on_config(const totem::ConfigChange& c) {
+    members_ = c.members;
+    epoch_ = c.ring_id.seq;
+    if (c.kind == totem::ConfigChange::Kind::transitional) {
+        // The old ring's remaining messages are delivered in the transitional
+        // configuration: every member of it delivers the same ones (EVS), so it may apply
+        // them if it is quorate on its own.
+        transitional_ = true;
+        bool q = phase_ == Phase::synced && !awaiting_install_ && config_quorate(members_);
+        if (bugs_.apply_inquorate_transitional && phase_ == Phase::synced) q = true;
+        quorate_ = q;
+        return;
+    }
+    transitional_ = false;
+    ring_ = RingRef{c.ring_id.rep, c.ring_id.seq};
+    phase_ = Phase::syncing;
+    quorate_ = false;
+    sync_state_sent_ = false;
+    states_.clear();
+    source_.reset();
+    plan_.reset();
+    my_action_ = SyncAction::none;
+    snapshot_.clear();
+    snapshot_total_ = 0;
+    sync_read_requested_ = false;
+    sync_next_ = 0;
+    // Transitions held by an unfinished sync were never applied.
+    for (auto& t : held_) {
+        if (t.origin != config_.self) continue;
+        auto it = pending_.find(t.request);
+        if (it != pending_.end()) it->second.state = Pending::State::delivered_unapplied;
+    }
+    held_.clear();
+    ring_watermark_ = 0;
+    update_local_watermark();
+    maybe_send_sync_state();
+}
+
+void Node::on_ring_watermark(std::uint64_t w) {
+    ring_watermark_ = w;
+    try_replies();
+}
+
+// ---- Apply ----
+
+void Node::on_transition(store::Transition t) {
+    if (phase_ == Phase::syncing) {
+        held_.push_back(std::move(t));
+        return;
+    }
+    apply_transition(std::move(t));
+}
+
+void Node::apply_transition(store::Transition t) {
+    const bool genesis_ok = t.op == store::Op::genesis && meta_.empty();
+    const bool apply = phase_ == Phase::synced && (quorate_ || genesis_ok);
+    auto it = t.origin == config_.self ? pending_.find(t.request) : pending_.end();
+    if (!apply) {
+        if (it != pending_.end()) {
+            if (transitional_ || phase_ != Phase::synced) {
+                // Another partition may apply it (it is an old-ring message): the next
+                // sync tells.
+                it->second.state = Pending::State::delivered_unapplied;
+            } else {
+                // Delivered in this regular configuration only, which is not quorate:
+                // nobody applies it.
+                fail_pending(t.request, EROFS,
+                             meta_.empty() ? "this node has no cluster state yet (conclavectl create)"
+                                           : "this partition is not quorate (" + std::to_string(total_votes()) +
+                                                 " of " + std::to_string(expected_votes()) + " votes)");
+            }
+        }
+        return;
+    }
+    const std::uint64_t version = next_version_++;
+    if (it != pending_.end()) {
+        it->second.state = Pending::State::applied;
+        it->second.version = version;
+        it->second.err.reset();
+    }
+    bool node_op = t.op == store::Op::genesis || t.op == store::Op::node_add || t.op == store::Op::node_remove ||
+                   t.op == store::Op::node_votes;
+    if (node_op) {
+        int err = store::apply_node_op(meta_, t);
+        if (err == 0) {
+            bool before = quorate_;
+            quorate_ = config_quorate(members_) ||
+                       (bugs_.apply_inquorate_transitional && transitional_ && before);
+            log(std::string("node list: ") + store::op_name(t.op) + " node " + std::to_string(t.node_id) +
+                " at version " + std::to_string(version) + "; " + std::to_string(total_votes()) + " of " +
+                std::to_string(expected_votes()) + " votes present" +
+                (before != quorate_ ? (quorate_ ? ", quorate" : ", quorum lost") : ""));
+        }
+    }
+    JobApply job;
+    job.items.push_back(store::Item{epoch_, std::move(t), std::nullopt});
+    push_job(std::move(job));
+}
+
+void Node::push_job(Job j) {
+    job_kinds_.push_back(static_cast<std::uint8_t>(j.index()));
+    ++jobs_outstanding_;
+    effects_.jobs.push_back(std::move(j));
+}
+
+void Node::on_job_done(JobResult r) {
+    if (jobs_outstanding_ == 0) {
+        effects_.stop = "internal error: a store result arrived with no job outstanding";
+        return;
+    }
+    --jobs_outstanding_;
+    job_kinds_.pop_front();
+    if (auto* f = std::get_if<ResultFailed>(&r)) {
+        effects_.stop = "the state store failed: " + f->error +
+                        "; stopping so that this node cannot diverge (fix the disk, then restart)";
+        return;
+    }
+    if (auto* a = std::get_if<ResultApplied>(&r)) {
+        durable_ = a->head;
+        for (const auto& ap : a->applied) {
+            if (ap.origin != config_.self) continue;
+            auto it = pending_.find(ap.request);
+            if (it != pending_.end() && it->second.state == Pending::State::applied && it->second.version == ap.version)
+                it->second.err = ap.err;
+        }
+    } else if (auto* in = std::get_if<ResultInstalled>(&r)) {
+        durable_ = in->head;
+        if (awaiting_install_) {
+            awaiting_install_ = false;
+            // Which of my requests does the installed history hold?
+            for (auto& [request, p] : pending_) {
+                const std::uint64_t req = request;  // a named copy the lambda can capture
+                if (p.state == Pending::State::queued) continue;
+                if (p.state == Pending::State::applied && p.version > in->head.version) continue;  // applied after
+                auto f = std::find_if(in->mine.begin(), in->mine.end(),
+                                      [&](const store::Applied& a) { return a.request == req; });
+                if (f != in->mine.end()) {
+                    p.state = Pending::State::applied;
+                    p.version = f->version;
+                    p.err = f->err;
+                } else {
+                    p.state = Pending::State::delivered_unapplied;
+                }
+            }
+            if (phase_ == Phase::synced) resolve_pending();
+        }
+    } else if (auto* s = std::get_if<ResultSyncRead>(&r)) {
+        if (phase_ == Phase::syncing && s->ring == ring_ && source_ == config_.self) send_sync_data(std::move(*s));
+    }
+    update_local_watermark();
+    try_replies();
+    maybe_send_sync_state();
+}
+
+// ---- Sync ----
+
+void Node::maybe_send_sync_state() {
+    if (phase_ != Phase::syncing || sync_state_sent_ || jobs_outstanding_ != 0) return;
+    sync_state_sent_ = true;
+    send(MsgSyncState{ring_, durable_, meta_});
+}
+
+void Node::on_sync_state(NodeId from, MsgSyncState m) {
+    if (phase_ != Phase::syncing || !(m.ring == ring_)) return;
+    if (std::find(members_.begin(), members_.end(), from) == members_.end()) return;
+    states_[from] = std::move(m);
+    if (source_) return;
+    for (auto id : members_)
+        if (!states_.count(id)) return;
+    decide_source();
+}
+
+void Node::decide_source() {
+    // Only current members take part (in a transitional configuration, states of members
+    // that left were delivered too, but they cannot send data any more).
+    for (auto it = states_.begin(); it != states_.end();) {
+        if (std::find(members_.begin(), members_.end(), it->first) == members_.end())
+            it = states_.erase(it);
+        else
+            ++it;
+    }
+    // Which cluster is this ring? The cluster id most members hold (empty states join
+    // anyone); a tie goes to the side with the highest head.
+    std::map<store::ClusterId, std::pair<std::size_t, store::Head>> clusters;
+    for (const auto& [id, s] : states_) {
+        if (s.meta.empty()) continue;
+        auto& c = clusters[s.meta.cluster_id];
+        ++c.first;
+        if (c.second < s.head) c.second = s.head;
+    }
+    std::optional<store::ClusterId> cluster;
+    std::pair<std::size_t, store::Head> best{0, {}};
+    for (const auto& [cid, c] : clusters) {
+        if (!cluster || c.first > best.first || (c.first == best.first && best.second < c.second)) {
+            cluster = cid;
+            best = c;
+        }
+    }
+    auto belongs = [&](const MsgSyncState& s) { return s.meta.empty() || !cluster || s.meta.cluster_id == *cluster; };
+    if (!meta_.empty() && cluster && meta_.cluster_id != *cluster) {
+        effects_.stop = "this node's state belongs to cluster " + store::hex(meta_.cluster_id) +
+                        " but the ring's members hold cluster " + store::hex(*cluster) +
+                        ": refusing to join. To make this node part of that cluster, stop conclaved, remove "
+                        "the store in its state directory, and start it again (it then syncs)";
+        return;
+    }
+    // The source: the highest (epoch, version), node id breaking ties (DESIGN.md §6.4).
+    const MsgSyncState* src = nullptr;
+    NodeId src_id = 0;
+    for (const auto& [id, s] : states_) {
+        if (!belongs(s)) continue;
+        bool better;
+        if (!src) {
+            better = true;
+        } else if (bugs_.source_highest_version) {
+            better = s.head.version != src->head.version ? s.head.version > src->head.version : id > src_id;
+        } else {
+            better = src->head < s.head || (!(s.head < src->head) && id > src_id);
+        }
+        if (better) {
+            src = &s;
+            src_id = id;
+        }
+    }
+    if (!src) return;  // unreachable: my own state always belongs
+    source_ = src_id;
+    std::vector<Lagger> laggers;
+    for (const auto& [id, s] : states_)
+        if (belongs(s) && !same_head(s.head, src->head)) laggers.push_back({id, s.head});
+    if (laggers.empty()) {
+        finish_sync(src->head, src->meta);
+        return;
+    }
+    std::string behind;
+    for (const auto& l : laggers) behind += " n" + std::to_string(l.node) + " " + head_text(l.head);
+    log("sync: source node " + std::to_string(src_id) + " at " + head_text(src->head) + "; differing:" + behind);
+    if (src_id == config_.self) {
+        sync_read_requested_ = true;
+        push_job(JobReadSync{ring_, std::move(laggers)});
+    }
+}
+
+void Node::send_sync_data(ResultSyncRead r) {
+    send(MsgSyncPlan{ring_, config_.self, durable_, r.actions});
+    MsgSyncLog batch{ring_, {}};
+    std::size_t bytes = 0;
+    for (auto& rec : r.records) {
+        bytes += rec.transition.size() + 64;
+        batch.records.push_back(std::move(rec));
+        if (bytes >= config_.log_batch_bytes) {
+            send(batch);
+            batch.records.clear();
+            bytes = 0;
+        }
+    }
+    if (!batch.records.empty()) send(batch);
+    if (r.snapshot) {
+        const auto& s = *r.snapshot;
+        std::uint64_t off = 0;
+        do {
+            std::size_t n = std::min<std::size_t>(config_.chunk_bytes, s.size() - off);
+            MsgSyncChunk c{ring_, s.size(), off, wire::Bytes(s.begin() + static_cast<std::ptrdiff_t>(off),
+                                                             s.begin() + static_cast<std::ptrdiff_t>(off + n))};
+            send(c);
+            off += n;
+        } while (off < s.size());
+    }
+    send(MsgSyncDone{ring_, durable_});
+}
+
+void Node::on_sync_plan(NodeId from, MsgSyncPlan m) {
+    if (phase_ != Phase::syncing || !(m.ring == ring_) || source_ != from || plan_) return;
+    my_action_ = SyncAction::none;
+    for (const auto& [n, a] : m.actions)
+        if (n == config_.self) my_action_ = a;
+    sync_next_ = durable_.version + 1;
+    plan_ = std::move(m);
+}
+
+void Node::on_sync_log(NodeId from, MsgSyncLog m) {
+    if (phase_ != Phase::syncing || !(m.ring == ring_) || source_ != from || !plan_) return;
+    if (my_action_ != SyncAction::log) return;
+    JobApply job;
+    for (auto& rec : m.records) {
+        if (rec.version < sync_next_) continue;
+        if (rec.version != sync_next_) {
+            effects_.stop = "sync: the source's log skips from version " + std::to_string(sync_next_) + " to " +
+                            std::to_string(rec.version);
+            return;
+        }
+        auto t = store::decode(rec.transition);
+        if (!t) {
+            effects_.stop = "sync: a log record from the source does not decode: " + t.error();
+            return;
+        }
+        if (t->origin == config_.self) {
+            auto it = pending_.find(t->request);
+            if (it != pending_.end()) {
+                it->second.state = Pending::State::applied;
+                it->second.version = rec.version;
+                it->second.err = rec.err;
+            }
+        }
+        ++sync_next_;
+        job.items.push_back(store::Item{rec.epoch, std::move(t.value()), rec.hash});
+    }
+    if (!job.items.empty()) push_job(std::move(job));
+}
+
+void Node::on_sync_chunk(NodeId from, MsgSyncChunk m) {
+    if (phase_ != Phase::syncing || !(m.ring == ring_) || source_ != from || !plan_) return;
+    if (my_action_ != SyncAction::snapshot) return;
+    if (m.offset != snapshot_.size() || (snapshot_total_ != 0 && m.total != snapshot_total_) ||
+        m.offset + m.data.size() > m.total) {
+        effects_.stop = "sync: snapshot chunks from the source do not line up";
+        return;
+    }
+    snapshot_total_ = m.total;
+    snapshot_.insert(snapshot_.end(), m.data.begin(), m.data.end());
+    if (snapshot_.size() == snapshot_total_) {
+        awaiting_install_ = true;
+        push_job(JobInstall{std::move(snapshot_)});
+        snapshot_.clear();
+    }
+}
+
+void Node::on_sync_done(NodeId from, MsgSyncDone m) {
+    if (phase_ != Phase::syncing || !(m.ring == ring_) || source_ != from || !plan_) return;
+    if (my_action_ == SyncAction::log && sync_next_ != m.head.version + 1) {
+        effects_.stop = "sync: the source's log ended at version " + std::to_string(sync_next_ - 1) +
+                        ", its head is " + std::to_string(m.head.version);
+        return;
+    }
+    if (my_action_ == SyncAction::snapshot && !awaiting_install_) {
+        effects_.stop = "sync: the source finished before its snapshot was complete";
+        return;
+    }
+    auto s = states_.find(from);
+    finish_sync(m.head, s->second.meta);
+}
+
+void Node::finish_sync(const store::Head& head, const store::Meta& meta) {
+    phase_ = Phase::synced;
+    meta_ = meta;
+    next_version_ = head.version + 1;
+    quorate_ = config_quorate(members_);
+    log("synced at version " + std::to_string(head.version) + " from node " + std::to_string(source_.value_or(0)) +
+        "; " + (meta_.empty() ? std::string("no cluster yet")
+                              : (quorate_ ? "quorate" : "not quorate") + std::string(" (") +
+                                    std::to_string(total_votes()) + " of " + std::to_string(expected_votes()) +
+                                    " votes)"));
+    if (!awaiting_install_) resolve_pending();
+    auto held = std::move(held_);
+    held_.clear();
+    for (auto& t : held) apply_transition(std::move(t));
+    update_local_watermark();
+    try_replies();
+}
+
+// Requests delivered but not applied here: the synced history has them (then they are
+// answered from it), or they go out once more if this configuration is quorate.
+void Node::resolve_pending() {
+    std::vector<std::uint64_t> fail;
+    for (auto& [req, p] : pending_) {
+        if (p.state != Pending::State::delivered_unapplied) continue;
+        if (quorate_ && !p.resubmitted) {
+            p.resubmitted = true;
+            p.state = Pending::State::queued;
+            send(MsgTransition{p.t});
+        } else {
+            fail.push_back(req);
+        }
+    }
+    for (auto req : fail)
+        fail_pending(req, EROFS,
+                     quorate_ ? "the request was not applied after a configuration change, nor after one retry"
+                              : "the request was not applied: this partition is not quorate");
+}
+
+// ---- Acknowledgements ----
+
+void Node::update_local_watermark() {
+    std::uint64_t v = (phase_ == Phase::synced && !awaiting_install_) ? durable_.version : 0;
+    if (v != last_local_watermark_) {
+        last_local_watermark_ = v;
+        effects_.local_watermark = v;
+    }
+}
+
+void Node::try_replies() {
+    if (phase_ != Phase::synced || !quorate_ || transitional_ || awaiting_install_) return;
+    for (auto it = pending_.begin(); it != pending_.end();) {
+        const Pending& p = it->second;
+        if (p.state == Pending::State::applied && p.err && p.version <= ring_watermark_) {
+            effects_.replies.push_back({p.tag, *p.err, p.version, ""});
+            it = pending_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+}  // namespace conclave::node

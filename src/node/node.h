@@ -1,0 +1,240 @@
+// node/: the replicated state machine's protocol side, pure (DESIGN.md §2.2, §6). It sits
+// on top of one totem::Ring: it turns client requests into TRANSITION messages, decides
+// from the ring's ordered events what gets applied (only SAFE deliveries in a QUORATE,
+// synced configuration), runs the sync after every regular configuration, and answers
+// each request once every member of the quorate ring holds it durably (the ring
+// watermark). It never touches the disk: store work goes out as Jobs, executed in order
+// by the driver's apply worker (jobs.h: execute()), and comes back through on_job_done().
+//
+// Drivers: the daemon (apply worker thread, control socket) and the simulator (jobs run
+// after a simulated delay; a crash drops the jobs not yet done = "applied but not fsync'd").
+//
+// Configuration phases (per regular configuration of ring R):
+//   syncing  after R's regular configuration: wait until my own jobs are done, multicast
+//            SYNC_STATE; when every member's is delivered, the source is the member with the
+//            highest (epoch, version) (node id breaks ties). If every head equals the
+//            source's, the sync is over at once. Otherwise the source reads its store
+//            (a read_sync job) and multicasts SYNC_PLAN, SYNC_LOG / SYNC_CHUNK, SYNC_DONE;
+//            a member on the source's history applies the log records it lacks, any other
+//            member installs the snapshot. Transitions delivered meanwhile wait.
+//   synced   apply every delivered transition while the configuration is quorate:
+//            a majority of the node list's votes are members (the full votequorum rules are
+//            issue 7). A transitional configuration of a synced one is quorate on its own
+//            members (EVS: every member of it delivers the same messages).
+// Quorum of a configuration is computed from the node list in the replicated state as of
+// that point in the total order (node ops change it as they are delivered).
+//
+// Requests: submit() gives EROFS at once when the synced configuration is not quorate;
+// otherwise the transition is multicast (SAFE). Its delivery assigns the version; the
+// apply job's result gives the errno; the reply goes out when the ring watermark covers
+// the version in a synced quorate configuration. A request delivered but not applied (the
+// configuration was not quorate) waits for the next sync: if the synced history holds it
+// (another partition applied it), its result there is the answer; else it is submitted
+// once more if quorate, or fails with EROFS.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "node/messages.h"
+#include "store/store.h"
+#include "store/transition.h"
+#include "totem/effects.h"
+#include "totem/packing.h"
+
+namespace conclave::node {
+
+using NodeId = std::uint32_t;
+
+// ---- Store jobs (executed in order by the apply worker; jobs.h) ----
+struct JobApply {
+    std::vector<store::Item> items;
+};
+struct JobInstall {
+    wire::Bytes snapshot;
+};
+struct Lagger {
+    NodeId node = 0;
+    store::Head head;
+};
+struct JobReadSync {
+    RingRef ring;
+    std::vector<Lagger> laggers;  // members whose head differs from mine (I am the source)
+};
+using Job = std::variant<JobApply, JobInstall, JobReadSync>;
+
+struct ResultApplied {
+    std::vector<store::Applied> applied;
+    store::Head head;  // durable head after the batch
+};
+struct ResultInstalled {
+    store::Head head;
+    store::Meta meta;
+    std::vector<store::Applied> mine;  // retained records whose origin is this node
+};
+struct ResultSyncRead {
+    RingRef ring;
+    std::vector<std::pair<NodeId, SyncAction>> actions;
+    std::vector<store::LogRecord> records;  // after the lowest log lagger's version
+    std::optional<wire::Bytes> snapshot;
+};
+struct ResultFailed {
+    std::string error;  // the store failed: the node must stop (the driver aborts)
+};
+using JobResult = std::variant<ResultApplied, ResultInstalled, ResultSyncRead, ResultFailed>;
+
+// ---- Replies to clients ----
+struct Reply {
+    std::uint64_t tag = 0;      // the driver's handle given to submit()
+    int err = 0;                // 0 or an errno (EROFS: not quorate; the transition's own errno)
+    std::uint64_t version = 0;  // state version the transition got (0 if none)
+    std::string why;            // for errors the node decided (not the transition's errno)
+};
+
+struct Effects {
+    std::vector<Job> jobs;                         // to the apply worker, in order
+    std::vector<Reply> replies;
+    std::optional<std::uint64_t> local_watermark;  // give to Ring::set_local_watermark
+    std::vector<std::string> log;                  // one line per event, for the log
+    // The node must not go on (its state belongs to another cluster, or its store
+    // failed): the driver logs this one line and stops (the daemon exits 1).
+    std::optional<std::string> stop;
+    bool empty() const { return jobs.empty() && replies.empty() && !local_watermark && log.empty() && !stop; }
+};
+
+struct Config {
+    NodeId self = 0;
+    // Request numbers start here (the daemon's boot epoch), so (origin, request) stays
+    // unique across restarts.
+    std::uint64_t request_base = 0;
+    std::size_t log_batch_bytes = 256 * 1024;   // SYNC_LOG message size bound
+    std::size_t chunk_bytes = 256 * 1024;       // SYNC_CHUNK size
+};
+
+// Test hooks: planted bugs the simulator's checkers must catch.
+struct Bugs {
+    bool apply_inquorate_transitional = false;  // apply in a transitional configuration without quorum
+    bool source_highest_version = false;        // sync source by version alone, not (epoch, version)
+};
+
+enum class Phase : std::uint8_t { none = 0, syncing = 1, synced = 2 };
+const char* phase_name(Phase p);
+
+class Node {
+public:
+    using SubmitFn = std::function<totem::SubmitResult(wire::Bytes, totem::Guarantee)>;
+
+    // `head` and `meta`: what the store holds at start (durable).
+    Node(Config config, store::Head head, store::Meta meta, SubmitFn submit, Bugs bugs = {});
+
+    // A client request. `t.origin` and `t.request` are filled in here; the caller sets
+    // `t.timestamp_us` (its wall clock). The reply comes through Effects::replies.
+    void submit(std::uint64_t tag, store::Transition t);
+    // Ring events, in the order the ring produced them.
+    void on_event(const totem::Event& e);
+    void on_ring_watermark(std::uint64_t w);
+    // The oldest outstanding job finished.
+    void on_job_done(JobResult r);
+    // Offers messages the ring refused (TryAgain) again; call after the ring progressed.
+    void pump();
+
+    Effects take_effects();
+
+    // Introspection.
+    Phase phase() const { return phase_; }
+    bool quorate() const;            // synced and quorate now
+    bool in_quorate_config() const { return quorate_; }
+    const store::Head& durable_head() const { return durable_; }
+    const store::Meta& meta() const { return meta_; }
+    RingRef ring() const { return ring_; }
+    std::vector<NodeId> members() const { return members_; }
+    std::optional<NodeId> sync_source() const { return source_; }
+    std::size_t pending_requests() const { return pending_.size(); }
+    std::size_t outstanding_jobs() const { return jobs_outstanding_; }
+    std::uint64_t ring_watermark() const { return ring_watermark_; }
+    std::uint32_t total_votes() const;     // votes of the members in the node list
+    std::uint32_t expected_votes() const;  // sum over the node list
+    std::uint64_t malformed() const { return malformed_; }
+
+private:
+    void push_job(Job j);
+    void send(const Message& m);
+    void log(std::string line) { effects_.log.push_back(std::move(line)); }
+    void on_delivery(const totem::Delivery& d);
+    void on_config(const totem::ConfigChange& c);
+    void on_transition(store::Transition t);
+    void on_sync_state(NodeId from, MsgSyncState m);
+    void on_sync_plan(NodeId from, MsgSyncPlan m);
+    void on_sync_log(NodeId from, MsgSyncLog m);
+    void on_sync_chunk(NodeId from, MsgSyncChunk m);
+    void on_sync_done(NodeId from, MsgSyncDone m);
+    void maybe_send_sync_state();
+    void decide_source();
+    void send_sync_data(ResultSyncRead r);
+    void finish_sync(const store::Head& head, const store::Meta& meta);
+    void resolve_pending();
+    void apply_transition(store::Transition t);
+    bool config_quorate(const std::vector<NodeId>& members) const;
+    void update_local_watermark();
+    void try_replies();
+    void fail_pending(std::uint64_t request, int err, const std::string& why);
+
+    struct Pending {
+        std::uint64_t tag = 0;
+        store::Transition t;
+        enum class State : std::uint8_t { queued, delivered_unapplied, applied } state = State::queued;
+        bool resubmitted = false;
+        std::uint64_t version = 0;
+        std::optional<int> err;  // known once the apply job is done
+    };
+
+    Config config_;
+    Bugs bugs_;
+    SubmitFn submit_;
+    Effects effects_;
+
+    // Durable and predicted state.
+    store::Head durable_;              // last reported by the worker
+    store::Meta meta_;                 // the node list as of the latest scheduled apply
+    std::uint64_t next_version_ = 1;   // version the next scheduled transition gets
+    std::size_t jobs_outstanding_ = 0;
+    std::deque<std::uint8_t> job_kinds_;  // Job::index() of each outstanding job, oldest first
+
+    // Configuration.
+    Phase phase_ = Phase::none;
+    RingRef ring_;
+    std::vector<NodeId> members_;
+    bool transitional_ = false;
+    bool quorate_ = false;             // the current (regular or transitional) configuration
+    std::uint64_t epoch_ = 0;          // ring seq of the current configuration
+
+    // Sync of ring_.
+    bool sync_state_sent_ = false;
+    std::map<NodeId, MsgSyncState> states_;
+    std::optional<NodeId> source_;
+    std::optional<MsgSyncPlan> plan_;
+    SyncAction my_action_ = SyncAction::none;
+    wire::Bytes snapshot_;             // chunks being reassembled
+    std::uint64_t snapshot_total_ = 0;
+    std::vector<store::Transition> held_;  // delivered while syncing
+    bool sync_read_requested_ = false;
+    std::uint64_t sync_next_ = 0;      // sync by log: the next version I need
+    bool awaiting_install_ = false;    // a snapshot is being installed: my history is not the synced one yet
+
+    // Requests and acknowledgements.
+    std::uint64_t next_request_ = 0;
+    std::map<std::uint64_t, Pending> pending_;  // by request number
+    std::uint64_t ring_watermark_ = 0;
+    std::uint64_t last_local_watermark_ = 0;
+    std::deque<std::pair<wire::Bytes, totem::Guarantee>> outbox_;
+    std::uint64_t malformed_ = 0;
+};
+
+}  // namespace conclave::node

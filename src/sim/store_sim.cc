@@ -1,0 +1,836 @@
+#include "sim/store_sim.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "node/jobs.h"
+#include "node/node.h"
+#include "sim/event_queue.h"
+#include "sim/network.h"
+#include "sim/prng.h"
+#include "store/store.h"
+#include "totem/durable.h"
+#include "totem/ring.h"
+
+namespace conclave::sim {
+namespace {
+
+namespace fs = std::filesystem;
+using totem::Ring;
+using totem::TimerId;
+
+inline constexpr std::uint64_t kStoreWorkloadUs = 2'500'000;
+inline constexpr std::uint64_t kStoreHealUs = 3'000'000;
+inline constexpr std::uint64_t kStoreLivenessUs = 15'000'000;
+
+enum class Action : std::uint8_t { start, crash, restart, pause, partition, asym, uncut, power };
+
+struct Ev2 {
+    enum class Kind : std::uint8_t { packet, timer, job, request, action, heal } kind{};
+    std::uint32_t node = 0;
+    std::uint32_t from = 0;
+    std::uint32_t inc = 0;  // incarnation that armed a timer / started a job
+    TimerId timer{};
+    Action action{};
+    std::uint64_t arg = 0;
+    wire::Bytes bytes;
+    std::uint64_t req = 0;  // request index
+};
+
+struct SNode {
+    std::unique_ptr<Ring> ring;
+    std::unique_ptr<node::Node> node;
+    std::unique_ptr<store::Store> store;
+    totem::MemoryDurable durable;
+    std::uint32_t inc = 0;
+    std::uint64_t paused_until = 0;
+    std::deque<node::Job> jobs;
+    bool job_scheduled = false;
+    bool slow_disk = false;  // drawn per seed: every commit takes 2..30 ms
+    // The configuration this node is in (for the quorum checker).
+    std::string config_key;
+    std::uint64_t config_mask = 0;
+    std::uint64_t config_since = 0;
+    std::map<std::uint64_t, std::uint64_t> tags;  // driver tag -> request index
+    bool up() const { return ring != nullptr; }
+};
+
+struct Request {
+    std::uint32_t node = 0;
+    store::Transition t;
+    bool submitted = false;
+    bool acked = false;
+    int err = 0;
+    std::uint64_t version = 0;
+    std::uint64_t acked_at = 0;
+};
+
+struct ConfigUse {
+    std::uint64_t mask = 0;
+    std::uint64_t from = 0, to = 0;
+};
+
+class StoreSim {
+public:
+    StoreSim(const SimOptions& o, std::uint64_t seed)
+        : o_(o), seed_(seed), n_(nodes_for_seed(o, seed)), rng_(seed), net_(n_), nodes_(n_ + 1) {}
+    ~StoreSim() {
+        for (auto& sn : nodes_) {
+            sn.node.reset();
+            sn.store.reset();
+        }
+        std::error_code ec;
+        if (!dir_.empty()) fs::remove_all(dir_, ec);
+    }
+    SeedResult run();
+
+private:
+    void note(std::uint64_t t, std::uint32_t node, std::string text) {
+        result_.trace.add(TraceEvent{t, Ev::log, node, 0, result_.trace.notes.size()});
+        result_.trace.notes.push_back(std::move(text));
+    }
+    void violate(std::string property, std::string detail, std::uint32_t node = 0) {
+        if (result_.violation) return;
+        result_.violation = Violation{std::move(property), std::move(detail), result_.trace.events.size(), node};
+        note(now_, node, "VIOLATION: " + result_.violation->property + ": " + result_.violation->detail);
+    }
+    totem::Config ring_config(std::uint32_t node) const;
+    node::Bugs bugs() const {
+        node::Bugs b;
+        b.apply_inquorate_transitional = o_.plant_bug == "apply-inquorate-transitional";
+        b.source_highest_version = o_.plant_bug == "source-highest-version";
+        return b;
+    }
+    std::string node_dir(std::uint32_t node) const { return dir_ + "/n" + std::to_string(node); }
+    void create_state(std::uint32_t node);
+    void start_node(std::uint32_t node);
+    void crash_node(std::uint32_t node, bool clean);
+    void drive(std::uint32_t node);
+    bool drain_node(std::uint32_t node);
+    void run_job(std::uint32_t node);
+    void schedule_job(std::uint32_t node);
+    void record_applied(std::uint32_t node, const node::JobResult& r);
+    void on_request(Ev2& e);
+    void on_action(Ev2& e);
+    void push_action(std::uint64_t t, Action a, std::uint32_t node, std::uint64_t arg = 0) {
+        Ev2 e;
+        e.kind = Ev2::Kind::action;
+        e.action = a;
+        e.node = node;
+        e.arg = arg;
+        queue_.push(t, std::move(e));
+    }
+    store::Transition random_transition();
+    bool settled();
+    void final_checks();
+    std::string node_status(std::uint32_t y);
+
+    const SimOptions& o_;
+    std::uint64_t seed_;
+    std::uint32_t n_;
+    Prng rng_;
+    Network net_;
+    EventQueue<Ev2> queue_;
+    std::vector<SNode> nodes_;
+    std::string dir_;
+    std::uint64_t now_ = 0;
+    std::uint64_t next_tag_ = 0;
+    std::vector<Request> requests_;
+    std::map<std::pair<std::uint64_t, std::uint64_t>, store::Hash> heads_seen_;  // (epoch, version) -> H
+    std::map<std::string, ConfigUse> quorate_uses_;
+    std::uint32_t empty_node_ = 0;  // starts with no state: joins by sync
+    bool healed_ = false;
+    SeedResult result_;
+};
+
+totem::Config StoreSim::ring_config(std::uint32_t node) const {
+    totem::Config c;
+    c.self = node;
+    c.mtu = o_.mtu;
+    c.send_queue_bytes = 4u << 20;
+    c.send_queue_messages = 64;
+    c.token_retransmit_us = 10'000;
+    c.hold_us = 5'000;
+    return c;
+}
+
+// Every node but one (sometimes) starts with the same created cluster: genesis by node 1
+// and every node added, as `conclavectl create` and `node add` would have left it.
+void StoreSim::create_state(std::uint32_t node) {
+    auto& st = *nodes_[node].store;
+    std::vector<store::Item> items;
+    store::Transition g;
+    g.op = store::Op::genesis;
+    g.origin = 1;
+    g.request = 1;
+    g.timestamp_us = 1;
+    g.node_id = 1;
+    g.node_name = "node1";
+    g.votes = 1;
+    for (std::size_t i = 0; i < g.cluster_id.size(); ++i) g.cluster_id[i] = static_cast<std::uint8_t>(0xC0 + i);
+    items.push_back({1, g, std::nullopt});
+    for (std::uint32_t y = 2; y <= n_; ++y) {
+        store::Transition a;
+        a.op = store::Op::node_add;
+        a.origin = 1;
+        a.request = y;
+        a.timestamp_us = y;
+        a.node_id = y;
+        a.node_name = "node" + std::to_string(y);
+        a.votes = 1;
+        items.push_back({1, a, std::nullopt});
+    }
+    auto r = st.apply(items);
+    if (!r) violate("node stopped", "cannot create the initial state: " + r.error(), node);
+}
+
+void StoreSim::start_node(std::uint32_t node) {
+    SNode& sn = nodes_[node];
+    if (sn.up()) return;
+    ++sn.inc;
+    sn.paused_until = 0;
+    sn.jobs.clear();
+    sn.job_scheduled = false;
+    sn.tags.clear();
+    store::Options so;
+    so.sync = false;
+    so.map_size = 64ull << 20;
+    so.retain = 1'000'000;
+    auto st = store::Store::open(node_dir(node), so);
+    if (!st) {
+        violate("node stopped", "cannot open the store: " + st.error(), node);
+        return;
+    }
+    sn.store = std::move(st.value());
+    sn.ring = std::make_unique<Ring>(ring_config(node), &sn.durable);
+    node::Config nc;
+    nc.self = node;
+    nc.request_base = std::uint64_t{sn.inc} << 32;
+    nc.log_batch_bytes = 16 * 1024;
+    nc.chunk_bytes = 8 * 1024;
+    Ring* ring = sn.ring.get();
+    sn.node = std::make_unique<node::Node>(
+        nc, sn.store->head(), sn.store->meta(),
+        [this, ring](wire::Bytes m, totem::Guarantee g) { return ring->submit(std::move(m), g, now_); }, bugs());
+    result_.trace.add(TraceEvent{now_, Ev::start, node, 0, sn.durable.load_ring_seq()});
+    {
+        const auto h = sn.store->head();
+        note(now_, node, "store at (" + std::to_string(h.epoch) + ", " + std::to_string(h.version) + ")");
+    }
+    sn.ring->start(now_);
+    drive(node);
+}
+
+void StoreSim::crash_node(std::uint32_t node, bool clean) {
+    SNode& sn = nodes_[node];
+    if (!sn.up()) return;
+    if (clean) {
+        // A clean stop drains the apply worker, then leaves.
+        while (!sn.jobs.empty() && sn.up()) run_job(node);
+        if (!sn.up()) return;
+        sn.ring->leave(now_);
+        result_.trace.add(TraceEvent{now_, Ev::leave, node});
+        drive(node);
+    } else if (!sn.jobs.empty()) {
+        note(now_, node, std::to_string(sn.jobs.size()) + " store job(s) lost in the crash (not yet committed)");
+    }
+    sn.jobs.clear();
+    sn.node.reset();
+    sn.ring.reset();
+    sn.store.reset();
+    ++sn.inc;
+    result_.trace.add(TraceEvent{now_, Ev::crash, node});
+}
+
+void StoreSim::schedule_job(std::uint32_t node) {
+    SNode& sn = nodes_[node];
+    if (sn.job_scheduled || sn.jobs.empty()) return;
+    sn.job_scheduled = true;
+    Ev2 e;
+    e.kind = Ev2::Kind::job;
+    e.node = node;
+    e.inc = sn.inc;
+    // A slow disk, or mostly a fast one with a slow fsync now and then: the window in
+    // which a crash loses applied but uncommitted transitions.
+    const std::uint64_t delay = sn.slow_disk      ? rng_.range(2'000, 30'000)
+                                : rng_.chance(0.1) ? rng_.range(5'000, 50'000)
+                                                   : rng_.range(20, 3'000);
+    queue_.push(now_ + delay, std::move(e));
+}
+
+void StoreSim::record_applied(std::uint32_t node, const node::JobResult& r) {
+    auto check = [&](std::uint64_t epoch, std::uint64_t version, const store::Hash& h) {
+        if (version == 0) return;
+        auto [it, fresh] = heads_seen_.emplace(std::make_pair(epoch, version), h);
+        if (!fresh && it->second != h)
+            violate("histories never fork",
+                    "(epoch " + std::to_string(epoch) + ", version " + std::to_string(version) + ") has H " +
+                        store::hex(h).substr(0, 16) + " here but " + store::hex(it->second).substr(0, 16) +
+                        " elsewhere",
+                    node);
+    };
+    if (const auto* a = std::get_if<node::ResultApplied>(&r)) {
+        for (const auto& ap : a->applied) check(ap.epoch, ap.version, ap.hash);
+    } else if (const auto* in = std::get_if<node::ResultInstalled>(&r)) {
+        check(in->head.epoch, in->head.version, in->head.hash);
+        note(now_, node, "installed a snapshot at version " + std::to_string(in->head.version));
+    }
+}
+
+void StoreSim::run_job(std::uint32_t node) {
+    SNode& sn = nodes_[node];
+    if (sn.jobs.empty()) return;
+    node::Job job = std::move(sn.jobs.front());
+    sn.jobs.pop_front();
+    node::JobResult r = node::execute(*sn.store, job, node);
+    record_applied(node, r);
+    sn.node->on_job_done(std::move(r));
+    drive(node);
+}
+
+// Carries out the node's effects; true if there were none.
+bool StoreSim::drain_node(std::uint32_t node) {
+    SNode& sn = nodes_[node];
+    node::Effects nx = sn.node->take_effects();
+    for (auto& line : nx.log) note(now_, node, std::move(line));
+    for (auto& j : nx.jobs) {
+        if (const auto* a = std::get_if<node::JobApply>(&j)) {
+            // A decision to apply in the current configuration (sync-by-log items carry
+            // their expected hash and belong to older configurations).
+            if (!a->items.empty() && !a->items.front().expect) {
+                auto& use = quorate_uses_[sn.config_key];
+                if (use.mask == 0) {
+                    use.mask = sn.config_mask;
+                    use.from = sn.config_since;
+                }
+                use.from = std::min(use.from, sn.config_since);
+                use.to = std::max(use.to, now_);
+            }
+        }
+        sn.jobs.push_back(std::move(j));
+    }
+    schedule_job(node);
+    for (const auto& rep : nx.replies) {
+        auto it = sn.tags.find(rep.tag);
+        if (it == sn.tags.end()) continue;
+        const std::uint64_t index = it->second;
+        Request& rq = requests_[index];
+        sn.tags.erase(it);
+        if (rep.version != 0) {
+            rq.acked = true;
+            rq.err = rep.err;
+            rq.version = rep.version;
+            rq.acked_at = now_;
+            ++result_.delivered;
+            note(now_, node, "ack: request " + std::to_string(index) + " " + store::op_name(rq.t.op) + " " +
+                                 rq.t.path + " -> version " + std::to_string(rep.version) + " errno " +
+                                 std::to_string(rep.err));
+        } else {
+            note(now_, node, "refused: request " + std::to_string(index) + " errno " + std::to_string(rep.err) +
+                                 " (" + rep.why + ")");
+        }
+    }
+    if (nx.local_watermark) sn.ring->set_local_watermark(*nx.local_watermark);
+    if (nx.stop) {
+        violate("node stopped", *nx.stop, node);
+        crash_node(node, false);
+        return false;
+    }
+    return nx.empty();
+}
+
+// Carries out the ring's and the node's effects until both are quiet.
+void StoreSim::drive(std::uint32_t node) {
+    SNode& sn = nodes_[node];
+    for (int round = 0; round < 1000 && sn.up(); ++round) {
+        totem::Effects fx = sn.ring->take_effects();
+        for (auto& u : fx.unicasts)
+            for (auto t : net_.route(node - 1, u.to - 1, now_, rng_)) {
+                Ev2 e;
+                e.kind = Ev2::Kind::packet;
+                e.node = u.to;
+                e.from = node;
+                e.bytes = u.bytes;
+                queue_.push(t, std::move(e));
+            }
+        for (auto& m : fx.multicasts)
+            for (std::uint32_t y = 1; y <= n_; ++y) {
+                if (y == node) continue;
+                for (auto t : net_.route(node - 1, y - 1, now_, rng_)) {
+                    Ev2 e;
+                    e.kind = Ev2::Kind::packet;
+                    e.node = y;
+                    e.from = node;
+                    e.bytes = m;
+                    queue_.push(t, std::move(e));
+                }
+            }
+        for (const auto& op : fx.timers) {
+            if (!op.arm) continue;
+            Ev2 e;
+            e.kind = Ev2::Kind::timer;
+            e.node = node;
+            e.inc = sn.inc;
+            e.timer = op.timer;
+            queue_.push(op.deadline < now_ ? now_ : op.deadline, std::move(e));
+        }
+        for (auto& line : fx.log) note(now_, node, std::move(line));
+        for (auto& ev : fx.events) {
+            if (const auto* cc = std::get_if<totem::ConfigChange>(&ev)) {
+                std::uint64_t mask = 0;
+                for (auto m : cc->members) mask |= 1ull << (m - 1);
+                const bool regular = cc->kind == totem::ConfigChange::Kind::regular;
+                sn.config_key = std::string(regular ? "R" : "T") + std::to_string(cc->ring_id.rep) + "." +
+                                std::to_string(cc->ring_id.seq) + "/" + std::to_string(mask);
+                sn.config_mask = mask;
+                sn.config_since = now_;
+                result_.trace.add(TraceEvent{now_, Ev::config, node, cc->ring_id.rep, cc->ring_id.seq, 0,
+                                             static_cast<std::uint32_t>(cc->members.size()),
+                                             static_cast<std::uint8_t>(regular ? 1 : 0), mask});
+            }
+            sn.node->on_event(ev);
+            // Node effects right away: an apply decision belongs to the configuration
+            // the node is in when it makes it.
+            drain_node(node);
+            if (!sn.up()) return;
+        }
+        if (fx.watermark) sn.node->on_ring_watermark(*fx.watermark);
+        sn.node->pump();
+        bool node_quiet = drain_node(node);
+        if (!sn.up()) return;
+        if (fx.empty() && node_quiet) return;
+    }
+}
+
+store::Transition StoreSim::random_transition() {
+    static const char* files[] = {"/f0", "/f1", "/f2", "/f3", "/d0/g0", "/d0/g1", "/d1/g0"};
+    static const char* dirs[] = {"/d0", "/d1", "/d0/e"};
+    auto file = [&] { return std::string(files[rng_.below(7)]); };
+    auto dir = [&] { return std::string(dirs[rng_.below(3)]); };
+    store::Transition t;
+    t.timestamp_us = now_ + 1'000'000'000ull;
+    const auto r = rng_.below(100);
+    if (r < 40) {
+        t.op = store::Op::write;
+        t.path = file();
+        t.data.resize(rng_.below(100) < 90 ? rng_.range(0, 200) : rng_.range(1000, 20'000));
+        for (auto& b : t.data) b = static_cast<std::uint8_t>(rng_.next());
+    } else if (r < 50) {
+        t.op = store::Op::create;
+        t.flags = store::kExclusive | store::kSetMode;
+        t.mode = 0640;
+        t.path = file();
+    } else if (r < 60) {
+        t.op = store::Op::unlink;
+        t.path = file();
+    } else if (r < 70) {
+        t.op = store::Op::mkdir;
+        t.mode = 0755;
+        t.path = dir();
+    } else if (r < 75) {
+        t.op = store::Op::rmdir;
+        t.path = dir();
+    } else if (r < 90) {
+        t.op = store::Op::rename;
+        t.path = file();
+        t.path2 = file();
+        if (rng_.chance(0.3)) t.flags = store::kNoReplace;
+    } else if (r < 95) {
+        t.op = store::Op::truncate;
+        t.path = file();
+        t.size = rng_.below(300);
+    } else {
+        t.op = store::Op::set_mode;
+        t.path = file();
+        t.mode = rng_.chance(0.5) ? 0600 : 0644;
+    }
+    return t;
+}
+
+void StoreSim::on_request(Ev2& e) {
+    Request& rq = requests_[e.req];
+    SNode& sn = nodes_[rq.node];
+    if (!sn.up()) return;  // the client's node is down: the request never existed
+    rq.submitted = true;
+    rq.t.timestamp_us = now_ + 1'000'000'000ull;
+    const std::uint64_t tag = ++next_tag_;
+    sn.tags[tag] = e.req;
+    ++result_.submitted;
+    sn.node->submit(tag, rq.t);
+    drive(rq.node);
+}
+
+void StoreSim::on_action(Ev2& e) {
+    switch (e.action) {
+        case Action::start:
+        case Action::restart:
+            start_node(e.node);
+            break;
+        case Action::crash: {
+            std::vector<std::uint32_t> live;
+            for (std::uint32_t y = 1; y <= n_; ++y)
+                if (nodes_[y].up() && nodes_[y].paused_until <= now_) live.push_back(y);
+            if (live.size() < 2) break;
+            if (rng_.chance(0.3)) {
+                // A power failure of several nodes at once (a rack, or the whole cluster):
+                // each loses what it had not committed, and they come back one by one.
+                const auto k = rng_.chance(0.5) ? live.size() : static_cast<std::size_t>(rng_.range(2, live.size()));
+                for (std::size_t i = 0; i < k; ++i) {
+                    const auto j = i + static_cast<std::size_t>(rng_.below(live.size() - i));
+                    std::swap(live[i], live[j]);
+                    crash_node(live[i], false);
+                    push_action(std::min(now_ + rng_.range(20'000, e.arg), kStoreHealUs), Action::restart, live[i]);
+                }
+                note(now_, 0, std::to_string(k) + " nodes lost power at once");
+                break;
+            }
+            const std::uint32_t victim = live[rng_.below(live.size())];
+            crash_node(victim, rng_.chance(0.3));
+            push_action(std::min(now_ + e.arg, kStoreHealUs), Action::restart, victim);
+            break;
+        }
+        case Action::power: {
+            // Every node loses power at once and comes back after its own delay.
+            std::uint32_t k = 0;
+            for (std::uint32_t y = 1; y <= n_; ++y) {
+                if (!nodes_[y].up()) continue;
+                crash_node(y, false);
+                push_action(std::min(now_ + rng_.range(20'000, e.arg), kStoreHealUs), Action::restart, y);
+                ++k;
+            }
+            note(now_, 0, "power failure: " + std::to_string(k) + " nodes down");
+            break;
+        }
+        case Action::pause: {
+            const auto victim = static_cast<std::uint32_t>(rng_.range(1, n_));
+            SNode& sn = nodes_[victim];
+            if (!sn.up() || sn.paused_until > now_) break;
+            sn.paused_until = now_ + e.arg;
+            result_.trace.add(TraceEvent{now_, Ev::pause, victim, 0, sn.paused_until});
+            break;
+        }
+        case Action::partition: {
+            std::uint64_t mask = 0;
+            while (mask == 0 || mask == (1ull << n_) - 1) mask = rng_.below(1ull << n_);
+            for (std::uint32_t x = 1; x <= n_; ++x)
+                for (std::uint32_t y = 1; y <= n_; ++y)
+                    if (((mask >> (x - 1)) & 1) != ((mask >> (y - 1)) & 1)) net_.set_cut(x - 1, y - 1, true);
+            note(now_, 0, "partition " + std::to_string(mask));
+            push_action(std::min(now_ + e.arg, kStoreHealUs), Action::uncut, 0);
+            break;
+        }
+        case Action::asym: {
+            const auto x = static_cast<std::uint32_t>(rng_.range(1, n_));
+            auto y = static_cast<std::uint32_t>(rng_.range(1, n_ - 1));
+            if (y >= x) ++y;
+            net_.set_cut(x - 1, y - 1, true);
+            note(now_, 0, "one-way cut " + std::to_string(x) + " -> " + std::to_string(y));
+            push_action(std::min(now_ + e.arg, kStoreHealUs), Action::uncut, 0);
+            break;
+        }
+        case Action::uncut:
+            for (std::uint32_t x = 0; x < n_; ++x)
+                for (std::uint32_t y = 0; y < n_; ++y) net_.set_cut(x, y, false);
+            note(now_, 0, "links restored");
+            break;
+    }
+}
+
+std::string StoreSim::node_status(std::uint32_t y) {
+    SNode& sn = nodes_[y];
+    if (!sn.up()) return "n" + std::to_string(y) + " down";
+    const auto& nd = *sn.node;
+    return "n" + std::to_string(y) + " " + totem::state_name(sn.ring->state()) + " ring " +
+           std::to_string(sn.ring->ring_id().seq) + " members " + std::to_string(sn.ring->members().size()) + " " +
+           node::phase_name(nd.phase()) + (nd.quorate() ? " quorate" : " inquorate") + " version " +
+           std::to_string(nd.durable_head().version) + " pending " + std::to_string(nd.pending_requests()) +
+           " jobs " + std::to_string(sn.jobs.size());
+}
+
+bool StoreSim::settled() {
+    std::vector<std::uint32_t> live;
+    for (std::uint32_t y = 1; y <= n_; ++y)
+        if (nodes_[y].up()) live.push_back(y);
+    if (live.empty()) return true;
+    const SNode& first = nodes_[live.front()];
+    for (auto y : live) {
+        const SNode& sn = nodes_[y];
+        const auto& nd = *sn.node;
+        if (!sn.ring->quiescent() || !(sn.ring->ring_id() == first.ring->ring_id()) || sn.ring->members() != live)
+            return false;
+        if (nd.phase() != node::Phase::synced || !nd.quorate() || !sn.jobs.empty() || nd.pending_requests() != 0 ||
+            nd.outstanding_jobs() != 0 || !(nd.durable_head() == first.node->durable_head()))
+            return false;
+    }
+    return true;
+}
+
+void StoreSim::final_checks() {
+    std::vector<std::uint32_t> live;
+    for (std::uint32_t y = 1; y <= n_; ++y)
+        if (nodes_[y].up()) live.push_back(y);
+    if (live.empty()) return;
+    // Replicas identical.
+    const auto h0 = nodes_[live.front()].store->head();
+    const auto c0 = nodes_[live.front()].store->content_hash();
+    for (auto y : live) {
+        auto h = nodes_[y].store->head();
+        auto c = nodes_[y].store->content_hash();
+        if (!(h == h0) || c != c0) {
+            violate("replicas identical",
+                    "n" + std::to_string(y) + " has version " + std::to_string(h.version) + " content " +
+                        store::hex(c).substr(0, 16) + ", n" + std::to_string(live.front()) + " version " +
+                        std::to_string(h0.version) + " content " + store::hex(c0).substr(0, 16),
+                    y);
+            return;
+        }
+    }
+    // The final history: some live node's retained log from genesis.
+    std::optional<std::vector<store::LogRecord>> history;
+    for (auto y : live) {
+        history = nodes_[y].store->log_after(0, store::Hash{});
+        if (history) break;
+    }
+    if (!history) {
+        violate("acknowledged write lost", "no live node retains the history back to genesis (cannot check)");
+        return;
+    }
+    std::map<std::uint64_t, const store::LogRecord*> by_version;
+    for (const auto& r : *history) by_version[r.version] = &r;
+    for (std::size_t i = 0; i < requests_.size(); ++i) {
+        const Request& rq = requests_[i];
+        if (!rq.acked) continue;
+        auto it = by_version.find(rq.version);
+        std::string why;
+        if (it == by_version.end()) {
+            why = "the final history has no version " + std::to_string(rq.version);
+        } else {
+            auto t = store::decode(it->second->transition);
+            if (!t) {
+                why = "the record does not decode";
+            } else if (t->origin != rq.node || t->op != rq.t.op || t->path != rq.t.path || t->path2 != rq.t.path2 ||
+                       t->data != rq.t.data || t->flags != rq.t.flags || t->mode != rq.t.mode || t->size != rq.t.size) {
+                why = "version " + std::to_string(rq.version) + " holds " + store::op_name(t->op) + " " + t->path +
+                      " from n" + std::to_string(t->origin);
+            } else if (it->second->err != rq.err) {
+                why = "the final history's errno is " + std::to_string(it->second->err) + ", the client got " +
+                      std::to_string(rq.err);
+            }
+        }
+        if (!why.empty()) {
+            violate("acknowledged write lost",
+                    "request " + std::to_string(i) + " (" + store::op_name(rq.t.op) + " " + rq.t.path + " on n" +
+                        std::to_string(rq.node) + ", acknowledged at " + std::to_string(rq.acked_at) + " us as version " +
+                        std::to_string(rq.version) + "): " + why,
+                    rq.node);
+            return;
+        }
+    }
+}
+
+SeedResult StoreSim::run() {
+    result_.seed = seed_;
+    result_.nodes = n_;
+    char header[320];
+    std::snprintf(header, sizeof header, "seed %" PRIu64 " nodes %" PRIu32 " workload store faults %s requests %" PRIu32
+                  " plant-bug %s",
+                  seed_, n_, faults_string(o_).c_str(), o_.msgs, o_.plant_bug.empty() ? "none" : o_.plant_bug.c_str());
+    result_.trace.header = header;
+
+    const char* tmp = std::getenv("TMPDIR");
+    std::string base = (tmp && *tmp) ? tmp : "/tmp";
+    std::string templ = base + "/conclave-sim-XXXXXX";
+    if (!mkdtemp(templ.data())) {
+        violate("node stopped", "cannot create a temporary directory under " + base);
+        return std::move(result_);
+    }
+    dir_ = templ;
+    for (std::uint32_t y = 1; y <= n_; ++y) {
+        fs::create_directories(node_dir(y));
+        nodes_[y].slow_disk = rng_.chance(0.4);
+    }
+
+    LinkFaults lf;
+    lf.delay_us = o_.fault_delay ? 100 : 200;
+    lf.jitter_us = o_.fault_delay ? 2'000 : 0;
+    lf.loss = o_.fault_loss ? o_.loss : 0;
+    lf.dup = o_.fault_dup ? o_.dup : 0;
+    lf.reorder = o_.fault_reorder ? o_.reorder : 0;
+    lf.reorder_extra_us = 5'000;
+    net_.set_all(lf);
+
+    // Initial state: created on every node except, with `join`, one that starts empty
+    // and late and must sync it all.
+    empty_node_ = o_.fault_join && rng_.chance(0.5) ? static_cast<std::uint32_t>(rng_.range(2, n_)) : 0;
+    for (std::uint32_t y = 1; y <= n_; ++y) {
+        if (y == empty_node_) continue;
+        store::Options so;
+        so.sync = false;
+        so.map_size = 64ull << 20;
+        so.retain = 1'000'000;
+        auto st = store::Store::open(node_dir(y), so);
+        if (!st) {
+            violate("node stopped", "cannot open the store: " + st.error(), y);
+            return std::move(result_);
+        }
+        nodes_[y].store = std::move(st.value());
+        create_state(y);
+        nodes_[y].store.reset();
+    }
+
+    // Requests come in bursts (a tool writing several files at once) from one node.
+    for (std::uint32_t k = 0; k < o_.msgs;) {
+        const std::uint64_t at = rng_.range(50'000, kStoreWorkloadUs);
+        const auto node = static_cast<std::uint32_t>(rng_.range(1, n_));
+        const std::uint64_t burst = rng_.chance(0.3) ? rng_.range(2, 16) : 1;
+        for (std::uint64_t b = 0; b < burst && k < o_.msgs; ++b, ++k) {
+            Request rq;
+            rq.node = node;
+            rq.t = random_transition();
+            requests_.push_back(std::move(rq));
+            Ev2 e;
+            e.kind = Ev2::Kind::request;
+            e.req = k;
+            queue_.push(at + b, std::move(e));
+        }
+    }
+    // Faults, as in the message workload: 1..3 episodes.
+    std::vector<Action> kinds;
+    if (o_.fault_partition) kinds.push_back(Action::partition);
+    if (o_.fault_asym) kinds.push_back(Action::asym);
+    if (o_.fault_crash) kinds.push_back(Action::crash);
+    if (o_.fault_pause) kinds.push_back(Action::pause);
+    if (o_.fault_power) kinds.push_back(Action::power);
+    if (!kinds.empty()) {
+        const std::uint64_t episodes = rng_.range(1, 3);
+        for (std::uint64_t k = 0; k < episodes; ++k) {
+            const Action a = kinds[rng_.below(kinds.size())];
+            const std::uint64_t t = rng_.range(100'000, kStoreHealUs - 500'000);
+            std::uint64_t d = rng_.range(200'000, 1'500'000);
+            if (a == Action::pause) d = o_.pause_ms ? std::uint64_t{o_.pause_ms} * 1000 : rng_.range(50'000, 1'500'000);
+            push_action(t, a, 0, d);
+        }
+    }
+    if (empty_node_) push_action(rng_.range(200'000, kStoreHealUs - 500'000), Action::start, empty_node_);
+    {
+        Ev2 e;
+        e.kind = Ev2::Kind::heal;
+        queue_.push(kStoreHealUs, std::move(e));
+    }
+    for (std::uint32_t y = 1; y <= n_; ++y)
+        if (y != empty_node_) start_node(y);
+
+    const std::uint64_t deadline = kStoreHealUs + kStoreLivenessUs;
+    std::uint64_t last_check = 0;
+    bool done = false;
+    while (!queue_.empty() && !result_.violation) {
+        if (healed_ && now_ >= last_check + 1'000) {
+            last_check = now_;
+            if (settled()) {
+                done = true;
+                break;
+            }
+        }
+        if (queue_.next_time() > deadline) break;
+        auto entry = queue_.pop();
+        now_ = entry.time;
+        Ev2& e = entry.payload;
+        if (e.kind == Ev2::Kind::packet || e.kind == Ev2::Kind::timer || e.kind == Ev2::Kind::job ||
+            e.kind == Ev2::Kind::request) {
+            const std::uint32_t y = e.kind == Ev2::Kind::request ? requests_[e.req].node : e.node;
+            SNode& sn = nodes_[y];
+            if (sn.up() && sn.paused_until > now_) {
+                queue_.push(sn.paused_until, std::move(e));
+                continue;
+            }
+            if (sn.paused_until != 0 && sn.paused_until <= now_) sn.paused_until = 0;
+        }
+        switch (e.kind) {
+            case Ev2::Kind::packet: {
+                SNode& sn = nodes_[e.node];
+                if (!sn.up()) break;
+                sn.ring->on_packet(e.from, e.bytes, now_);
+                drive(e.node);
+                break;
+            }
+            case Ev2::Kind::timer: {
+                SNode& sn = nodes_[e.node];
+                if (!sn.up() || sn.inc != e.inc) break;
+                sn.ring->on_timer(e.timer, now_);
+                drive(e.node);
+                break;
+            }
+            case Ev2::Kind::job: {
+                SNode& sn = nodes_[e.node];
+                if (!sn.up() || sn.inc != e.inc) break;
+                sn.job_scheduled = false;
+                run_job(e.node);
+                if (sn.up()) schedule_job(e.node);
+                break;
+            }
+            case Ev2::Kind::request:
+                on_request(e);
+                break;
+            case Ev2::Kind::action:
+                on_action(e);
+                break;
+            case Ev2::Kind::heal:
+                healed_ = true;
+                net_.heal();
+                result_.trace.add(TraceEvent{now_, Ev::heal, 0});
+                for (std::uint32_t y = 1; y <= n_; ++y)
+                    if (!nodes_[y].up()) start_node(y);
+                break;
+        }
+    }
+    result_.end_time_us = now_;
+    if (!result_.violation && !done) {
+        std::string s;
+        for (std::uint32_t y = 1; y <= n_; ++y) s += (s.empty() ? "" : "; ") + node_status(y);
+        violate("store liveness", "not settled " + std::to_string((now_ - kStoreHealUs) / 1000) +
+                                      " ms after the heal: " + s);
+    }
+    // One quorate configuration at a time.
+    if (!result_.violation) {
+        for (auto a = quorate_uses_.begin(); a != quorate_uses_.end() && !result_.violation; ++a)
+            for (auto b = std::next(a); b != quorate_uses_.end(); ++b) {
+                const ConfigUse &x = a->second, &y = b->second;
+                if ((x.mask & y.mask) == 0 && x.from <= y.to && y.from <= x.to) {
+                    violate("one quorate configuration",
+                            "configurations " + a->first + " and " + b->first +
+                                " have no member in common and both applied transitions between " +
+                                std::to_string(std::max(x.from, y.from)) + " and " + std::to_string(std::min(x.to, y.to)) +
+                                " us");
+                    break;
+                }
+            }
+    }
+    if (!result_.violation) final_checks();
+    for (std::uint32_t y = 1; y <= n_; ++y)
+        if (nodes_[y].up()) {
+            result_.rings_installed += nodes_[y].ring->stats().rings_installed;
+            result_.malformed += nodes_[y].node->malformed();
+        }
+    if (!result_.violation && result_.malformed != 0)
+        violate("wire", "a node refused to decode a state message the simulator carried");
+    return std::move(result_);
+}
+
+}  // namespace
+
+SeedResult run_store_seed(const SimOptions& o, std::uint64_t seed) {
+    StoreSim sim(o, seed);
+    return sim.run();
+}
+
+}  // namespace conclave::sim

@@ -1,0 +1,415 @@
+// The LMDB store (store.h): environment, batched apply with the hash chain and the
+// retained log, reads, snapshots. The layout is in db.h, the per-op rules in apply.h,
+// the snapshot and content-hash formats in format.h / store.h.
+#include "store/store.h"
+
+#include <cerrno>
+#include <cstring>
+
+#include "store/apply.h"
+#include "store/db.h"
+#include "store/format.h"
+
+namespace conclave::store {
+namespace {
+
+std::string lmdb_error(const char* what, int rc) { return std::string(what) + ": " + mdb_strerror(rc); }
+
+struct VersionKey {
+    std::uint8_t b[8];
+    explicit VersionKey(std::uint64_t v) { format::put_be64(b, v); }
+    wire::ByteView view() const { return wire::ByteView(b, 8); }
+};
+
+// A transaction that aborts unless committed.
+class TxnGuard {
+public:
+    TxnGuard() = default;
+    ~TxnGuard() {
+        if (txn_) mdb_txn_abort(txn_);
+    }
+    TxnGuard(const TxnGuard&) = delete;
+    TxnGuard& operator=(const TxnGuard&) = delete;
+    int begin(MDB_env* env, bool read_only) { return mdb_txn_begin(env, nullptr, read_only ? MDB_RDONLY : 0, &txn_); }
+    MDB_txn* get() const { return txn_; }
+    int commit() {
+        const int rc = mdb_txn_commit(txn_);
+        txn_ = nullptr;
+        return rc;
+    }
+
+private:
+    MDB_txn* txn_ = nullptr;
+};
+
+// Walks a database's records in key order: fn(key, value) -> false stops. An LMDB error
+// marks the transaction bad.
+template <typename Fn>
+void walk(db::Txn& txn, MDB_dbi dbi, wire::ByteView from, Fn&& fn) {
+    if (!txn.ok()) return;
+    MDB_cursor* cur = nullptr;
+    if (const int rc = mdb_cursor_open(txn.raw(), dbi, &cur)) {
+        txn.fail(rc);
+        return;
+    }
+    MDB_val k{from.size(), const_cast<std::uint8_t*>(from.data())}, v{};
+    int rc = mdb_cursor_get(cur, &k, &v, from.empty() ? MDB_FIRST : MDB_SET_RANGE);
+    while (rc == 0) {
+        const wire::ByteView key(static_cast<const std::uint8_t*>(k.mv_data), k.mv_size);
+        const wire::ByteView value(static_cast<const std::uint8_t*>(v.mv_data), v.mv_size);
+        if (!fn(key, value)) break;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND) txn.fail(rc);
+    mdb_cursor_close(cur);
+}
+
+// Log records with version > `after`, in order.
+std::vector<LogRecord> log_records(db::Txn& txn, std::uint64_t after) {
+    std::vector<LogRecord> out;
+    const VersionKey from(after + 1);
+    walk(txn, txn.dbs().log, from.view(), [&](wire::ByteView key, wire::ByteView value) {
+        LogRecord rec;
+        if (key.size() != 8 || !db::get_log_value(value, format::get_be64(key.data()), rec)) {
+            txn.fail(MDB_CORRUPTED);
+            return false;
+        }
+        out.push_back(std::move(rec));
+        return true;
+    });
+    return out;
+}
+
+// Drops the oldest records beyond `retain`, moving the log base up to the last dropped.
+void trim_log(db::Txn& txn, db::State& st, std::uint64_t retain) {
+    std::size_t n = txn.count(txn.dbs().log);
+    while (txn.ok() && n > retain) {
+        std::uint64_t version = 0;
+        LogRecord rec;
+        walk(txn, txn.dbs().log, {}, [&](wire::ByteView key, wire::ByteView value) {
+            if (key.size() != 8 || !db::get_log_value(value, format::get_be64(key.data()), rec)) txn.fail(MDB_CORRUPTED);
+            version = rec.version;
+            return false;
+        });
+        if (!txn.ok()) return;
+        st.base_version = version;
+        st.base_hash = rec.hash;
+        txn.del(txn.dbs().log, VersionKey(version).view());
+        --n;
+    }
+}
+
+EntryInfo info_of(const format::Node& n) { return n.info; }
+
+}  // namespace
+
+struct Store::Impl {
+    MDB_env* env = nullptr;
+    db::Dbs dbs;
+    Options options;
+
+    ~Impl() {
+        if (env) mdb_env_close(env);
+    }
+
+    // A read transaction (MVCC snapshot) for fn(db::Txn&); false if LMDB failed.
+    template <typename Fn>
+    bool read(Fn&& fn) const {
+        TxnGuard g;
+        if (g.begin(env, true) != 0) return false;
+        db::Txn txn(g.get(), dbs);
+        fn(txn);
+        return txn.ok();
+    }
+};
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& dir, Options options) {
+    auto impl = std::make_unique<Impl>();
+    impl->options = options;
+    int rc = mdb_env_create(&impl->env);
+    if (rc) return Error{lmdb_error("store: cannot create LMDB environment", rc)};
+    mdb_env_set_maxdbs(impl->env, 8);
+    if ((rc = mdb_env_set_mapsize(impl->env, options.map_size)))
+        return Error{lmdb_error("store: cannot set the LMDB map size", rc)};
+    // MDB_NOTLS: read transactions are not tied to a thread (FUSE workers, any thread).
+    const unsigned flags = MDB_NOTLS | (options.sync ? 0u : MDB_NOSYNC);
+    if ((rc = mdb_env_open(impl->env, dir.c_str(), flags, 0600)))
+        return Error{lmdb_error(("store: cannot open LMDB environment in " + dir).c_str(), rc)};
+
+    TxnGuard g;
+    if ((rc = g.begin(impl->env, false))) return Error{lmdb_error("store: cannot begin a transaction", rc)};
+    struct Named {
+        const char* name;
+        MDB_dbi* dbi;
+    } named[] = {{"state", &impl->dbs.state},
+                 {"entries", &impl->dbs.entries},
+                 {"children", &impl->dbs.children},
+                 {"data", &impl->dbs.data},
+                 {"log", &impl->dbs.log}};
+    for (const Named& n : named)
+        if ((rc = mdb_dbi_open(g.get(), n.name, MDB_CREATE, n.dbi)))
+            return Error{lmdb_error("store: cannot open database", rc)};
+
+    db::Txn txn(g.get(), impl->dbs);
+    db::State st;
+    if (!txn.load_state(st)) {
+        if (!txn.ok()) return Error{lmdb_error("store: state record unreadable", txn.rc())};
+        // A fresh store: the empty state is just the root directory.
+        format::Node root;
+        root.info.ino = format::kRootIno;
+        root.info.dir = true;
+        root.info.mode = format::kDefaultDirMode;
+        txn.put_entry(root);
+        txn.save_state(st);
+    }
+    if (!txn.ok()) return Error{lmdb_error("store: cannot initialise", txn.rc())};
+    if ((rc = g.commit())) return Error{lmdb_error("store: cannot commit", rc)};
+    return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+Head Store::head() const {
+    db::State st;
+    impl_->read([&](db::Txn& txn) { txn.load_state(st); });
+    return st.head;
+}
+
+Meta Store::meta() const {
+    db::State st;
+    impl_->read([&](db::Txn& txn) { txn.load_state(st); });
+    return st.meta;
+}
+
+Result<std::vector<Applied>> Store::apply(std::span<const Item> items) {
+    if (items.empty()) return std::vector<Applied>{};
+    TxnGuard g;
+    if (const int rc = g.begin(impl_->env, false)) return Error{lmdb_error("store: cannot begin a transaction", rc)};
+    db::Txn txn(g.get(), impl_->dbs);
+    db::State st;
+    if (!txn.load_state(st)) return Error{lmdb_error("store: state record unreadable", txn.ok() ? MDB_CORRUPTED : txn.rc())};
+
+    std::vector<Applied> applied;
+    applied.reserve(items.size());
+    wire::Bytes value;
+    for (const Item& item : items) {
+        const Transition& t = item.t;
+        if (const char* why = validate(t)) return Error{std::string("store: refusing a malformed transition: ") + why};
+        if (st.meta.empty() && t.op != Op::genesis)
+            return Error{std::string("store: ") + op_name(t.op) + " before genesis (no cluster in this store)"};
+        const std::uint64_t version = st.head.version + 1;
+        const Hash hash = chain(st.head.hash, item.epoch, version, t);
+        if (item.expect && *item.expect != hash)
+            return Error{"store: hash mismatch at version " + std::to_string(version) + " (expected " +
+                         hex(*item.expect) + ", computed " + hex(hash) + ")"};
+        const int err = apply_transition(txn, st, t, version);
+        st.head = Head{item.epoch, version, hash};
+
+        LogRecord rec{item.epoch, version, hash, err, {}};
+        encode(t, rec.transition);
+        value.clear();
+        wire::Writer w(value);
+        db::put_log_value(w, rec);
+        txn.put(impl_->dbs.log, VersionKey(version).view(), value);
+        if (!txn.ok()) return Error{lmdb_error("store: apply failed", txn.rc())};
+        applied.push_back(Applied{item.epoch, version, hash, err, t.origin, t.request});
+    }
+    trim_log(txn, st, impl_->options.retain);
+    txn.save_state(st);
+    if (!txn.ok()) return Error{lmdb_error("store: apply failed", txn.rc())};
+    if (const int rc = g.commit()) return Error{lmdb_error("store: commit failed", rc)};
+    return applied;
+}
+
+std::optional<std::vector<LogRecord>> Store::log_after(std::uint64_t version, const Hash& hash) const {
+    std::optional<std::vector<LogRecord>> out;
+    impl_->read([&](db::Txn& txn) {
+        db::State st;
+        if (!txn.load_state(st) || version > st.head.version) return;
+        if (version == st.head.version) {
+            if (hash == st.head.hash) out.emplace();
+            return;
+        }
+        if (version < st.base_version) return;
+        if (version == st.base_version) {
+            if (hash != st.base_hash) return;
+        } else {
+            wire::ByteView v;
+            LogRecord rec;
+            if (!txn.get(txn.dbs().log, VersionKey(version).view(), v) || !db::get_log_value(v, version, rec) ||
+                rec.hash != hash)
+                return;
+        }
+        out = log_records(txn, version);
+        if (!txn.ok()) out.reset();
+    });
+    return out;
+}
+
+std::vector<Applied> Store::retained_from(std::uint32_t origin) const {
+    std::vector<Applied> out;
+    impl_->read([&](db::Txn& txn) {
+        for (const LogRecord& rec : log_records(txn, 0)) {
+            auto t = decode(rec.transition);
+            if (t.ok() && t->origin == origin)
+                out.push_back(Applied{rec.epoch, rec.version, rec.hash, rec.err, t->origin, t->request});
+        }
+    });
+    return out;
+}
+
+Result<wire::Bytes> Store::snapshot() const {
+    wire::Bytes out;
+    const bool ok = impl_->read([&](db::Txn& txn) {
+        db::State st;
+        if (!txn.load_state(st)) return txn.fail(MDB_CORRUPTED);
+        const std::size_t entries = txn.count(txn.dbs().entries);
+        format::SnapshotBuilder b(st.head, st.meta, st.next_ino, st.base_version, st.base_hash,
+                                  static_cast<std::uint32_t>(entries));
+        walk(txn, txn.dbs().entries, {}, [&](wire::ByteView key, wire::ByteView value) {
+            wire::Reader r(value);
+            format::Node n;
+            if (key.size() != 8 || !format::get_entry(r, n) || !r.at_end()) {
+                txn.fail(MDB_CORRUPTED);
+                return false;
+            }
+            n.info.ino = format::get_be64(key.data());
+            b.entry(n.info.ino, n, n.info.dir ? wire::ByteView() : txn.data(n.info.ino));
+            return true;
+        });
+        const std::vector<LogRecord> log = log_records(txn, 0);
+        b.log_count(static_cast<std::uint32_t>(log.size()));
+        for (const LogRecord& rec : log) b.log_record(rec);
+        out = b.finish();
+    });
+    if (!ok) return Error{"store: snapshot failed (LMDB read error)"};
+    return out;
+}
+
+Result<Head> Store::install(wire::ByteView snapshot) {
+    auto parsed = parse_snapshot(snapshot);
+    if (!parsed.ok()) return Error{"store: snapshot refused: " + parsed.error()};
+    const SnapshotContents& s = parsed.value();
+
+    TxnGuard g;
+    if (const int rc = g.begin(impl_->env, false)) return Error{lmdb_error("store: cannot begin a transaction", rc)};
+    db::Txn txn(g.get(), impl_->dbs);
+    const db::Dbs& d = impl_->dbs;
+    for (MDB_dbi dbi : {d.state, d.entries, d.children, d.data, d.log})
+        if (const int rc = mdb_drop(g.get(), dbi, 0)) return Error{lmdb_error("store: cannot clear", rc)};
+
+    db::State st;
+    st.head = s.head;
+    st.meta = s.meta;
+    st.next_ino = s.next_ino;
+    st.base_version = s.log_base_version;
+    st.base_hash = s.log_base_hash;
+    for (const SnapshotEntry& e : s.entries) {
+        txn.put_entry(format::Node{e.parent, e.info});
+        if (e.parent != 0) txn.put_child(e.parent, e.info.name, e.info.ino);
+        txn.put_data(e.info.ino, e.data);
+        st.total += e.info.size + e.info.name.size();
+    }
+    wire::Bytes value;
+    for (const LogRecord& rec : s.log) {
+        value.clear();
+        wire::Writer w(value);
+        db::put_log_value(w, rec);
+        txn.put(d.log, VersionKey(rec.version).view(), value);
+    }
+    trim_log(txn, st, impl_->options.retain);
+    txn.save_state(st);
+    if (!txn.ok()) return Error{lmdb_error("store: install failed", txn.rc())};
+    if (const int rc = g.commit()) return Error{lmdb_error("store: commit failed", rc)};
+    return s.head;
+}
+
+Hash Store::content_hash() const {
+    Hash out{};
+    impl_->read([&](db::Txn& txn) {
+        db::State st;
+        if (!txn.load_state(st)) return;
+        format::ContentHasher h(st.meta, st.next_ino);
+        walk(txn, txn.dbs().entries, {}, [&](wire::ByteView key, wire::ByteView value) {
+            wire::Reader r(value);
+            format::Node n;
+            if (key.size() != 8 || !format::get_entry(r, n) || !r.at_end()) {
+                txn.fail(MDB_CORRUPTED);
+                return false;
+            }
+            n.info.ino = format::get_be64(key.data());
+            h.entry(n.info.ino, n, n.info.dir ? wire::ByteView() : txn.data(n.info.ino));
+            return true;
+        });
+        if (txn.ok()) out = h.finish();
+    });
+    return out;
+}
+
+int Store::stat(std::string_view path, EntryInfo& out) const {
+    if (!valid_path(path)) return EINVAL;
+    int err = EIO;
+    const bool ok = impl_->read([&](db::Txn& txn) {
+        format::Node n;
+        err = db::resolve(txn, path, n);
+        if (err == 0) out = info_of(n);
+    });
+    return ok ? err : EIO;
+}
+
+int Store::read(std::string_view path, wire::Bytes& out, EntryInfo* info) const {
+    if (!valid_path(path)) return EINVAL;
+    int err = EIO;
+    const bool ok = impl_->read([&](db::Txn& txn) {
+        format::Node n;
+        err = db::resolve(txn, path, n);
+        if (err != 0) return;
+        if (n.info.dir) {
+            err = EISDIR;
+            return;
+        }
+        const wire::ByteView data = txn.data(n.info.ino);
+        out.assign(data.begin(), data.end());
+        if (info) *info = info_of(n);
+    });
+    return ok ? err : EIO;
+}
+
+int Store::list(std::string_view path, std::vector<EntryInfo>& out) const {
+    if (!valid_path(path)) return EINVAL;
+    int err = EIO;
+    const bool ok = impl_->read([&](db::Txn& txn) {
+        format::Node n;
+        err = db::resolve(txn, path, n);
+        if (err != 0) return;
+        if (!n.info.dir) {
+            err = ENOTDIR;
+            return;
+        }
+        out.clear();
+        for (const auto& [name, ino] : txn.children(n.info.ino)) {
+            auto e = txn.entry(ino);
+            if (!e) {
+                txn.fail(MDB_CORRUPTED);
+                return;
+            }
+            out.push_back(info_of(*e));
+        }
+    });
+    return ok ? err : EIO;
+}
+
+Store::Usage Store::usage() const {
+    Usage u;
+    impl_->read([&](db::Txn& txn) {
+        db::State st;
+        txn.load_state(st);
+        u.entries = txn.count(txn.dbs().entries);
+        u.bytes = st.total;
+        u.log_records = txn.count(txn.dbs().log);
+    });
+    return u;
+}
+
+}  // namespace conclave::store

@@ -1,0 +1,168 @@
+// The replicated state on disk (DESIGN.md §3, §6): one LMDB environment per node holding
+//   * the tree: directories and files (bytes, mode, mtime, per-entry version, writer),
+//     each entry with a stable inode number assigned deterministically (a counter in the
+//     replicated state), so every replica and the FUSE frontend agree on inode numbers
+//   * cluster metadata (Meta: cluster id, node list with votes, limits)
+//   * the head: (epoch, version, H) of the last applied transition
+//   * a bounded retained log of recent transitions (for sync by log)
+// One writer (the apply worker) and many lock-free readers (MVCC read transactions, any
+// thread). Every apply() is one write transaction and, unless Options::sync is off (the
+// simulator), one fsync: group commit.
+//
+// Determinism: apply() computes the result and errno of each transition from the state
+// and the transition only; the same sequence gives the same tree, meta, head and
+// content hash on every replica.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+#include "store/transition.h"
+#include "wire/bytes.h"
+
+namespace conclave::store {
+
+struct Options {
+    bool sync = true;                        // fsync at every commit (off in the simulator)
+    std::uint64_t map_size = 1ull << 30;     // LMDB map size (address space, not disk)
+    std::uint64_t retain = 10000;            // transitions kept in the retained log
+};
+
+struct Head {
+    std::uint64_t epoch = 0;    // ring seq of the configuration the last transition was applied in
+    std::uint64_t version = 0;  // number of transitions applied since genesis (0: empty state)
+    Hash hash{};                // H(version); all zero for version 0
+    bool operator==(const Head&) const = default;
+};
+// (epoch, version) order: the sync source is the member with the highest (DESIGN.md §6.4).
+inline bool operator<(const Head& a, const Head& b) {
+    return a.epoch != b.epoch ? a.epoch < b.epoch : a.version < b.version;
+}
+
+// One transition to apply, with the epoch it was delivered in. `expect` (sync by log)
+// is the hash the source recorded: a mismatch aborts the whole batch with an error.
+struct Item {
+    std::uint64_t epoch = 0;
+    Transition t;
+    std::optional<Hash> expect;
+};
+
+struct Applied {
+    std::uint64_t epoch = 0;
+    std::uint64_t version = 0;
+    Hash hash{};
+    int err = 0;  // 0 or the errno the transition failed with (the state is then unchanged)
+    std::uint32_t origin = 0;
+    std::uint64_t request = 0;
+};
+
+struct LogRecord {
+    std::uint64_t epoch = 0;
+    std::uint64_t version = 0;
+    Hash hash{};
+    int err = 0;
+    wire::Bytes transition;  // encode(Transition)
+};
+
+struct EntryInfo {
+    std::uint64_t ino = 0;      // 1 is the root
+    std::string name;           // last path component ("" for the root)
+    bool dir = false;
+    std::uint32_t mode = 0;     // permission bits
+    std::uint64_t mtime_us = 0;
+    std::uint64_t size = 0;     // file bytes; 0 for directories
+    std::uint64_t version = 0;  // the state version that last changed this entry
+    std::uint32_t writer = 0;   // node id of that transition's origin
+};
+
+class Store {
+public:
+    // Opens (creating if needed) the environment in directory `dir` (which must exist).
+    static Result<std::unique_ptr<Store>> open(const std::string& dir, Options options = {});
+    ~Store();
+    Store(const Store&) = delete;
+    Store& operator=(const Store&) = delete;
+
+    Head head() const;
+    Meta meta() const;
+
+    // Applies the items in order in one write transaction and commits it (durable when
+    // it returns, with Options::sync). Each gets version = previous + 1. An error (LMDB
+    // failure, `expect` mismatch, non-genesis transition on an empty state, a transition
+    // validate() refuses) aborts the whole batch: nothing is applied. The per-op errno
+    // rules are in apply.h.
+    Result<std::vector<Applied>> apply(std::span<const Item> items);
+
+    // The retained log after `version`, if (version, hash) is on this store's history
+    // (version == head or a retained record's version, or the snapshot base the log
+    // starts from, or 0 with a zero hash when the log reaches back to genesis);
+    // otherwise nullopt (the caller sends a snapshot instead).
+    std::optional<std::vector<LogRecord>> log_after(std::uint64_t version, const Hash& hash) const;
+    // Retained records whose transition has this origin (to find out which of a node's
+    // own pending requests survived a sync).
+    std::vector<Applied> retained_from(std::uint32_t origin) const;
+
+    // The whole state (tree, meta, head, retained log) as one self-checking blob, and
+    // its inverse: install() verifies it (format, content hash) and replaces everything
+    // in one transaction.
+    Result<wire::Bytes> snapshot() const;
+    Result<Head> install(wire::ByteView snapshot);
+
+    // Hash of the tree and meta only (not the log): equal on replicas with equal state.
+    Hash content_hash() const;
+
+    // Reads from a consistent MVCC snapshot; 0 or an errno (ENOENT, ENOTDIR, EISDIR, ...).
+    int stat(std::string_view path, EntryInfo& out) const;
+    int read(std::string_view path, wire::Bytes& out, EntryInfo* info = nullptr) const;
+    int list(std::string_view path, std::vector<EntryInfo>& out) const;  // children, by name
+
+    // bytes: what counts against Limits::max_total_size: file sizes plus the name bytes
+    // of every entry.
+    struct Usage {
+        std::uint64_t entries = 0, bytes = 0, log_records = 0;
+    };
+    Usage usage() const;
+
+private:
+    struct Impl;
+    explicit Store(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+// ---- The snapshot blob (snapshot.cc; no LMDB, so the parser can be fuzzed) ----
+// Little-endian:
+//   8 magic "CNCLSNAP", u32 format (1), head (u64 epoch, u64 version, 32 hash), meta
+//   (encode_meta), u64 next_ino, log base (u64 version, 32 hash),
+//   u32 count, count x entry (u64 ino, u64 parent, u8 dir, u32 mode, u64 mtime_us,
+//       u64 size, u64 version, u32 writer, u16 name length, name, size bytes of data
+//       for a file), ascending ino, the root (ino 1, parent 0, name "") first,
+//   u32 count, count x log record (u64 epoch, u64 version, 32 hash, i32 err,
+//       u32 length, transition), versions base+1 .. head.version,
+//   32 content hash (content_hash() of the state), 32 SHA-256 of everything before.
+struct SnapshotEntry {
+    std::uint64_t parent = 0;  // 0 for the root
+    EntryInfo info;
+    wire::Bytes data;          // a file's contents (info.size bytes); empty for a directory
+};
+struct SnapshotContents {
+    Head head;
+    Meta meta;
+    std::uint64_t next_ino = 0;  // the inode number the next new entry gets
+    std::uint64_t log_base_version = 0;  // the log starts after (version, hash)
+    Hash log_base_hash{};
+    std::vector<SnapshotEntry> entries;
+    std::vector<LogRecord> log;
+    Hash content{};
+};
+// Verifies everything: the trailer, every length, the tree (parents exist and are
+// directories, unique valid names, no cycles, inode numbers below next_ino), the log's
+// hash chain from the base to the head, and the content hash.
+Result<SnapshotContents> parse_snapshot(wire::ByteView snapshot);
+
+}  // namespace conclave::store

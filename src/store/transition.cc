@@ -1,0 +1,278 @@
+// Transitions: codec, path rules, node-list ops and the history hash chain (transition.h).
+#include "store/transition.h"
+
+#include <algorithm>
+#include <cerrno>
+
+#include "store/sha256.h"
+
+namespace conclave::store {
+namespace {
+
+constexpr std::uint32_t kMaxVotes = 255;
+
+bool tree_op(Op op) { return op >= Op::create && op <= Op::set_mode; }
+
+bool known_op(std::uint8_t v) {
+    return v >= static_cast<std::uint8_t>(Op::genesis) && v <= static_cast<std::uint8_t>(Op::node_votes);
+}
+
+bool valid_node_name(std::string_view name) { return !name.empty() && name.size() <= kMaxNodeName; }
+bool valid_votes(std::uint32_t votes) { return votes != 0 && votes <= kMaxVotes; }
+
+// Reads a length-prefixed string of at most `max` bytes.
+bool get_string(wire::Reader& r, std::size_t len, std::size_t max, std::string& out) {
+    if (len > max) {
+        r.fail();
+        return false;
+    }
+    wire::ByteView v;
+    if (!r.view(len, v)) return false;
+    out.assign(v.begin(), v.end());
+    return true;
+}
+
+}  // namespace
+
+const char* op_name(Op op) {
+    switch (op) {
+        case Op::genesis: return "genesis";
+        case Op::create: return "create";
+        case Op::write: return "write";
+        case Op::truncate: return "truncate";
+        case Op::mkdir: return "mkdir";
+        case Op::rmdir: return "rmdir";
+        case Op::unlink: return "unlink";
+        case Op::rename: return "rename";
+        case Op::set_mtime: return "set_mtime";
+        case Op::set_mode: return "set_mode";
+        case Op::node_add: return "node_add";
+        case Op::node_remove: return "node_remove";
+        case Op::node_votes: return "node_votes";
+    }
+    return "unknown";
+}
+
+bool valid_path(std::string_view path) {
+    if (path.empty() || path.size() > kMaxPath || path[0] != '/') return false;
+    if (path.size() == 1) return true;  // the root
+    if (path.back() == '/') return false;
+    // Every component between two slashes: non-empty, not "." or "..", no NUL.
+    std::size_t start = 1;
+    while (start <= path.size()) {
+        std::size_t end = path.find('/', start);
+        if (end == std::string_view::npos) end = path.size();
+        const std::string_view c = path.substr(start, end - start);
+        if (c.empty() || c == "." || c == ".." || c.find('\0') != std::string_view::npos) return false;
+        start = end + 1;
+    }
+    return true;
+}
+
+void encode(const Transition& t, wire::Bytes& out) {
+    wire::Writer w(out);
+    w.u8(static_cast<std::uint8_t>(t.op));
+    w.u32(t.origin);
+    w.u64(t.request);
+    w.u64(t.timestamp_us);
+    w.u32(t.flags);
+    w.u32(t.mode);
+    w.u64(t.size);
+    w.u16(static_cast<std::uint16_t>(t.path.size()));
+    w.bytes(std::string_view(t.path));
+    w.u16(static_cast<std::uint16_t>(t.path2.size()));
+    w.bytes(std::string_view(t.path2));
+    w.u32(static_cast<std::uint32_t>(t.data.size()));
+    w.bytes(wire::ByteView(t.data));
+    w.u32(t.node_id);
+    w.u8(static_cast<std::uint8_t>(t.node_name.size()));
+    w.bytes(std::string_view(t.node_name));
+    w.u32(t.votes);
+    w.bytes(wire::ByteView(t.cluster_id));
+}
+
+Result<Transition> decode(wire::ByteView bytes) {
+    wire::Reader r(bytes);
+    Transition t;
+    std::uint8_t op = 0;
+    r.u8(op);
+    if (!r.ok()) return Error{"transition truncated"};
+    if (!known_op(op)) return Error{"transition op unknown"};
+    t.op = static_cast<Op>(op);
+    r.u32(t.origin);
+    r.u64(t.request);
+    r.u64(t.timestamp_us);
+    r.u32(t.flags);
+    r.u32(t.mode);
+    r.u64(t.size);
+    std::uint16_t path_len = 0, path2_len = 0;
+    std::uint32_t data_len = 0;
+    std::uint8_t name_len = 0;
+    if (!r.u16(path_len) || !get_string(r, path_len, kMaxPath, t.path)) return Error{"transition path malformed"};
+    if (!r.u16(path2_len) || !get_string(r, path2_len, kMaxPath, t.path2))
+        return Error{"transition path2 malformed"};
+    wire::ByteView data;
+    if (!r.u32(data_len) || data_len > kMaxData || !r.view(data_len, data)) return Error{"transition data malformed"};
+    t.data.assign(data.begin(), data.end());
+    r.u32(t.node_id);
+    if (!r.u8(name_len) || !get_string(r, name_len, kMaxNodeName, t.node_name))
+        return Error{"transition node name malformed"};
+    r.u32(t.votes);
+    r.bytes(t.cluster_id);
+    if (!r.ok()) return Error{"transition truncated"};
+    if (!r.at_end()) return Error{"transition has trailing bytes"};
+    if (const char* err = validate(t)) return Error{err};
+    return t;
+}
+
+const char* validate(const Transition& t) {
+    if (!known_op(static_cast<std::uint8_t>(t.op))) return "transition op unknown";
+    if (t.node_name.size() > kMaxNodeName) return "transition node name too long";
+    if (t.data.size() > kMaxData) return "transition data too large";
+    // Paths: exactly the ones the op uses, each valid (valid_path bounds the length).
+    const bool needs_path = tree_op(t.op);
+    const bool needs_path2 = t.op == Op::rename;
+    if (needs_path ? !valid_path(t.path) : !t.path.empty()) return "transition path invalid for its op";
+    if (needs_path2 ? !valid_path(t.path2) : !t.path2.empty()) return "transition path2 invalid for its op";
+    return nullptr;
+}
+
+wire::Bytes encode_limits(const Limits& limits) {
+    wire::Bytes out;
+    wire::Writer w(out);
+    w.u64(limits.max_file_size);
+    w.u64(limits.max_total_size);
+    w.u32(limits.max_name);
+    return out;
+}
+
+bool decode_limits(wire::ByteView bytes, Limits& out) {
+    wire::Reader r(bytes);
+    Limits l;
+    r.u64(l.max_file_size);
+    r.u64(l.max_total_size);
+    r.u32(l.max_name);
+    if (!r.at_end()) return false;
+    if (l.max_file_size == 0 || l.max_file_size > kMaxData || l.max_total_size == 0 || l.max_name == 0 ||
+        l.max_name > 255)
+        return false;
+    out = l;
+    return true;
+}
+
+void encode_meta(const Meta& meta, wire::Writer& w) {
+    w.bytes(wire::ByteView(meta.cluster_id));
+    w.u64(meta.limits.max_file_size);
+    w.u64(meta.limits.max_total_size);
+    w.u32(meta.limits.max_name);
+    w.u32(static_cast<std::uint32_t>(meta.nodes.size()));
+    for (const NodeEntry& n : meta.nodes) {
+        w.u32(n.id);
+        w.u8(static_cast<std::uint8_t>(n.name.size()));
+        w.bytes(std::string_view(n.name));
+        w.u32(n.votes);
+    }
+}
+
+bool decode_meta(wire::Reader& r, Meta& out) {
+    Meta m;
+    r.bytes(m.cluster_id);
+    r.u64(m.limits.max_file_size);
+    r.u64(m.limits.max_total_size);
+    r.u32(m.limits.max_name);
+    std::uint32_t n = 0;
+    if (!r.count(n, 9, kMaxNodes)) return false;  // 9: id, name length, votes
+    m.nodes.resize(n);
+    for (std::size_t i = 0; i < m.nodes.size(); ++i) {
+        NodeEntry& e = m.nodes[i];
+        std::uint8_t name_len = 0;
+        r.u32(e.id);
+        if (!r.u8(name_len) || !get_string(r, name_len, kMaxNodeName, e.name)) return false;
+        r.u32(e.votes);
+        if (!r.ok()) return false;
+        // Canonical: non-zero ids, strictly ascending (lookups and quorum rely on it).
+        if (e.id == 0 || (i > 0 && m.nodes[i - 1].id >= e.id)) {
+            r.fail();
+            return false;
+        }
+    }
+    out = std::move(m);
+    return true;
+}
+
+int apply_node_op(Meta& meta, const Transition& t) {
+    auto find = [&](std::uint32_t id) {
+        return std::find_if(meta.nodes.begin(), meta.nodes.end(), [&](const NodeEntry& n) { return n.id == id; });
+    };
+    switch (t.op) {
+        case Op::genesis: {
+            Limits limits;
+            if (t.cluster_id == ClusterId{} || t.node_id == 0 || !valid_node_name(t.node_name) ||
+                !valid_votes(t.votes) || (!t.data.empty() && !decode_limits(t.data, limits)))
+                return EINVAL;
+            if (!meta.empty()) return EEXIST;
+            Meta m;
+            m.cluster_id = t.cluster_id;
+            m.nodes.push_back(NodeEntry{t.node_id, t.node_name, t.votes});
+            m.limits = limits;
+            meta = std::move(m);
+            return 0;
+        }
+        case Op::node_add: {
+            if (t.node_id == 0 || !valid_node_name(t.node_name) || !valid_votes(t.votes)) return EINVAL;
+            for (const NodeEntry& n : meta.nodes)
+                if (n.id == t.node_id || n.name == t.node_name) return EEXIST;
+            // Keep the list ascending by id.
+            auto at = std::find_if(meta.nodes.begin(), meta.nodes.end(),
+                                   [&](const NodeEntry& n) { return n.id > t.node_id; });
+            meta.nodes.insert(at, NodeEntry{t.node_id, t.node_name, t.votes});
+            return 0;
+        }
+        case Op::node_remove: {
+            auto it = find(t.node_id);
+            if (it == meta.nodes.end()) return ENOENT;
+            if (meta.nodes.size() == 1) return EBUSY;  // a cluster keeps at least one node
+            meta.nodes.erase(it);
+            return 0;
+        }
+        case Op::node_votes: {
+            if (!valid_votes(t.votes)) return EINVAL;
+            auto it = find(t.node_id);
+            if (it == meta.nodes.end()) return ENOENT;
+            it->votes = t.votes;
+            return 0;
+        }
+        default:
+            return 0;
+    }
+}
+
+Hash chain(const Hash& previous, std::uint64_t epoch, std::uint64_t version, const Transition& t) {
+    wire::Bytes buf;
+    buf.reserve(previous.size() + 16 + 80 + t.path.size() + t.path2.size() + t.data.size());
+    wire::Writer w(buf);
+    w.bytes(wire::ByteView(previous));
+    w.u64(epoch);
+    w.u64(version);
+    encode(t, buf);
+    return sha256(buf);
+}
+
+namespace {
+template <std::size_t N>
+std::string to_hex(const std::array<std::uint8_t, N>& a) {
+    static const char digits[] = "0123456789abcdef";
+    std::string s;
+    s.reserve(2 * N);
+    for (std::uint8_t b : a) {
+        s.push_back(digits[b >> 4]);
+        s.push_back(digits[b & 15]);
+    }
+    return s;
+}
+}  // namespace
+
+std::string hex(const Hash& h) { return to_hex(h); }
+std::string hex(const ClusterId& c) { return to_hex(c); }
+
+}  // namespace conclave::store

@@ -1,0 +1,150 @@
+// Transitions: the only way the replicated state changes (DESIGN.md §6). A transition is
+// decided entirely by its origin: it carries the origin's node id, request id and
+// timestamp, and applying it is a pure function of (state, transition), so every replica
+// computes the same result and the same errno.
+//
+// Wire form (the payload of a state message on the ring, in the retained log and in the
+// snapshot), little-endian, every length checked:
+//   u8 op, u32 origin, u64 request, u64 timestamp_us, u32 flags, u32 mode, u64 size,
+//   u16 path length + path, u16 path2 length + path2, u32 data length + data,
+//   u32 node_id, u8 node name length + name, u32 votes, 16 bytes cluster id
+// Paths are absolute ("/a/b"), normalised (no "//", ".", ".." or trailing "/", no NUL), at
+// most kMaxPath bytes; "/" is the root. Tree ops (create .. set_mode) need a valid path,
+// rename a valid path2 too; every path field an op does not use must be empty. Node names
+// are at most kMaxNodeName bytes, data at most kMaxData. The decoder refuses anything
+// else (a fuzz target).
+//
+// The node list (cluster metadata) is changed by node_add / node_remove / node_votes and
+// created by genesis; apply_node_op() is the one pure function both the store and the
+// protocol core use for it, so quorum is computed from exactly what the store holds.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+#include "wire/bytes.h"
+
+namespace conclave::store {
+
+enum class Op : std::uint8_t {
+    genesis = 1,      // a fresh cluster: cluster_id, the first node (node_id, node_name, votes),
+                      // limits in data (encode_limits(); empty data: the default Limits)
+    create = 2,       // a file; flags & kExclusive: EEXIST if it exists, else truncates an existing file
+    write = 3,        // whole file contents = data (creates the file if missing), mode if flags & kSetMode
+    truncate = 4,     // file size = size (zero-filled when growing)
+    mkdir = 5,        // mode
+    rmdir = 6,        // ENOTEMPTY unless empty
+    unlink = 7,       // files only (EISDIR on a directory)
+    rename = 8,       // path -> path2; flags kNoReplace / kExchange
+    set_mtime = 9,    // mtime = size field (microseconds since the epoch)
+    set_mode = 10,    // mode (permission bits within kModeMask)
+    node_add = 11,    // node_id, node_name, votes
+    node_remove = 12, // node_id
+    node_votes = 13,  // node_id, votes
+};
+const char* op_name(Op op);
+
+inline constexpr std::uint32_t kExclusive = 1u << 0;   // create
+inline constexpr std::uint32_t kSetMode = 1u << 1;     // write / create: apply `mode`
+inline constexpr std::uint32_t kNoReplace = 1u << 2;   // rename
+inline constexpr std::uint32_t kExchange = 1u << 3;    // rename
+inline constexpr std::uint32_t kModeMask = 07777;
+inline constexpr std::size_t kMaxPath = 4096;
+inline constexpr std::size_t kMaxNodeName = 64;
+inline constexpr std::uint32_t kMaxData = 64u << 20;   // decoder bound; the cluster limit is lower
+
+using ClusterId = std::array<std::uint8_t, 16>;        // all zero: no cluster yet
+using Hash = std::array<std::uint8_t, 32>;             // SHA-256
+
+struct Transition {
+    Op op = Op::write;
+    std::uint32_t origin = 0;       // node id of the node that decided it
+    std::uint64_t request = 0;      // origin's request number (unique per origin boot epoch)
+    std::uint64_t timestamp_us = 0; // origin's wall clock: the mtime it sets
+    std::uint32_t flags = 0;
+    std::uint32_t mode = 0;
+    std::uint64_t size = 0;         // truncate: new size; set_mtime: mtime in µs
+    std::string path;
+    std::string path2;              // rename target
+    wire::Bytes data;               // write
+    std::uint32_t node_id = 0;      // node ops, genesis
+    std::string node_name;
+    std::uint32_t votes = 0;
+    ClusterId cluster_id{};         // genesis
+    bool operator==(const Transition&) const = default;
+};
+
+void encode(const Transition& t, wire::Bytes& out);
+// Refuses malformed bytes, unknown ops, bad paths, trailing bytes.
+Result<Transition> decode(wire::ByteView bytes);
+// nullptr when decode(encode(t)) would give t back, else why not (unknown op, bad or
+// unused-but-set paths, too long a node name or data). Store::apply refuses such a
+// transition: what is in the history must travel the wire (sync log, snapshot).
+const char* validate(const Transition& t);
+
+// True for a valid absolute normalised path (see above).
+bool valid_path(std::string_view path);
+
+// Cluster-wide limits: part of the replicated state (set at genesis), so every replica
+// enforces the same ones and computes the same errno.
+struct Limits {
+    std::uint64_t max_file_size = 1u << 20;     // EFBIG beyond
+    std::uint64_t max_total_size = 128u << 20;  // ENOSPC beyond (sum of file sizes + names)
+    std::uint32_t max_name = 255;               // ENAMETOOLONG beyond (one path component)
+    bool operator==(const Limits&) const = default;
+};
+
+struct NodeEntry {
+    std::uint32_t id = 0;
+    std::string name;
+    std::uint32_t votes = 1;
+    bool operator==(const NodeEntry&) const = default;
+};
+
+// A genesis transition's data: u64 max_file_size, u64 max_total_size, u32 max_name.
+wire::Bytes encode_limits(const Limits& limits);
+// False unless exactly that, with every limit non-zero, max_file_size <= kMaxData and
+// max_name <= 255.
+bool decode_limits(wire::ByteView bytes, Limits& out);
+
+// Cluster metadata held in the replicated state.
+struct Meta {
+    ClusterId cluster_id{};
+    std::vector<NodeEntry> nodes;  // ascending id
+    Limits limits;
+    bool empty() const { return cluster_id == ClusterId{}; }
+    bool operator==(const Meta&) const = default;
+};
+
+// Meta's wire form (state messages, the store, snapshots), little-endian:
+//   16 cluster id, u64 max_file_size, u64 max_total_size, u32 max_name,
+//   u32 count, count x (u32 id, u8 name length, name, u32 votes)
+// decode_meta refuses more than kMaxNodes nodes, node ids that are zero or not strictly
+// ascending, names longer than kMaxNodeName (the reader is marked bad on failure).
+inline constexpr std::uint32_t kMaxNodes = 1024;
+void encode_meta(const Meta& meta, wire::Writer& w);
+bool decode_meta(wire::Reader& r, Meta& out);
+
+// Applies a genesis or node op to `meta` (unchanged on error). Returns 0 or an errno; the
+// arguments are checked first (EINVAL), then the node list:
+//   genesis      EEXIST if the cluster exists; EINVAL for a zero cluster id, node id 0,
+//                an empty/too long name, votes 0 or > 255, or data that is neither empty
+//                nor valid limits (decode_limits)
+//   node_add     EEXIST id or name taken; EINVAL id 0, empty/too long name, votes 0 or > 255
+//   node_remove  ENOENT unknown; EBUSY for the last node
+//   node_votes   ENOENT unknown; EINVAL votes 0 or > 255
+// Any other op: returns 0 and leaves meta alone. (Ops other than genesis are never
+// applied to an empty meta: with no node list there is no quorum.)
+int apply_node_op(Meta& meta, const Transition& t);
+
+// The history hash chain: H(v) = SHA-256(H(v-1) || u64 epoch || u64 version || encoded t).
+Hash chain(const Hash& previous, std::uint64_t epoch, std::uint64_t version, const Transition& t);
+std::string hex(const Hash& h);
+std::string hex(const ClusterId& c);
+
+}  // namespace conclave::store

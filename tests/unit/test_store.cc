@@ -1,0 +1,671 @@
+// The LMDB store: every op and its errno, determinism, the hash chain and retained log,
+// snapshots, batches, reopening.
+#include <doctest/doctest.h>
+
+#include <cerrno>
+#include <string>
+
+#include "store/store.h"
+#include "temp_dir.h"
+
+using namespace conclave;
+using namespace conclave::store;
+
+namespace {
+
+std::uint64_t g_clock = 1000;  // timestamps come from transitions only
+
+Transition op(Op o, std::string path, std::string path2 = "") {
+    Transition t;
+    t.op = o;
+    t.origin = 1;
+    t.request = g_clock;
+    t.timestamp_us = ++g_clock;
+    t.path = std::move(path);
+    t.path2 = std::move(path2);
+    return t;
+}
+Transition t_write(std::string path, std::string data) {
+    Transition t = op(Op::write, std::move(path));
+    t.data.assign(data.begin(), data.end());
+    return t;
+}
+Transition t_mkdir(std::string path, std::uint32_t mode = 0755) {
+    Transition t = op(Op::mkdir, std::move(path));
+    t.mode = mode;
+    return t;
+}
+Transition t_rename(std::string from, std::string to, std::uint32_t flags = 0) {
+    Transition t = op(Op::rename, std::move(from), std::move(to));
+    t.flags = flags;
+    return t;
+}
+Transition genesis(Limits limits = {}) {
+    Transition t = op(Op::genesis, "");
+    t.cluster_id[0] = 0x42;
+    t.node_id = 1;
+    t.node_name = "n1";
+    t.votes = 1;
+    t.data = encode_limits(limits);
+    return t;
+}
+
+struct Fixture {
+    test::TempDir dir;
+    std::unique_ptr<Store> store;
+    explicit Fixture(Options o = {.sync = false, .map_size = 64ull << 20, .retain = 10000}) {
+        auto s = Store::open(dir.path, o);
+        REQUIRE_MESSAGE(s.ok(), s.error());
+        store = std::move(s.value());
+    }
+    // Applies one transition in epoch 1; returns its errno.
+    int apply(const Transition& t, std::uint64_t epoch = 1) {
+        Item item{epoch, t, std::nullopt};
+        auto r = store->apply(std::span<const Item>(&item, 1));
+        REQUIRE_MESSAGE(r.ok(), r.error());
+        REQUIRE(r->size() == 1);
+        return r.value()[0].err;
+    }
+    std::string read(const std::string& path) {
+        wire::Bytes b;
+        REQUIRE(store->read(path, b) == 0);
+        return std::string(b.begin(), b.end());
+    }
+    EntryInfo stat(const std::string& path) {
+        EntryInfo e;
+        REQUIRE(store->stat(path, e) == 0);
+        return e;
+    }
+    std::vector<std::string> names(const std::string& path) {
+        std::vector<EntryInfo> l;
+        REQUIRE(store->list(path, l) == 0);
+        std::vector<std::string> out;
+        for (const auto& e : l) out.push_back(e.name);
+        return out;
+    }
+};
+
+struct Cluster : Fixture {
+    explicit Cluster(Limits limits = {}) { REQUIRE(apply(genesis(limits)) == 0); }
+    using Fixture::Fixture;
+};
+
+// Applies t and checks that it failed with `err` and changed nothing but the head.
+void fails_with(Fixture& f, const Transition& t, int err) {
+    const Hash before = f.store->content_hash();
+    const Store::Usage u = f.store->usage();
+    CHECK(f.apply(t) == err);
+    CHECK(f.store->content_hash() == before);
+    CHECK(f.store->usage().bytes == u.bytes);
+    CHECK(f.store->usage().entries == u.entries);
+}
+
+}  // namespace
+
+TEST_CASE("a fresh store is empty and refuses tree ops before genesis") {
+    Fixture f;
+    CHECK(f.store->head() == Head{});
+    CHECK(f.store->meta().empty());
+    CHECK(f.stat("/").dir);
+    CHECK(f.stat("/").ino == 1);
+    CHECK(f.names("/").empty());
+    Item item{1, t_write("/a", "x"), std::nullopt};
+    CHECK_FALSE(f.store->apply(std::span<const Item>(&item, 1)).ok());
+    CHECK(f.store->head().version == 0);
+
+    CHECK(f.apply(genesis()) == 0);
+    CHECK(f.store->head().version == 1);
+    CHECK(f.store->meta().nodes.size() == 1);
+    CHECK(f.stat("/").mtime_us == g_clock);
+    CHECK(f.apply(genesis()) == EEXIST);
+    CHECK(f.store->head().version == 2);
+}
+
+TEST_CASE("write, read, stat: whole files with mode, mtime, version, writer") {
+    Cluster f;
+    Transition w = t_write("/f", "hello");
+    w.origin = 7;
+    w.flags = kSetMode;
+    w.mode = 0100640;
+    CHECK(f.apply(w) == 0);
+    CHECK(f.read("/f") == "hello");
+    EntryInfo e = f.stat("/f");
+    CHECK_FALSE(e.dir);
+    CHECK(e.size == 5);
+    CHECK(e.mode == 0640);
+    CHECK(e.mtime_us == w.timestamp_us);
+    CHECK(e.version == f.store->head().version);
+    CHECK(e.writer == 7);
+    CHECK(e.name == "f");
+    CHECK(f.stat("/").mtime_us == w.timestamp_us);  // the parent changed
+    const std::uint64_t ino = e.ino;
+
+    CHECK(f.apply(t_write("/f", "bye")) == 0);  // replaces, keeps inode and mode
+    CHECK(f.read("/f") == "bye");
+    CHECK(f.stat("/f").ino == ino);
+    CHECK(f.stat("/f").mode == 0640);
+    CHECK(f.apply(t_write("/f", "")) == 0);
+    CHECK(f.read("/f").empty());
+    CHECK(f.stat("/f").size == 0);
+    CHECK(f.apply(t_write("/g", "x")) == 0);
+    CHECK(f.stat("/g").mode == 0644);  // default
+
+    fails_with(f, t_write("/missing/f", "x"), ENOENT);
+    fails_with(f, t_write("/f/x", "x"), ENOTDIR);
+    CHECK(f.apply(t_mkdir("/d")) == 0);
+    fails_with(f, t_write("/d", "x"), EISDIR);
+    fails_with(f, t_write("/", "x"), EISDIR);
+
+    wire::Bytes b;
+    CHECK(f.store->read("/d", b) == EISDIR);
+    CHECK(f.store->read("/nope", b) == ENOENT);
+    CHECK(f.store->read("/f/x", b) == ENOTDIR);
+    CHECK(f.store->read("bad", b) == EINVAL);
+    EntryInfo info;
+    CHECK(f.store->stat("/nope", info) == ENOENT);
+    CHECK(f.store->stat("/a/", info) == EINVAL);
+    std::vector<EntryInfo> l;
+    CHECK(f.store->list("/f", l) == ENOTDIR);
+    CHECK(f.store->list("/nope", l) == ENOENT);
+}
+
+TEST_CASE("limits: EFBIG, ENOSPC, ENAMETOOLONG") {
+    Cluster f(Limits{10, 29, 8});
+    fails_with(f, t_write("/a", std::string(11, 'x')), EFBIG);
+    CHECK(f.apply(t_write("/a", std::string(10, 'x'))) == 0);  // total 11
+    fails_with(f, t_write("/123456789", "x"), ENAMETOOLONG);
+    CHECK(f.apply(t_mkdir("/12345678")) == 0);                  // total 19
+    fails_with(f, t_mkdir("/123456789"), ENAMETOOLONG);
+    fails_with(f, t_mkdir("/123456789/x"), ENAMETOOLONG);
+    CHECK(f.apply(t_write("/b", "123456789")) == 0);            // total 29
+    CHECK(f.store->usage().bytes == 29);
+    fails_with(f, t_write("/c", ""), ENOSPC);                   // + 1 name byte
+    fails_with(f, t_write("/b", "1234567890"), ENOSPC);
+    Transition t = op(Op::truncate, "/b");
+    t.size = 10;
+    fails_with(f, t, ENOSPC);
+    t.size = 11;
+    fails_with(f, t, EFBIG);
+    fails_with(f, t_rename("/b", "/bb"), ENOSPC);               // a longer name
+    CHECK(f.apply(t_rename("/b", "/c")) == 0);
+    CHECK(f.apply(t_write("/c", "")) == 0);                     // shrinking is fine
+    CHECK(f.store->usage().bytes == 20);
+    CHECK(f.apply(op(Op::unlink, "/a")) == 0);
+    CHECK(f.apply(op(Op::rmdir, "/12345678")) == 0);
+    CHECK(f.store->usage().bytes == 1);
+    CHECK(f.store->usage().entries == 2);
+}
+
+TEST_CASE("create: exclusive, truncating, on directories") {
+    Cluster f;
+    Transition c = op(Op::create, "/f");
+    c.flags = kExclusive | kSetMode;
+    c.mode = 0600;
+    CHECK(f.apply(c) == 0);
+    CHECK(f.stat("/f").mode == 0600);
+    CHECK(f.stat("/f").size == 0);
+    fails_with(f, c, EEXIST);
+    CHECK(f.apply(t_write("/f", "data")) == 0);
+    CHECK(f.apply(op(Op::create, "/f")) == 0);  // not exclusive: truncates
+    CHECK(f.read("/f").empty());
+    CHECK(f.stat("/f").mode == 0600);
+    CHECK(f.apply(t_mkdir("/d")) == 0);
+    fails_with(f, op(Op::create, "/d"), EISDIR);
+    Transition cd = op(Op::create, "/d");
+    cd.flags = kExclusive;
+    fails_with(f, cd, EEXIST);
+    fails_with(f, op(Op::create, "/"), EISDIR);
+    fails_with(f, op(Op::create, "/x/y"), ENOENT);
+    fails_with(f, op(Op::create, "/f/y"), ENOTDIR);
+}
+
+TEST_CASE("truncate grows with zeros and shrinks") {
+    Cluster f;
+    CHECK(f.apply(t_write("/f", "abcdef")) == 0);
+    Transition t = op(Op::truncate, "/f");
+    t.size = 3;
+    CHECK(f.apply(t) == 0);
+    CHECK(f.read("/f") == "abc");
+    t = op(Op::truncate, "/f");
+    t.size = 5;
+    CHECK(f.apply(t) == 0);
+    CHECK(f.read("/f") == std::string("abc\0\0", 5));
+    CHECK(f.stat("/f").mtime_us == t.timestamp_us);
+    t.path = "/missing";
+    fails_with(f, t, ENOENT);
+    CHECK(f.apply(t_mkdir("/d")) == 0);
+    t.path = "/d";
+    fails_with(f, t, EISDIR);
+    t.path = "/";
+    fails_with(f, t, EISDIR);
+}
+
+TEST_CASE("mkdir, rmdir, unlink") {
+    Cluster f;
+    CHECK(f.apply(t_mkdir("/d", 040700)) == 0);
+    EntryInfo d = f.stat("/d");
+    CHECK(d.dir);
+    CHECK(d.mode == 0700);
+    fails_with(f, t_mkdir("/d"), EEXIST);
+    fails_with(f, t_mkdir("/"), EEXIST);
+    fails_with(f, t_mkdir("/x/y"), ENOENT);
+    CHECK(f.apply(t_mkdir("/d/e")) == 0);
+    CHECK(f.apply(t_write("/d/f", "1")) == 0);
+    CHECK(f.names("/d") == std::vector<std::string>{"e", "f"});
+    CHECK(f.stat("/d").mtime_us == g_clock);
+
+    fails_with(f, op(Op::rmdir, "/d"), ENOTEMPTY);
+    fails_with(f, op(Op::rmdir, "/d/f"), ENOTDIR);
+    fails_with(f, op(Op::rmdir, "/d/zz"), ENOENT);
+    fails_with(f, op(Op::rmdir, "/"), EBUSY);
+    fails_with(f, op(Op::unlink, "/d/e"), EISDIR);
+    fails_with(f, op(Op::unlink, "/"), EISDIR);
+    fails_with(f, op(Op::unlink, "/d/zz"), ENOENT);
+    fails_with(f, op(Op::unlink, "/d/f/g"), ENOTDIR);
+
+    CHECK(f.apply(op(Op::unlink, "/d/f")) == 0);
+    CHECK(f.apply(op(Op::rmdir, "/d/e")) == 0);
+    CHECK(f.stat("/d").mtime_us == g_clock);
+    CHECK(f.names("/d").empty());
+    CHECK(f.apply(op(Op::rmdir, "/d")) == 0);
+    CHECK(f.names("/").empty());
+    CHECK(f.store->usage().entries == 1);
+    CHECK(f.store->usage().bytes == 0);
+}
+
+TEST_CASE("inode numbers are stable and never reused") {
+    Cluster f;
+    CHECK(f.apply(t_write("/a", "1")) == 0);
+    const std::uint64_t a = f.stat("/a").ino;
+    CHECK(a == 2);
+    CHECK(f.apply(op(Op::unlink, "/a")) == 0);
+    CHECK(f.apply(t_write("/a", "1")) == 0);
+    CHECK(f.stat("/a").ino == 3);
+    CHECK(f.apply(t_rename("/a", "/b")) == 0);
+    CHECK(f.stat("/b").ino == 3);
+}
+
+TEST_CASE("rename: moves, replaces, errors") {
+    Cluster f;
+    CHECK(f.apply(t_mkdir("/d")) == 0);
+    CHECK(f.apply(t_mkdir("/e")) == 0);
+    CHECK(f.apply(t_write("/d/f", "F")) == 0);
+    CHECK(f.apply(t_write("/g", "G")) == 0);
+    const EntryInfo before = f.stat("/d/f");
+
+    Transition r = t_rename("/d/f", "/e/h");
+    CHECK(f.apply(r) == 0);
+    EntryInfo moved = f.stat("/e/h");
+    CHECK(moved.ino == before.ino);
+    CHECK(moved.mtime_us == before.mtime_us);  // rename keeps the file's mtime
+    CHECK(moved.version == f.store->head().version);
+    CHECK(f.stat("/d").mtime_us == r.timestamp_us);
+    CHECK(f.stat("/e").mtime_us == r.timestamp_us);
+    CHECK(f.read("/e/h") == "F");
+    CHECK(f.names("/d").empty());
+
+    // Replacing a file (the write-tmp-then-rename pattern).
+    CHECK(f.apply(t_rename("/g", "/e/h")) == 0);
+    CHECK(f.read("/e/h") == "G");
+    CHECK(f.names("/").size() == 2);
+    CHECK(f.store->usage().bytes == 1 + 1 + 1 + 1);  // d, e, h + 1 byte
+
+    CHECK(f.apply(t_write("/x", "X")) == 0);
+    fails_with(f, t_rename("/x", "/e/h", kNoReplace), EEXIST);
+    fails_with(f, t_rename("/x", "/e/h", kNoReplace | kExchange), EINVAL);
+    fails_with(f, t_rename("/nope", "/y"), ENOENT);
+    fails_with(f, t_rename("/x", "/nope/y"), ENOENT);
+    fails_with(f, t_rename("/x", "/x/y"), ENOTDIR);
+    fails_with(f, t_rename("/", "/y"), EBUSY);
+    fails_with(f, t_rename("/x", "/"), EBUSY);
+    fails_with(f, t_rename("/x", "/e"), EISDIR);
+    fails_with(f, t_rename("/e", "/x"), ENOTDIR);
+    fails_with(f, t_rename("/d", "/d/sub"), EINVAL);   // into its own subtree
+    CHECK(f.apply(t_mkdir("/d/sub")) == 0);
+    fails_with(f, t_rename("/d", "/d/sub/x"), EINVAL);
+    fails_with(f, t_rename("/e", "/d"), ENOTEMPTY);      // over a non-empty directory
+    fails_with(f, t_rename("/d/sub", "/d"), ENOTEMPTY);  // over its own parent
+    fails_with(f, t_rename("/e/h", "/d"), EISDIR);
+
+    // Same path: a no-op success that still takes a version.
+    const Hash h = f.store->content_hash();
+    const std::uint64_t v = f.store->head().version;
+    CHECK(f.apply(t_rename("/x", "/x")) == 0);
+    CHECK(f.store->content_hash() == h);
+    CHECK(f.store->head().version == v + 1);
+    CHECK(f.apply(t_rename("/x", "/x", kNoReplace)) == EEXIST);
+
+    // A directory over an empty directory, with its subtree.
+    CHECK(f.apply(op(Op::rmdir, "/d/sub")) == 0);
+    CHECK(f.apply(t_mkdir("/e/k")) == 0);
+    CHECK(f.apply(t_write("/e/k/z", "Z")) == 0);
+    CHECK(f.apply(t_rename("/e", "/d")) == 0);
+    CHECK(f.read("/d/k/z") == "Z");
+    CHECK(f.read("/d/h") == "G");
+    EntryInfo gone;
+    CHECK(f.store->stat("/e", gone) == ENOENT);
+    CHECK(f.names("/") == std::vector<std::string>{"d", "x"});
+    CHECK(f.store->usage().entries == 6);  // /, d, h, k, z, x
+    CHECK(f.store->usage().bytes == 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1);
+}
+
+TEST_CASE("rename with kExchange swaps two entries") {
+    Cluster f;
+    CHECK(f.apply(t_mkdir("/d")) == 0);
+    CHECK(f.apply(t_write("/d/a", "A")) == 0);
+    CHECK(f.apply(t_write("/b", "B")) == 0);
+    const std::uint64_t ia = f.stat("/d/a").ino, ib = f.stat("/b").ino;
+    CHECK(f.apply(t_rename("/d/a", "/b", kExchange)) == 0);
+    CHECK(f.read("/d/a") == "B");
+    CHECK(f.read("/b") == "A");
+    CHECK(f.stat("/b").ino == ia);
+    CHECK(f.stat("/d/a").ino == ib);
+    fails_with(f, t_rename("/b", "/nope", kExchange), ENOENT);
+    fails_with(f, t_rename("/d/a", "/d", kExchange), EINVAL);  // d would hold itself
+    fails_with(f, t_rename("/d", "/d/a", kExchange), EINVAL);
+    CHECK(f.apply(t_rename("/d", "/b", kExchange)) == 0);  // a dir and a file
+    CHECK(f.stat("/b").dir);
+    CHECK(f.read("/b/a") == "B");
+    CHECK(f.read("/d") == "A");
+}
+
+TEST_CASE("set_mtime and set_mode") {
+    Cluster f;
+    CHECK(f.apply(t_write("/f", "x")) == 0);
+    Transition t = op(Op::set_mtime, "/f");
+    t.size = 123456;
+    CHECK(f.apply(t) == 0);
+    CHECK(f.stat("/f").mtime_us == 123456);
+    Transition m = op(Op::set_mode, "/f");
+    m.mode = 0104751;
+    CHECK(f.apply(m) == 0);
+    CHECK(f.stat("/f").mode == 04751);
+    CHECK(f.stat("/f").mtime_us == 123456);  // chmod keeps the mtime
+    m.path = "/";
+    CHECK(f.apply(m) == 0);
+    CHECK(f.stat("/").mode == 04751);
+    t.path = "/nope";
+    fails_with(f, t, ENOENT);
+    m.path = "/nope/x";
+    fails_with(f, m, ENOENT);
+}
+
+TEST_CASE("malformed transitions abort the batch; node ops change the meta") {
+    Cluster f;
+    const Head head = f.store->head();
+    for (const Transition& bad : {t_write("relative", "x"), t_rename("/a", "b/"), op(Op::node_add, "/x")}) {
+        std::vector<Item> batch{{1, t_write("/ok", "x"), std::nullopt}, {1, bad, std::nullopt}};
+        CHECK_FALSE(f.store->apply(batch).ok());
+        CHECK(f.store->head() == head);
+    }
+    CHECK(f.store->usage().entries == 1);
+    Transition add = op(Op::node_add, "");
+    add.node_id = 2;
+    add.node_name = "n2";
+    add.votes = 1;
+    CHECK(f.apply(add) == 0);
+    CHECK(f.store->meta().nodes.size() == 2);
+    CHECK(f.apply(add) == EEXIST);
+    Transition rm = op(Op::node_remove, "");
+    rm.node_id = 1;
+    CHECK(f.apply(rm) == 0);
+    CHECK(f.store->meta().nodes == std::vector<NodeEntry>{{2, "n2", 1}});
+    rm.node_id = 2;
+    CHECK(f.apply(rm) == EBUSY);
+}
+
+namespace {
+
+// A workload touching every op, some failing.
+std::vector<Item> workload() {
+    std::vector<Item> items;
+    auto add = [&](Transition t, std::uint64_t epoch) { items.push_back(Item{epoch, std::move(t), std::nullopt}); };
+    add(genesis(), 4);
+    add(t_mkdir("/etc"), 4);
+    add(t_write("/etc/a", "alpha"), 4);
+    add(t_write("/etc/b", "beta"), 4);
+    add(t_rename("/etc/a", "/etc/c"), 8);
+    add(op(Op::unlink, "/etc/zz"), 8);  // fails
+    Transition t = op(Op::truncate, "/etc/b");
+    t.size = 9;
+    add(t, 8);
+    add(t_mkdir("/etc"), 8);  // fails
+    add(op(Op::rmdir, "/etc"), 12);  // fails
+    Transition m = op(Op::set_mode, "/etc/c");
+    m.mode = 0600;
+    add(m, 12);
+    return items;
+}
+
+}  // namespace
+
+TEST_CASE("determinism: replicas fed the same items agree; batching does not matter") {
+    Fixture a, b;
+    const std::vector<Item> items = workload();
+    auto ra = a.store->apply(items);
+    REQUIRE(ra.ok());
+    for (const Item& item : items) {
+        auto rb = b.store->apply(std::span<const Item>(&item, 1));
+        REQUIRE(rb.ok());
+    }
+    CHECK(a.store->head() == b.store->head());
+    CHECK(a.store->content_hash() == b.store->content_hash());
+    CHECK(a.store->meta() == b.store->meta());
+    CHECK(a.store->head().version == items.size());
+    CHECK(a.store->head().epoch == 12);
+    REQUIRE(ra->size() == items.size());
+    CHECK(ra.value()[5].err == ENOENT);
+    CHECK(ra.value()[7].err == EEXIST);
+    CHECK(ra.value()[8].err == ENOTEMPTY);
+
+    // The hash chain: each result's hash follows from the previous.
+    Hash h{};
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        h = chain(h, items[i].epoch, i + 1, items[i].t);
+        CHECK(ra.value()[i].hash == h);
+        CHECK(ra.value()[i].version == i + 1);
+        CHECK(ra.value()[i].origin == items[i].t.origin);
+        CHECK(ra.value()[i].request == items[i].t.request);
+    }
+    CHECK(a.store->head().hash == h);
+
+    // A different history gives a different content hash.
+    Fixture c;
+    std::vector<Item> other = items;
+    other[2].t.data.push_back('!');
+    REQUIRE(c.store->apply(other).ok());
+    CHECK(c.store->content_hash() != a.store->content_hash());
+}
+
+TEST_CASE("expect: a hash mismatch aborts the whole batch") {
+    Fixture a, b;
+    std::vector<Item> items = workload();
+    auto ra = a.store->apply(items);
+    REQUIRE(ra.ok());
+    for (std::size_t i = 0; i < items.size(); ++i) items[i].expect = ra.value()[i].hash;
+    std::vector<Item> bad = items;
+    bad[6].expect->at(0) ^= 1;
+    CHECK_FALSE(b.store->apply(bad).ok());
+    CHECK(b.store->head() == Head{});
+    CHECK(b.store->meta().empty());
+    CHECK(b.store->usage().entries == 1);
+    auto rb = b.store->apply(items);
+    REQUIRE(rb.ok());
+    CHECK(b.store->head() == a.store->head());
+}
+
+TEST_CASE("log_after: on-history, off-history, beyond the retained log") {
+    Fixture f({.sync = false, .map_size = 64ull << 20, .retain = 4});
+    const std::vector<Item> items = workload();  // 10 transitions
+    auto r = f.store->apply(items);
+    REQUIRE(r.ok());
+    const Head head = f.store->head();
+    CHECK(f.store->usage().log_records == 4);
+
+    auto at_head = f.store->log_after(head.version, head.hash);
+    REQUIRE(at_head.has_value());
+    CHECK(at_head->empty());
+
+    auto tail = f.store->log_after(8, r.value()[7].hash);
+    REQUIRE(tail.has_value());
+    REQUIRE(tail->size() == 2);
+    CHECK((*tail)[0].version == 9);
+    CHECK((*tail)[0].hash == r.value()[8].hash);
+    CHECK((*tail)[0].err == ENOTEMPTY);
+    CHECK((*tail)[0].epoch == 12);
+    CHECK(decode((*tail)[1].transition).value() == items[9].t);
+
+    auto from_base = f.store->log_after(6, r.value()[5].hash);  // the base: record 6 was dropped
+    REQUIRE(from_base.has_value());
+    CHECK(from_base->size() == 4);
+
+    Hash wrong = r.value()[7].hash;
+    wrong[3] ^= 1;
+    CHECK_FALSE(f.store->log_after(8, wrong).has_value());                 // off history
+    CHECK_FALSE(f.store->log_after(5, r.value()[4].hash).has_value());          // beyond retain
+    CHECK_FALSE(f.store->log_after(0, Hash{}).has_value());                // genesis is gone
+    CHECK_FALSE(f.store->log_after(head.version + 1, head.hash).has_value());
+    Hash wrong_head = head.hash;
+    wrong_head[0] ^= 1;
+    CHECK_FALSE(f.store->log_after(head.version, wrong_head).has_value());
+
+    // A store that kept everything answers from genesis.
+    Fixture all;
+    REQUIRE(all.store->apply(items).ok());
+    auto everything = all.store->log_after(0, Hash{});
+    REQUIRE(everything.has_value());
+    CHECK(everything->size() == items.size());
+
+    // Feeding the log to a lagging replica brings it to the same state.
+    Fixture lag;
+    REQUIRE(lag.store->apply(std::span<const Item>(items.data(), 8)).ok());
+    auto missing = f.store->log_after(lag.store->head().version, lag.store->head().hash);
+    REQUIRE(missing.has_value());
+    std::vector<Item> catch_up;
+    for (const LogRecord& rec : *missing) catch_up.push_back(Item{rec.epoch, decode(rec.transition).value(), rec.hash});
+    REQUIRE(lag.store->apply(catch_up).ok());
+    CHECK(lag.store->head() == f.store->head());
+    CHECK(lag.store->content_hash() == f.store->content_hash());
+}
+
+TEST_CASE("retained_from lists a node's surviving requests") {
+    Cluster f;
+    Transition w = t_write("/a", "1");
+    w.origin = 3;
+    w.request = 99;
+    CHECK(f.apply(w) == 0);
+    Transition u = op(Op::unlink, "/zz");
+    u.origin = 3;
+    u.request = 100;
+    CHECK(f.apply(u) == ENOENT);
+    CHECK(f.apply(t_write("/b", "2")) == 0);
+    const auto mine = f.store->retained_from(3);
+    REQUIRE(mine.size() == 2);
+    CHECK(mine[0].request == 99);
+    CHECK(mine[0].err == 0);
+    CHECK(mine[1].request == 100);
+    CHECK(mine[1].err == ENOENT);
+    CHECK(mine[1].version == 3);
+    CHECK(mine[1].origin == 3);
+    CHECK(f.store->retained_from(4).empty());
+}
+
+TEST_CASE("snapshot round-trips into a fresh store") {
+    Fixture src({.sync = false, .map_size = 64ull << 20, .retain = 3});
+    const std::vector<Item> items = workload();
+    REQUIRE(src.store->apply(items).ok());
+    auto snap = src.store->snapshot();
+    REQUIRE(snap.ok());
+
+    auto parsed = parse_snapshot(snap.value());
+    REQUIRE_MESSAGE(parsed.ok(), parsed.error());
+    CHECK(parsed->head == src.store->head());
+    CHECK(parsed->content == src.store->content_hash());
+    CHECK(parsed->log.size() == 3);
+    CHECK(parsed->entries.size() == 4);
+
+    Fixture dst;
+    REQUIRE(dst.apply(genesis()) == 0);  // whatever it had is replaced
+    REQUIRE(dst.apply(t_write("/old", "x")) == 0);
+    auto head = dst.store->install(snap.value());
+    REQUIRE_MESSAGE(head.ok(), head.error());
+    CHECK(head.value() == src.store->head());
+    CHECK(dst.store->head() == src.store->head());
+    CHECK(dst.store->meta() == src.store->meta());
+    CHECK(dst.store->content_hash() == src.store->content_hash());
+    CHECK(dst.store->usage().bytes == src.store->usage().bytes);
+    CHECK(dst.store->usage().entries == src.store->usage().entries);
+    EntryInfo e;
+    CHECK(dst.store->stat("/old", e) == ENOENT);
+    CHECK(dst.read("/etc/c") == "alpha");
+
+    // The retained log came along: log_after works from the source's retained points.
+    auto tail = dst.store->log_after(8, dst.store->log_after(7, parsed->log_base_hash)->at(0).hash);
+    REQUIRE(tail.has_value());
+    CHECK(tail->size() == 2);
+    // And both keep going in step.
+    const Item next{13, t_write("/etc/new", "n"), std::nullopt};
+    REQUIRE(src.store->apply(std::span<const Item>(&next, 1)).ok());
+    REQUIRE(dst.store->apply(std::span<const Item>(&next, 1)).ok());
+    CHECK(dst.store->head() == src.store->head());
+    CHECK(dst.store->content_hash() == src.store->content_hash());
+    CHECK(dst.stat("/etc/new").ino == src.stat("/etc/new").ino);
+}
+
+TEST_CASE("a corrupted snapshot is refused and the store is unchanged") {
+    Fixture src;
+    REQUIRE(src.store->apply(workload()).ok());
+    const wire::Bytes snap = src.store->snapshot().value();
+
+    Cluster dst;
+    REQUIRE(dst.apply(t_write("/keep", "me")) == 0);
+    const Head head = dst.store->head();
+    const Hash content = dst.store->content_hash();
+    for (std::size_t i = 0; i < snap.size(); i += 7) {
+        wire::Bytes bad = snap;
+        bad[i] ^= 0x20;
+        CHECK_FALSE(dst.store->install(bad).ok());
+    }
+    for (std::size_t cut : {std::size_t{0}, std::size_t{10}, snap.size() / 2, snap.size() - 1})
+        CHECK_FALSE(dst.store->install(wire::ByteView(snap.data(), cut)).ok());
+    CHECK(dst.store->head() == head);
+    CHECK(dst.store->content_hash() == content);
+    CHECK(dst.read("/keep") == "me");
+}
+
+TEST_CASE("reopening a store keeps everything") {
+    test::TempDir dir;
+    const Options o{.sync = true, .map_size = 64ull << 20, .retain = 5};
+    Head head;
+    Hash content;
+    Meta meta;
+    {
+        auto s = Store::open(dir.path, o);
+        REQUIRE(s.ok());
+        REQUIRE(s.value()->apply(workload()).ok());
+        head = s.value()->head();
+        content = s.value()->content_hash();
+        meta = s.value()->meta();
+    }
+    auto s = Store::open(dir.path, o);
+    REQUIRE(s.ok());
+    Store& store = *s.value();
+    CHECK(store.head() == head);
+    CHECK(store.content_hash() == content);
+    CHECK(store.meta() == meta);
+    CHECK(store.usage().log_records == 5);
+    CHECK(store.log_after(head.version, head.hash).has_value());
+    wire::Bytes b;
+    CHECK(store.read("/etc/b", b) == 0);
+    CHECK(b.size() == 9);
+    // Inode numbers continue where they were.
+    const Item next{20, t_write("/n", "x"), std::nullopt};
+    REQUIRE(store.apply(std::span<const Item>(&next, 1)).ok());
+    EntryInfo e;
+    REQUIRE(store.stat("/n", e) == 0);
+    CHECK(e.ino == 5);
+}
+
+TEST_CASE("opening a missing directory is an error") {
+    CHECK_FALSE(Store::open("/nonexistent/conclave/store").ok());
+}
