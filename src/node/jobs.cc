@@ -2,6 +2,7 @@
 #include "node/jobs.h"
 
 #include <algorithm>
+#include <map>
 
 namespace conclave::node {
 
@@ -48,9 +49,22 @@ JobResult execute(store::Store& store, const Job& job, NodeId self) {
         return ResultApplied{std::move(applied.value()), store.head()};
     }
     if (const auto* in = std::get_if<JobInstall>(&job)) {
+        // What this node applied that the new history lacks (a fork: only an operator's
+        // expected-votes override or two_node can make one) is reported, not dropped
+        // silently.
+        std::vector<store::LogRecord> discarded;
+        if (auto parsed = store::parse_snapshot(in->snapshot)) {
+            std::map<std::uint64_t, store::Hash> theirs;
+            for (const auto& rec : parsed->log) theirs[rec.version] = rec.hash;
+            for (auto& rec : store.retained_log()) {
+                if (rec.version <= parsed->log_base_version || rec.err != 0) continue;
+                auto it = theirs.find(rec.version);
+                if (it == theirs.end() || it->second != rec.hash) discarded.push_back(std::move(rec));
+            }
+        }
         auto head = store.install(in->snapshot);
         if (!head) return ResultFailed{"cannot install the snapshot from the sync source: " + head.error()};
-        return ResultInstalled{head.value(), store.meta(), store.retained_from(self)};
+        return ResultInstalled{head.value(), store.meta(), store.retained_from(self), std::move(discarded)};
     }
     return read_sync(store, std::get<JobReadSync>(job));
 }

@@ -11,6 +11,8 @@ enum class Type : std::uint8_t {
     sync_log = 4,
     sync_chunk = 5,
     sync_done = 6,
+    expected = 7,
+    lms = 8,
 };
 
 constexpr std::uint32_t kMaxActions = 4096;
@@ -45,6 +47,19 @@ void encode_body(wire::Writer& w, wire::Bytes&, const MsgSyncState& m) {
     put_ring(w, m.ring);
     put_head(w, m.head);
     store::encode_meta(m.meta, w);
+    w.u8(m.all_seen ? 1 : 0);
+    w.u32(m.lms_expected);
+    w.u32(m.override_expected);
+}
+void encode_body(wire::Writer& w, wire::Bytes&, const MsgExpected& m) {
+    w.u8(static_cast<std::uint8_t>(Type::expected));
+    put_ring(w, m.ring);
+    w.u32(m.expected);
+}
+void encode_body(wire::Writer& w, wire::Bytes&, const MsgLms& m) {
+    w.u8(static_cast<std::uint8_t>(Type::lms));
+    put_ring(w, m.ring);
+    w.u32(m.expected);
 }
 void encode_body(wire::Writer& w, wire::Bytes&, const MsgSyncPlan& m) {
     w.u8(static_cast<std::uint8_t>(Type::sync_plan));
@@ -162,7 +177,28 @@ std::optional<Message> decode(wire::ByteView bytes) {
             MsgSyncState s;
             get_ring(r, s.ring);
             get_head(r, s.head);
-            if (store::decode_meta(r, s.meta)) m = std::move(s);
+            if (!store::decode_meta(r, s.meta)) return std::nullopt;
+            std::uint8_t all_seen = 0;
+            r.u8(all_seen);
+            r.u32(s.lms_expected);
+            r.u32(s.override_expected);
+            if (all_seen > 1) return std::nullopt;
+            s.all_seen = all_seen == 1;
+            m = std::move(s);
+            break;
+        }
+        case Type::expected: {
+            MsgExpected e;
+            get_ring(r, e.ring);
+            r.u32(e.expected);
+            m = e;
+            break;
+        }
+        case Type::lms: {
+            MsgLms e;
+            get_ring(r, e.ring);
+            r.u32(e.expected);
+            m = e;
             break;
         }
         case Type::sync_plan: m = decode_plan(r); break;

@@ -3,13 +3,15 @@
 // the decoder is a fuzz target.
 //   u8 kind = 2 (state), u8 type (1..6 in this order), body
 //     TRANSITION  encoded store::Transition
-//     SYNC_STATE  ring, u64 epoch, u64 version, 32 hash, meta    (each member, after a
+//     SYNC_STATE  ring, head, meta, u8 all_seen, u32 lms_expected, u32 override (each member, after a
 //                 regular configuration, once its own applies are durable)
 //     SYNC_PLAN   ring, u32 source, head, u32 count, count x (u32 node, u8 action)
 //     SYNC_LOG    ring, u32 count, count x (u64 epoch, u64 version, 32 hash, i32 err,
 //                 u32 length, transition bytes)
 //     SYNC_CHUNK  ring, u64 total, u64 offset, u32 length, bytes   (a snapshot piece)
 //     SYNC_DONE   ring, head
+//     EXPECTED    ring, u32 expected votes      (an operator's override on this partition)
+//     LMS         ring, u32 expected votes      (last_man_standing lowers expected votes)
 //   ring = u32 rep + u64 seq; head = u64 epoch, u64 version, 32 hash;
 //   meta = 16 cluster id, u64 max_file_size, u64 max_total_size, u32 max_name,
 //          u32 count, count x (u32 id, u8 name length, name, u32 votes)  (store::encode_meta)
@@ -45,6 +47,11 @@ struct MsgSyncState {
     RingRef ring;
     store::Head head;
     store::Meta meta;
+    // The member's part of votequorum's state the configuration must agree on
+    // (quorum::Votequorum::Agreed).
+    bool all_seen = false;
+    std::uint32_t lms_expected = 0;
+    std::uint32_t override_expected = 0;
 };
 struct MsgSyncPlan {
     RingRef ring;
@@ -67,7 +74,21 @@ struct MsgSyncDone {
     store::Head head;
 };
 
-using Message = std::variant<MsgTransition, MsgSyncState, MsgSyncPlan, MsgSyncLog, MsgSyncChunk, MsgSyncDone>;
+// `conclavectl expected N` on a member: every member of the configuration lowers
+// expected votes at the same point of the total order (never written to the state).
+struct MsgExpected {
+    RingRef ring;
+    std::uint32_t expected = 0;
+};
+// last_man_standing: the window passed; the lowest member tells everyone to lower
+// expected votes to what is present.
+struct MsgLms {
+    RingRef ring;
+    std::uint32_t expected = 0;
+};
+
+using Message = std::variant<MsgTransition, MsgSyncState, MsgSyncPlan, MsgSyncLog, MsgSyncChunk, MsgSyncDone,
+                             MsgExpected, MsgLms>;
 
 void encode(const Message& m, wire::Bytes& out);
 // nullopt for anything malformed (unknown kind/type, bad lengths, trailing bytes).

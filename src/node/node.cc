@@ -27,12 +27,40 @@ bool same_head(const store::Head& a, const store::Head& b) {
     return a.epoch == b.epoch && a.version == b.version && a.hash == b.hash;
 }
 
+bool meta_op(store::Op op) {
+    return op == store::Op::genesis || op == store::Op::node_add || op == store::Op::node_remove ||
+           op == store::Op::node_votes || op == store::Op::quorum_set || op == store::Op::totem_set;
+}
+
+bool node_list_op(store::Op op) {
+    return op == store::Op::node_add || op == store::Op::node_remove || op == store::Op::node_votes;
+}
+
+quorum::Options options_of(const store::QuorumSettings& q) {
+    quorum::Options o;
+    o.two_node = q.two_node;
+    o.wait_for_all = q.wait_for_all;
+    o.last_man_standing = q.last_man_standing;
+    o.last_man_standing_window_us = std::uint64_t{q.last_man_standing_window_ms} * 1000;
+    o.auto_tie_breaker = static_cast<quorum::TieBreaker>(q.auto_tie_breaker);
+    o.tie_breaker_nodes = q.tie_breaker_nodes;
+    return o;
+}
+
+std::vector<quorum::Node> nodes_of(const store::Meta& m) {
+    std::vector<quorum::Node> v;
+    for (const auto& n : m.nodes) v.push_back({n.id, n.votes});
+    return v;
+}
+
 }  // namespace
 
 Node::Node(Config config, store::Head head, store::Meta meta, SubmitFn submit, Bugs bugs)
     : config_(config), bugs_(bugs), submit_(std::move(submit)), durable_(head), meta_(std::move(meta)) {
     next_version_ = durable_.version + 1;
     next_request_ = config_.request_base;
+    vq_.set_options(options_of(meta_.quorum));
+    if (!meta_.totem.empty()) effects_.totem_settings = meta_.totem;
 }
 
 Effects Node::take_effects() {
@@ -61,6 +89,14 @@ void Node::submit(std::uint64_t tag, store::Transition t) {
         effects_.replies.push_back({tag, EROFS, 0, why});
         return;
     }
+    if (node_list_op(t.op))
+        for (const auto& [req, p] : pending_)
+            if (node_list_op(p.t.op)) {
+                effects_.replies.push_back({tag, EBUSY, 0,
+                                            "another node list change from this node is still in progress: "
+                                            "node list changes go one at a time"});
+                return;
+            }
     Pending p;
     p.tag = tag;
     p.t = t;
@@ -117,13 +153,19 @@ std::uint32_t Node::total_votes() const {
     return v;
 }
 
-bool Node::config_quorate(const std::vector<NodeId>& members) const {
-    std::uint32_t expected = 0, present = 0;
-    for (const auto& n : meta_.nodes) {
-        expected += n.votes;
-        if (std::find(members.begin(), members.end(), n.id) != members.end()) present += n.votes;
-    }
-    return expected > 0 && 2 * present > expected;
+void Node::evaluate_quorum(const char* why) {
+    const bool before = quorate_;
+    vq_.set_options(options_of(meta_.quorum));
+    const quorum::Status& st = vq_.update(nodes_of(meta_), members_, 0);
+    quorate_ = st.quorate;
+    if (bugs_.apply_inquorate_transitional && transitional_) quorate_ = true;
+    // last_man_standing's window runs (from 0: the core has no clock; the driver arms it).
+    if (st.lms_deadline) effects_.lms_timer_us = *st.lms_deadline;
+    if (before != quorate_ && phase_ == Phase::synced)
+        log(std::string(quorate_ ? "quorate" : "not quorate") + " (" + why + "): " + std::to_string(st.total_votes) +
+            " of " + std::to_string(st.expected_votes) + " expected votes, quorum " + std::to_string(st.quorum) +
+            (st.waiting_for_all ? ", waiting for all nodes (wait_for_all)" : "") +
+            (st.flags.override_expected ? ", expected votes overridden by an operator" : ""));
 }
 
 bool Node::quorate() const { return phase_ == Phase::synced && quorate_ && !awaiting_install_; }
@@ -160,7 +202,9 @@ void Node::on_delivery(const totem::Delivery& d) {
             else if constexpr (std::is_same_v<T, MsgSyncPlan>) on_sync_plan(d.sender, std::move(msg));
             else if constexpr (std::is_same_v<T, MsgSyncLog>) on_sync_log(d.sender, std::move(msg));
             else if constexpr (std::is_same_v<T, MsgSyncChunk>) on_sync_chunk(d.sender, std::move(msg));
-            else on_sync_done(d.sender, std::move(msg));
+            else if constexpr (std::is_same_v<T, MsgSyncDone>) on_sync_done(d.sender, std::move(msg));
+            else if constexpr (std::is_same_v<T, MsgExpected>) on_expected(d.sender, msg);
+            else on_lms(d.sender, msg);
         },
         std::move(*m));
 }
@@ -173,9 +217,10 @@ void Node::on_config(const totem::ConfigChange& c) {
         // configuration: every member of it delivers the same ones (EVS), so it may apply
         // them if it is quorate on its own.
         transitional_ = true;
-        bool q = phase_ == Phase::synced && !awaiting_install_ && config_quorate(members_);
-        if (bugs_.apply_inquorate_transitional && phase_ == Phase::synced) q = true;
-        quorate_ = q;
+        if (phase_ == Phase::synced && !awaiting_install_)
+            evaluate_quorum("transitional configuration");
+        else
+            quorate_ = false;
         return;
     }
     transitional_ = false;
@@ -199,6 +244,10 @@ void Node::on_config(const totem::ConfigChange& c) {
     }
     held_.clear();
     ring_watermark_ = 0;
+    for (const auto& [tag, value] : expected_pending_)
+        effects_.replies.push_back({tag, EAGAIN, 0, "the configuration changed before the override was delivered; "
+                                                    "check `conclavectl status` and run it again"});
+    expected_pending_.clear();
     update_local_watermark();
     maybe_send_sync_state();
 }
@@ -206,6 +255,62 @@ void Node::on_config(const totem::ConfigChange& c) {
 void Node::on_ring_watermark(std::uint64_t w) {
     ring_watermark_ = w;
     try_replies();
+}
+
+// ---- Quorum overrides ----
+
+void Node::set_expected(std::uint64_t tag, std::uint32_t expected) {
+    if (phase_ != Phase::synced || meta_.empty()) {
+        effects_.replies.push_back({tag, EAGAIN, 0,
+                                    meta_.empty() ? "this node has no cluster state yet"
+                                                  : "the ring is forming or syncing; try again in a moment"});
+        return;
+    }
+    // The same checks every member makes at delivery, answered here at once.
+    quorum::Votequorum probe = vq_;
+    if (auto why = probe.set_expected(expected)) {
+        effects_.replies.push_back({tag, EINVAL, 0, *why});
+        return;
+    }
+    expected_pending_.emplace(tag, expected);
+    send(MsgExpected{ring_, expected});
+}
+
+void Node::on_expected(NodeId from, MsgExpected m) {
+    if (!(m.ring == ring_) || phase_ != Phase::synced) return;
+    auto why = vq_.set_expected(m.expected);
+    if (!why) {
+        const auto& st = vq_.status();
+        quorate_ = st.quorate;
+        log("OPERATOR OVERRIDE: expected votes set to " + std::to_string(m.expected) + " on this partition by node " +
+            std::to_string(from) + " (`conclavectl expected`); " + (quorate_ ? "quorate" : "still not quorate") +
+            " with " + std::to_string(st.total_votes) + " votes. Not written to the cluster state; it ends when every "
+            "node is back. Writes made under it may be replaced when partitions merge (see conclavectl(8)).");
+    }
+    if (from != config_.self) return;
+    for (auto it = expected_pending_.begin(); it != expected_pending_.end(); ++it)
+        if (it->second == m.expected) {
+            effects_.replies.push_back({it->first, why ? EINVAL : 0, 0, why.value_or("")});
+            expected_pending_.erase(it);
+            break;
+        }
+    try_replies();
+}
+
+void Node::on_lms_timer() {
+    const auto& st = vq_.status();
+    if (phase_ != Phase::synced || transitional_ || !quorate_ || !st.lms_deadline || members_.empty() ||
+        members_.front() != config_.self)
+        return;
+    send(MsgLms{ring_, st.total_votes});
+}
+
+void Node::on_lms(NodeId from, MsgLms m) {
+    if (!(m.ring == ring_) || phase_ != Phase::synced || transitional_) return;
+    const auto& st = vq_.lower_expected(m.expected, 0);
+    quorate_ = st.quorate;
+    log("last_man_standing: expected votes lowered to " + std::to_string(st.expected_votes) + " (by node " +
+        std::to_string(from) + " after the window)");
 }
 
 // ---- Apply ----
@@ -245,18 +350,17 @@ void Node::apply_transition(store::Transition t) {
         it->second.version = version;
         it->second.err.reset();
     }
-    bool node_op = t.op == store::Op::genesis || t.op == store::Op::node_add || t.op == store::Op::node_remove ||
-                   t.op == store::Op::node_votes;
-    if (node_op) {
-        int err = store::apply_node_op(meta_, t);
+    if (meta_op(t.op)) {
+        const int err = store::apply_node_op(meta_, t);
         if (err == 0) {
-            bool before = quorate_;
-            quorate_ = config_quorate(members_) ||
-                       (bugs_.apply_inquorate_transitional && transitional_ && before);
-            log(std::string("node list: ") + store::op_name(t.op) + " node " + std::to_string(t.node_id) +
-                " at version " + std::to_string(version) + "; " + std::to_string(total_votes()) + " of " +
-                std::to_string(expected_votes()) + " votes present" +
-                (before != quorate_ ? (quorate_ ? ", quorate" : ", quorum lost") : ""));
+            if (t.op == store::Op::quorum_set || t.op == store::Op::totem_set)
+                log(std::string(t.op == store::Op::quorum_set ? "quorum option " : "ring setting ") + t.node_name +
+                    " = " + std::to_string(t.size) + " at version " + std::to_string(version));
+            else
+                log(std::string("node list: ") + store::op_name(t.op) + " node " + std::to_string(t.node_id) +
+                    " at version " + std::to_string(version));
+            if (t.op == store::Op::totem_set) effects_.totem_settings = meta_.totem;
+            evaluate_quorum(store::op_name(t.op));
         }
     }
     JobApply job;
@@ -292,13 +396,31 @@ void Node::on_job_done(JobResult r) {
         }
     } else if (auto* in = std::get_if<ResultInstalled>(&r)) {
         durable_ = in->head;
+        if (!in->discarded.empty()) {
+            discarded_total_ += in->discarded.size();
+            std::string what;
+            std::size_t shown = 0;
+            for (const auto& rec : in->discarded) {
+                auto t = store::decode(rec.transition);
+                if (!t || ++shown > 8) continue;
+                what += std::string(shown > 1 ? ", " : "") + store::op_name(t->op) + " " +
+                        (t->path.empty() ? t->node_name : t->path) + " (version " + std::to_string(rec.version) +
+                        " from node " + std::to_string(t->origin) + ")";
+            }
+            if (in->discarded.size() > 8) what += ", ...";
+            log("sync: this node's history had forked from the cluster's (an expected-votes override or a two_node "
+                "split); " + std::to_string(in->discarded.size()) +
+                " change(s) made on this side are not in the cluster's history and were replaced: " + what);
+            effects_.discarded = in->discarded;
+        }
         if (awaiting_install_) {
             awaiting_install_ = false;
             // Which of my requests does the installed history hold?
             for (auto& [request, p] : pending_) {
                 const std::uint64_t req = request;  // a named copy the lambda can capture
                 if (p.state == Pending::State::queued) continue;
-                if (p.state == Pending::State::applied && p.version > in->head.version) continue;  // applied after
+                if (p.state == Pending::State::applied && !p.recheck) continue;  // applied after the install
+                p.recheck = false;
                 auto f = std::find_if(in->mine.begin(), in->mine.end(),
                                       [&](const store::Applied& a) { return a.request == req; });
                 if (f != in->mine.end()) {
@@ -324,7 +446,12 @@ void Node::on_job_done(JobResult r) {
 void Node::maybe_send_sync_state() {
     if (phase_ != Phase::syncing || sync_state_sent_ || jobs_outstanding_ != 0) return;
     sync_state_sent_ = true;
-    send(MsgSyncState{ring_, durable_, meta_});
+    const auto a = vq_.agreed();
+    MsgSyncState m{ring_, durable_, meta_};
+    m.all_seen = a.all_seen;
+    m.lms_expected = a.lms_expected;
+    m.override_expected = a.override_expected;
+    send(m);
 }
 
 void Node::on_sync_state(NodeId from, MsgSyncState m) {
@@ -442,6 +569,9 @@ void Node::on_sync_plan(NodeId from, MsgSyncPlan m) {
         if (n == config_.self) my_action_ = a;
     sync_next_ = durable_.version + 1;
     plan_ = std::move(m);
+    if (my_action_ == SyncAction::snapshot)
+        for (auto& [req, p] : pending_)
+            if (p.state == Pending::State::applied) p.recheck = true;
 }
 
 void Node::on_sync_log(NodeId from, MsgSyncLog m) {
@@ -498,7 +628,7 @@ void Node::on_sync_done(NodeId from, MsgSyncDone m) {
                         ", its head is " + std::to_string(m.head.version);
         return;
     }
-    if (my_action_ == SyncAction::snapshot && !awaiting_install_) {
+    if (my_action_ == SyncAction::snapshot && (snapshot_total_ == 0 || !snapshot_.empty())) {
         effects_.stop = "sync: the source finished before its snapshot was complete";
         return;
     }
@@ -508,14 +638,22 @@ void Node::on_sync_done(NodeId from, MsgSyncDone m) {
 
 void Node::finish_sync(const store::Head& head, const store::Meta& meta) {
     phase_ = Phase::synced;
+    const bool totem_changed = meta.totem != meta_.totem;
     meta_ = meta;
+    if (totem_changed) effects_.totem_settings = meta_.totem;
     next_version_ = head.version + 1;
-    quorate_ = config_quorate(members_);
+    // The members' votequorum states, merged: every member starts this configuration with
+    // the same one, so they all make the same apply decisions.
+    std::vector<quorum::Votequorum::Agreed> agreed;
+    for (const auto& [id, st] : states_) agreed.push_back({st.all_seen, st.lms_expected, st.override_expected});
+    vq_.restore(quorum::Votequorum::merge(agreed));
+    evaluate_quorum("synced");
+    const auto& q = vq_.status();
     log("synced at version " + std::to_string(head.version) + " from node " + std::to_string(source_.value_or(0)) +
         "; " + (meta_.empty() ? std::string("no cluster yet")
                               : (quorate_ ? "quorate" : "not quorate") + std::string(" (") +
-                                    std::to_string(total_votes()) + " of " + std::to_string(expected_votes()) +
-                                    " votes)"));
+                                    std::to_string(q.total_votes) + " of " + std::to_string(q.expected_votes) +
+                                    " expected votes" + (q.waiting_for_all ? ", waiting for all nodes" : "") + ")"));
     if (!awaiting_install_) resolve_pending();
     auto held = std::move(held_);
     held_.clear();

@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "node/messages.h"
+#include "quorum/votequorum.h"
 #include "store/store.h"
 #include "store/transition.h"
 #include "totem/effects.h"
@@ -78,6 +79,9 @@ struct ResultInstalled {
     store::Head head;
     store::Meta meta;
     std::vector<store::Applied> mine;  // retained records whose origin is this node
+    // Changes this node had applied that the installed history does not hold (its history
+    // forked: an expected-votes override or a two_node split); reported, never silent.
+    std::vector<store::LogRecord> discarded;
 };
 struct ResultSyncRead {
     RingRef ring;
@@ -106,7 +110,18 @@ struct Effects {
     // The node must not go on (its state belongs to another cluster, or its store
     // failed): the driver logs this one line and stops (the daemon exits 1).
     std::optional<std::string> stop;
-    bool empty() const { return jobs.empty() && replies.empty() && !local_watermark && log.empty() && !stop; }
+    // last_man_standing: call on_lms_timer() after this many microseconds (replaces any
+    // earlier request; nullopt: nothing new).
+    std::optional<std::uint64_t> lms_timer_us;
+    // Changes discarded by a sync (see ResultInstalled): the daemon keeps a record.
+    std::vector<store::LogRecord> discarded;
+    // The cluster-wide ring settings changed (totem_set applied, or a sync brought new
+    // ones): the driver gives them to the ring.
+    std::optional<std::map<std::string, std::uint64_t>> totem_settings;
+    bool empty() const {
+        return jobs.empty() && replies.empty() && !local_watermark && log.empty() && !stop && !lms_timer_us &&
+               discarded.empty() && !totem_settings;
+    }
 };
 
 struct Config {
@@ -140,6 +155,12 @@ public:
     // Ring events, in the order the ring produced them.
     void on_event(const totem::Event& e);
     void on_ring_watermark(std::uint64_t w);
+    // `conclavectl expected N`: lowers expected votes on this partition (DESIGN.md §7).
+    // Refused at once (EINVAL with the reason) below the votes present or above the
+    // configured expected votes; otherwise multicast and answered when delivered.
+    void set_expected(std::uint64_t tag, std::uint32_t expected);
+    // The timer Effects::lms_timer_us asked for fired.
+    void on_lms_timer();
     // The oldest outstanding job finished.
     void on_job_done(JobResult r);
     // Offers messages the ring refused (TryAgain) again; call after the ring progressed.
@@ -161,6 +182,9 @@ public:
     std::uint64_t ring_watermark() const { return ring_watermark_; }
     std::uint32_t total_votes() const;     // votes of the members in the node list
     std::uint32_t expected_votes() const;  // sum over the node list
+    // votequorum's view of the current configuration (status, flags).
+    const quorum::Status& quorum_status() const { return vq_.status(); }
+    std::uint64_t discarded_total() const { return discarded_total_; }
     std::uint64_t malformed() const { return malformed_; }
 
 private:
@@ -175,13 +199,17 @@ private:
     void on_sync_log(NodeId from, MsgSyncLog m);
     void on_sync_chunk(NodeId from, MsgSyncChunk m);
     void on_sync_done(NodeId from, MsgSyncDone m);
+    void on_expected(NodeId from, MsgExpected m);
+    void on_lms(NodeId from, MsgLms m);
+    // Re-evaluates quorum of the current configuration (at a point of the total order
+    // every member shares) and logs a change.
+    void evaluate_quorum(const char* why);
     void maybe_send_sync_state();
     void decide_source();
     void send_sync_data(ResultSyncRead r);
     void finish_sync(const store::Head& head, const store::Meta& meta);
     void resolve_pending();
     void apply_transition(store::Transition t);
-    bool config_quorate(const std::vector<NodeId>& members) const;
     void update_local_watermark();
     void try_replies();
     void fail_pending(std::uint64_t request, int err, const std::string& why);
@@ -191,6 +219,7 @@ private:
         store::Transition t;
         enum class State : std::uint8_t { queued, delivered_unapplied, applied } state = State::queued;
         bool resubmitted = false;
+        bool recheck = false;  // applied on a history a snapshot replaces: look it up afterwards
         std::uint64_t version = 0;
         std::optional<int> err;  // known once the apply job is done
     };
@@ -235,6 +264,9 @@ private:
     std::uint64_t last_local_watermark_ = 0;
     std::deque<std::pair<wire::Bytes, totem::Guarantee>> outbox_;
     std::uint64_t malformed_ = 0;
+    quorum::Votequorum vq_{quorum::Options{}};
+    std::map<std::uint64_t, std::uint32_t> expected_pending_;  // tag -> value, replied at delivery
+    std::uint64_t discarded_total_ = 0;
 };
 
 }  // namespace conclave::node

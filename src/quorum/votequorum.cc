@@ -76,6 +76,34 @@ std::optional<std::string> Votequorum::set_expected(std::uint32_t expected) {
     return std::nullopt;
 }
 
+Votequorum::Agreed Votequorum::agreed() const {
+    return Agreed{all_seen_, lms_expected_.value_or(0), override_.value_or(0)};
+}
+
+void Votequorum::restore(const Agreed& a) {
+    all_seen_ = a.all_seen;
+    lms_expected_ = a.lms_expected ? std::optional<std::uint32_t>(a.lms_expected) : std::nullopt;
+    override_ = a.override_expected ? std::optional<std::uint32_t>(a.override_expected) : std::nullopt;
+    status_.quorate = false;  // a fresh configuration: losing quorum is judged from here
+}
+
+Votequorum::Agreed Votequorum::merge(const std::vector<Agreed>& members) {
+    Agreed m;
+    for (const auto& a : members) {
+        m.all_seen = m.all_seen || a.all_seen;
+        if (a.lms_expected && (!m.lms_expected || a.lms_expected < m.lms_expected)) m.lms_expected = a.lms_expected;
+        if (a.override_expected && (!m.override_expected || a.override_expected < m.override_expected))
+            m.override_expected = a.override_expected;
+    }
+    return m;
+}
+
+Status Votequorum::lower_expected(std::uint32_t expected, Micros now) {
+    lms_deadline_.reset();
+    if (options_.last_man_standing && expected >= 1 && expected < status_.expected_votes) lms_expected_ = expected;
+    return compute(now);
+}
+
 Status Votequorum::compute(Micros now) {
     last_now_ = now;
     Status s;

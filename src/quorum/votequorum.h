@@ -88,6 +88,26 @@ public:
 
     const Status& status() const { return status_; }
     const Options& options() const { return options_; }
+    void set_options(Options options) { options_ = std::move(options); }
+
+    // What votequorum keeps per node but conclave must agree on within a configuration,
+    // because every member of it must make the same apply decision (DESIGN.md §6.1): each
+    // member carries its own in its sync state; the configuration uses merge() of all.
+    struct Agreed {
+        bool all_seen = false;               // wait_for_all satisfied
+        std::uint32_t lms_expected = 0;      // last_man_standing's lowered expected (0: none)
+        std::uint32_t override_expected = 0; // `conclavectl expected` in force (0: none)
+        bool operator==(const Agreed&) const = default;
+    };
+    Agreed agreed() const;
+    // Replaces the agreed part (call update() afterwards).
+    void restore(const Agreed& a);
+    // all_seen if any member has seen everyone (a configuration with a member from a
+    // running cluster is not a fresh start); the lowest lowered expected and override.
+    static Agreed merge(const std::vector<Agreed>& members);
+    // last_man_standing's window passed: lower expected to the votes present, agreed by
+    // all members at the same point of the total order.
+    Status lower_expected(std::uint32_t expected, Micros now);
 
 private:
     Status compute(Micros now);

@@ -33,10 +33,10 @@ inline constexpr std::uint64_t kStoreWorkloadUs = 2'500'000;
 inline constexpr std::uint64_t kStoreHealUs = 3'000'000;
 inline constexpr std::uint64_t kStoreLivenessUs = 15'000'000;
 
-enum class Action : std::uint8_t { start, crash, restart, pause, partition, asym, uncut, power };
+enum class Action : std::uint8_t { start, crash, restart, pause, partition, asym, uncut, power, override };
 
 struct Ev2 {
-    enum class Kind : std::uint8_t { packet, timer, job, request, action, heal } kind{};
+    enum class Kind : std::uint8_t { packet, timer, job, request, action, heal, lms } kind{};
     std::uint32_t node = 0;
     std::uint32_t from = 0;
     std::uint32_t inc = 0;  // incarnation that armed a timer / started a job
@@ -57,6 +57,7 @@ struct SNode {
     std::deque<node::Job> jobs;
     bool job_scheduled = false;
     bool slow_disk = false;  // drawn per seed: every commit takes 2..30 ms
+    std::uint64_t lms_generation = 0;
     // The configuration this node is in (for the quorum checker).
     std::string config_key;
     std::uint64_t config_mask = 0;
@@ -78,6 +79,7 @@ struct Request {
 struct ConfigUse {
     std::uint64_t mask = 0;
     std::uint64_t from = 0, to = 0;
+    bool exempt = false;  // quorate by an operator's override or two_node (both may split)
 };
 
 class StoreSim {
@@ -149,6 +151,9 @@ private:
     std::map<std::pair<std::uint64_t, std::uint64_t>, store::Hash> heads_seen_;  // (epoch, version) -> H
     std::map<std::string, ConfigUse> quorate_uses_;
     std::uint32_t empty_node_ = 0;  // starts with no state: joins by sync
+    std::vector<std::pair<std::string, std::uint64_t>> quorum_settings_;  // drawn per seed
+    bool forks_allowed_ = false;  // an override or a two_node split happened: forks are legitimate
+    std::set<std::pair<std::uint64_t, std::uint32_t>> discarded_;  // (version, origin) reported discarded
     bool healed_ = false;
     SeedResult result_;
 };
@@ -189,6 +194,17 @@ void StoreSim::create_state(std::uint32_t node) {
         a.node_name = "node" + std::to_string(y);
         a.votes = 1;
         items.push_back({1, a, std::nullopt});
+    }
+    std::uint64_t request = 100;
+    for (const auto& [key, value] : quorum_settings_) {
+        store::Transition q;
+        q.op = store::Op::quorum_set;
+        q.origin = 1;
+        q.request = ++request;
+        q.timestamp_us = request;
+        q.node_name = key;
+        q.size = value;
+        items.push_back({1, q, std::nullopt});
     }
     auto r = st.apply(items);
     if (!r) violate("node stopped", "cannot create the initial state: " + r.error(), node);
@@ -272,7 +288,7 @@ void StoreSim::record_applied(std::uint32_t node, const node::JobResult& r) {
     auto check = [&](std::uint64_t epoch, std::uint64_t version, const store::Hash& h) {
         if (version == 0) return;
         auto [it, fresh] = heads_seen_.emplace(std::make_pair(epoch, version), h);
-        if (!fresh && it->second != h)
+        if (!fresh && it->second != h && !forks_allowed_)
             violate("histories never fork",
                     "(epoch " + std::to_string(epoch) + ", version " + std::to_string(version) + ") has H " +
                         store::hex(h).substr(0, 16) + " here but " + store::hex(it->second).substr(0, 16) +
@@ -313,6 +329,11 @@ bool StoreSim::drain_node(std::uint32_t node) {
                     use.mask = sn.config_mask;
                     use.from = sn.config_since;
                 }
+                const auto& flags = sn.node->quorum_status().flags;
+                if (flags.override_expected || flags.two_node) {
+                    use.exempt = true;
+                    forks_allowed_ = true;
+                }
                 use.from = std::min(use.from, sn.config_since);
                 use.to = std::max(use.to, now_);
             }
@@ -341,6 +362,16 @@ bool StoreSim::drain_node(std::uint32_t node) {
         }
     }
     if (nx.local_watermark) sn.ring->set_local_watermark(*nx.local_watermark);
+    for (const auto& rec : nx.discarded)
+        if (auto t = store::decode(rec.transition)) discarded_.insert({rec.version, t->origin});
+    if (nx.lms_timer_us) {
+        Ev2 e;
+        e.kind = Ev2::Kind::lms;
+        e.node = node;
+        e.inc = sn.inc;
+        e.arg = ++sn.lms_generation;
+        queue_.push(now_ + *nx.lms_timer_us, std::move(e));
+    }
     if (nx.stop) {
         violate("node stopped", *nx.stop, node);
         crash_node(node, false);
@@ -527,6 +558,24 @@ void StoreSim::on_action(Ev2& e) {
                     if (((mask >> (x - 1)) & 1) != ((mask >> (y - 1)) & 1)) net_.set_cut(x - 1, y - 1, true);
             note(now_, 0, "partition " + std::to_string(mask));
             push_action(std::min(now_ + e.arg, kStoreHealUs), Action::uncut, 0);
+            // Now and then an operator makes an inquorate side writable (`expected`).
+            if (rng_.chance(0.25)) push_action(now_ + rng_.range(100'000, 400'000), Action::override, 0);
+            break;
+        }
+        case Action::override: {
+            // On a node of an inquorate but synced configuration, if there is one:
+            // expected votes = the votes present.
+            for (std::uint32_t y = 1; y <= n_; ++y) {
+                SNode& sn = nodes_[y];
+                if (!sn.up() || sn.node->phase() != node::Phase::synced || sn.node->quorate()) continue;
+                const auto& st = sn.node->quorum_status();
+                if (st.total_votes == 0) continue;
+                note(now_, y, "operator: expected " + std::to_string(st.total_votes));
+                sn.node->set_expected(++next_tag_, st.total_votes);
+                forks_allowed_ = true;
+                drive(y);
+                break;
+            }
             break;
         }
         case Action::asym: {
@@ -627,6 +676,10 @@ void StoreSim::final_checks() {
                       std::to_string(rq.err);
             }
         }
+        // Under an override (or a two_node split) a side's acknowledged writes may be
+        // replaced when partitions merge, but never silently: the node reports them
+        // (failed requests changed nothing and are not reported).
+        if (!why.empty() && forks_allowed_ && (rq.err != 0 || discarded_.count({rq.version, rq.node}))) continue;
         if (!why.empty()) {
             violate("acknowledged write lost",
                     "request " + std::to_string(i) + " (" + store::op_name(rq.t.op) + " " + rq.t.path + " on n" +
@@ -669,6 +722,19 @@ SeedResult StoreSim::run() {
     lf.reorder_extra_us = 5'000;
     net_.set_all(lf);
 
+    // Quorum options, drawn per seed (DESIGN.md §7).
+    if (n_ == 2 && rng_.chance(0.7)) quorum_settings_.push_back({"two_node", 1});
+    if (rng_.chance(0.25)) quorum_settings_.push_back({"wait_for_all", 1});
+    if (rng_.chance(0.25)) {
+        quorum_settings_.push_back({"last_man_standing", 1});
+        quorum_settings_.push_back({"last_man_standing_window", rng_.range(1'000, 1'500)});
+    }
+    if (rng_.chance(0.25)) quorum_settings_.push_back({"auto_tie_breaker", rng_.range(1, 2)});
+    {
+        std::string q;
+        for (const auto& [k, v] : quorum_settings_) q += " " + k + "=" + std::to_string(v);
+        note(0, 0, "quorum options:" + (q.empty() ? std::string(" none") : q));
+    }
     // Initial state: created on every node except, with `join`, one that starts empty
     // and late and must sync it all.
     empty_node_ = o_.fault_join && rng_.chance(0.5) ? static_cast<std::uint32_t>(rng_.range(2, n_)) : 0;
@@ -746,7 +812,7 @@ SeedResult StoreSim::run() {
         now_ = entry.time;
         Ev2& e = entry.payload;
         if (e.kind == Ev2::Kind::packet || e.kind == Ev2::Kind::timer || e.kind == Ev2::Kind::job ||
-            e.kind == Ev2::Kind::request) {
+            e.kind == Ev2::Kind::request || e.kind == Ev2::Kind::lms) {
             const std::uint32_t y = e.kind == Ev2::Kind::request ? requests_[e.req].node : e.node;
             SNode& sn = nodes_[y];
             if (sn.up() && sn.paused_until > now_) {
@@ -781,6 +847,13 @@ SeedResult StoreSim::run() {
             case Ev2::Kind::request:
                 on_request(e);
                 break;
+            case Ev2::Kind::lms: {
+                SNode& sn = nodes_[e.node];
+                if (!sn.up() || sn.inc != e.inc || sn.lms_generation != e.arg) break;
+                sn.node->on_lms_timer();
+                drive(e.node);
+                break;
+            }
             case Ev2::Kind::action:
                 on_action(e);
                 break;
@@ -805,7 +878,7 @@ SeedResult StoreSim::run() {
         for (auto a = quorate_uses_.begin(); a != quorate_uses_.end() && !result_.violation; ++a)
             for (auto b = std::next(a); b != quorate_uses_.end(); ++b) {
                 const ConfigUse &x = a->second, &y = b->second;
-                if ((x.mask & y.mask) == 0 && x.from <= y.to && y.from <= x.to) {
+                if ((x.mask & y.mask) == 0 && x.from <= y.to && y.from <= x.to && !x.exempt && !y.exempt) {
                     violate("one quorate configuration",
                             "configurations " + a->first + " and " + b->first +
                                 " have no member in common and both applied transitions between " +

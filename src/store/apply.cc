@@ -19,7 +19,9 @@ public:
             case Op::genesis: return genesis();
             case Op::node_add:
             case Op::node_remove:
-            case Op::node_votes: return apply_node_op(st_.meta, t_);
+            case Op::node_votes:
+            case Op::quorum_set:
+            case Op::totem_set: return apply_node_op(st_.meta, t_);
             default: break;
         }
         if (!valid_path(t_.path) || (t_.op == Op::rename && !valid_path(t_.path2))) return EINVAL;

@@ -247,6 +247,12 @@ std::optional<std::vector<LogRecord>> Store::log_after(std::uint64_t version, co
     return out;
 }
 
+std::vector<LogRecord> Store::retained_log() const {
+    std::vector<LogRecord> out;
+    impl_->read([&](db::Txn& txn) { out = log_records(txn, 0); });
+    return out;
+}
+
 std::vector<Applied> Store::retained_from(std::uint32_t origin) const {
     std::vector<Applied> out;
     impl_->read([&](db::Txn& txn) {

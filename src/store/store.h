@@ -104,6 +104,8 @@ public:
     // starts from, or 0 with a zero hash when the log reaches back to genesis);
     // otherwise nullopt (the caller sends a snapshot instead).
     std::optional<std::vector<LogRecord>> log_after(std::uint64_t version, const Hash& hash) const;
+    // Every retained record, oldest first.
+    std::vector<LogRecord> retained_log() const;
     // Retained records whose transition has this origin (to find out which of a node's
     // own pending requests survived a sync).
     std::vector<Applied> retained_from(std::uint32_t origin) const;

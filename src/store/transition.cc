@@ -14,7 +14,7 @@ constexpr std::uint32_t kMaxVotes = 255;
 bool tree_op(Op op) { return op >= Op::create && op <= Op::set_mode; }
 
 bool known_op(std::uint8_t v) {
-    return v >= static_cast<std::uint8_t>(Op::genesis) && v <= static_cast<std::uint8_t>(Op::node_votes);
+    return v >= static_cast<std::uint8_t>(Op::genesis) && v <= static_cast<std::uint8_t>(Op::totem_set);
 }
 
 bool valid_node_name(std::string_view name) { return !name.empty() && name.size() <= kMaxNodeName; }
@@ -49,6 +49,8 @@ const char* op_name(Op op) {
         case Op::node_add: return "node_add";
         case Op::node_remove: return "node_remove";
         case Op::node_votes: return "node_votes";
+        case Op::quorum_set: return "quorum_set";
+        case Op::totem_set: return "totem_set";
     }
     return "unknown";
 }
@@ -172,6 +174,18 @@ void encode_meta(const Meta& meta, wire::Writer& w) {
         w.bytes(std::string_view(n.name));
         w.u32(n.votes);
     }
+    const QuorumSettings& q = meta.quorum;
+    w.u8(static_cast<std::uint8_t>((q.two_node ? 1 : 0) | (q.wait_for_all ? 2 : 0) | (q.last_man_standing ? 4 : 0)));
+    w.u32(q.last_man_standing_window_ms);
+    w.u8(q.auto_tie_breaker);
+    w.u8(static_cast<std::uint8_t>(q.tie_breaker_nodes.size()));
+    for (auto id : q.tie_breaker_nodes) w.u32(id);
+    w.u8(static_cast<std::uint8_t>(meta.totem.size()));
+    for (const auto& [k, v] : meta.totem) {
+        w.u8(static_cast<std::uint8_t>(k.size()));
+        w.bytes(std::string_view(k));
+        w.u64(v);
+    }
 }
 
 bool decode_meta(wire::Reader& r, Meta& out) {
@@ -196,8 +210,62 @@ bool decode_meta(wire::Reader& r, Meta& out) {
             return false;
         }
     }
+    std::uint8_t flags = 0, tb = 0, count = 0;
+    r.u8(flags);
+    r.u32(m.quorum.last_man_standing_window_ms);
+    r.u8(m.quorum.auto_tie_breaker);
+    r.u8(tb);
+    if (!r.ok() || (flags & ~7u) != 0 || m.quorum.auto_tie_breaker > 3 || tb > kMaxTieBreakers) {
+        r.fail();
+        return false;
+    }
+    m.quorum.two_node = flags & 1;
+    m.quorum.wait_for_all = flags & 2;
+    m.quorum.last_man_standing = flags & 4;
+    m.quorum.tie_breaker_nodes.resize(tb);
+    for (auto& id : m.quorum.tie_breaker_nodes) r.u32(id);
+    if (!r.u8(count)) return false;
+    for (std::uint8_t i = 0; i < count; ++i) {
+        std::uint8_t len = 0;
+        std::string key;
+        std::uint64_t v = 0;
+        if (!r.u8(len) || !get_string(r, len, 32, key) || !r.u64(v)) return false;
+        // Canonical: ascending unique keys.
+        if (!m.totem.empty() && m.totem.rbegin()->first >= key) {
+            r.fail();
+            return false;
+        }
+        m.totem.emplace(std::move(key), v);
+    }
+    if (!r.ok()) return false;
     out = std::move(m);
     return true;
+}
+
+const std::vector<SettingKey>& quorum_keys() {
+    static const std::vector<SettingKey> keys = {
+        {"two_node", 0, 1, "a two-node cluster: quorum 1, implies wait_for_all (0/1)"},
+        {"wait_for_all", 0, 1, "after a start, quorate only once every node was present at once (0/1)"},
+        {"last_man_standing", 0, 1, "lower expected votes after nodes left, once the window passed (0/1)"},
+        {"last_man_standing_window", 1'000, 3'600'000, "last_man_standing's window, milliseconds"},
+        {"auto_tie_breaker", 0, 3, "in an exact half split the half with the tie-breaker node is quorate: "
+                                   "0 off, 1 lowest id, 2 highest id, 3 the list given"},
+    };
+    return keys;
+}
+
+const std::vector<SettingKey>& totem_keys() {
+    static const std::vector<SettingKey> keys = {
+        {"token", 200, 60'000, "token loss timeout: a silent node is out after this, milliseconds"},
+        {"consensus", 50, 60'000, "longest wait for joins when forming a ring, milliseconds"},
+        {"join", 10, 10'000, "join retransmit interval while forming a ring, milliseconds"},
+        {"merge", 20, 60'000, "interval of the merge-detect that finds healed partitions, milliseconds"},
+        {"hold", 1, 1'000, "how long the representative holds the token of an idle ring, milliseconds"},
+        {"token_retransmit", 5, 10'000, "token retransmit interval, milliseconds"},
+        {"window_size", 10, 2'000, "frames one token rotation may carry, all nodes together"},
+        {"max_messages", 1, 1'000, "frames one node may send per token visit"},
+    };
+    return keys;
 }
 
 int apply_node_op(Meta& meta, const Transition& t) {
@@ -240,6 +308,52 @@ int apply_node_op(Meta& meta, const Transition& t) {
             auto it = find(t.node_id);
             if (it == meta.nodes.end()) return ENOENT;
             it->votes = t.votes;
+            return 0;
+        }
+        case Op::quorum_set: {
+            const SettingKey* key = nullptr;
+            for (const auto& k : quorum_keys())
+                if (t.node_name == k.name) key = &k;
+            if (!key || t.size < key->min || t.size > key->max) return EINVAL;
+            QuorumSettings q = meta.quorum;
+            const std::string& name = t.node_name;
+            if (name == "two_node") q.two_node = t.size != 0;
+            if (name == "wait_for_all") q.wait_for_all = t.size != 0;
+            if (name == "last_man_standing") q.last_man_standing = t.size != 0;
+            if (name == "last_man_standing_window") q.last_man_standing_window_ms = static_cast<std::uint32_t>(t.size);
+            if (name == "auto_tie_breaker") {
+                q.auto_tie_breaker = static_cast<std::uint8_t>(t.size);
+                q.tie_breaker_nodes.clear();
+                if (t.size == 3) {
+                    if (t.data.empty() || t.data.size() % 4 != 0 || t.data.size() / 4 > kMaxTieBreakers) return EINVAL;
+                    wire::Reader r(t.data);
+                    for (std::size_t i = 0; i < t.data.size() / 4; ++i) {
+                        std::uint32_t id = 0;
+                        r.u32(id);
+                        if (id == 0) return EINVAL;
+                        q.tie_breaker_nodes.push_back(id);
+                    }
+                } else if (!t.data.empty()) {
+                    return EINVAL;
+                }
+            } else if (!t.data.empty()) {
+                return EINVAL;
+            }
+            if (q.last_man_standing)
+                for (const NodeEntry& n : meta.nodes)
+                    if (n.votes != 1) return EINVAL;
+            meta.quorum = std::move(q);
+            return 0;
+        }
+        case Op::totem_set: {
+            const SettingKey* key = nullptr;
+            for (const auto& k : totem_keys())
+                if (t.node_name == k.name) key = &k;
+            if (!key || !t.data.empty() || (t.size != 0 && (t.size < key->min || t.size > key->max))) return EINVAL;
+            if (t.size == 0)
+                meta.totem.erase(t.node_name);
+            else
+                meta.totem[t.node_name] = t.size;
             return 0;
         }
         default:

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <array>
+#include <map>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -46,6 +47,8 @@ enum class Op : std::uint8_t {
     node_add = 11,    // node_id, node_name, votes
     node_remove = 12, // node_id
     node_votes = 13,  // node_id, votes
+    quorum_set = 14,  // quorum option node_name = value `size` (tie-breaker list: data, u32 LE ids)
+    totem_set = 15,   // cluster-wide ring setting node_name = value `size` (0: back to the default)
 };
 const char* op_name(Op op);
 
@@ -112,18 +115,45 @@ wire::Bytes encode_limits(const Limits& limits);
 // max_name <= 255.
 bool decode_limits(wire::ByteView bytes, Limits& out);
 
+// Quorum options (votequorum's, DESIGN.md §7), cluster-wide: in the replicated state only.
+struct QuorumSettings {
+    bool two_node = false;
+    bool wait_for_all = false;
+    bool last_man_standing = false;
+    std::uint32_t last_man_standing_window_ms = 10'000;
+    std::uint8_t auto_tie_breaker = 0;  // 0 off, 1 lowest, 2 highest, 3 list
+    std::vector<std::uint32_t> tie_breaker_nodes;  // for list, in priority order
+    bool operator==(const QuorumSettings&) const = default;
+};
+inline constexpr std::size_t kMaxTieBreakers = 32;
+
+// The quorum option keys `conclavectl quorum set` takes, and the ring settings
+// `conclavectl totem set` takes (milliseconds unless noted), each with its bounds.
+struct SettingKey {
+    const char* name;
+    std::uint64_t min, max;
+    const char* what;
+};
+const std::vector<SettingKey>& quorum_keys();
+const std::vector<SettingKey>& totem_keys();
+
 // Cluster metadata held in the replicated state.
 struct Meta {
     ClusterId cluster_id{};
     std::vector<NodeEntry> nodes;  // ascending id
     Limits limits;
+    QuorumSettings quorum;
+    std::map<std::string, std::uint64_t> totem;  // ring settings set explicitly (totem_keys())
     bool empty() const { return cluster_id == ClusterId{}; }
     bool operator==(const Meta&) const = default;
 };
 
 // Meta's wire form (state messages, the store, snapshots), little-endian:
 //   16 cluster id, u64 max_file_size, u64 max_total_size, u32 max_name,
-//   u32 count, count x (u32 id, u8 name length, name, u32 votes)
+//   u32 count, count x (u32 id, u8 name length, name, u32 votes),
+//   u8 quorum flags (1 two_node, 2 wait_for_all, 4 last_man_standing), u32 lms window ms,
+//   u8 auto_tie_breaker, u8 count, count x u32 tie-breaker node,
+//   u8 count, count x (u8 key length, key, u64 value)   (totem settings, keys ascending)
 // decode_meta refuses more than kMaxNodes nodes, node ids that are zero or not strictly
 // ascending, names longer than kMaxNodeName (the reader is marked bad on failure).
 inline constexpr std::uint32_t kMaxNodes = 1024;
@@ -138,6 +168,9 @@ bool decode_meta(wire::Reader& r, Meta& out);
 //   node_add     EEXIST id or name taken; EINVAL id 0, empty/too long name, votes 0 or > 255
 //   node_remove  ENOENT unknown; EBUSY for the last node
 //   node_votes   ENOENT unknown; EINVAL votes 0 or > 255
+//   quorum_set   EINVAL unknown key, value out of bounds, last_man_standing with a node
+//                of more than one vote, a tie-breaker list that is empty or too long
+//   totem_set    EINVAL unknown key or value out of bounds (0 resets to the default)
 // Any other op: returns 0 and leaves meta alone. (Ops other than genesis are never
 // applied to an empty meta: with no node list there is no quorum.)
 int apply_node_op(Meta& meta, const Transition& t);
