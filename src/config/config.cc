@@ -16,6 +16,38 @@
 namespace conclave::config {
 namespace {
 
+// Cluster-wide settings (DESIGN.md §2.1, one book): a leftover in conclave.conf, as a
+// Corosync operator would write it, is refused with the command that changes it.
+std::string cluster_wide(std::string_view name) {
+    static const std::vector<std::pair<std::string_view, std::string_view>> table = {
+        {"totem", "`conclavectl totem set KEY VALUE`"},
+        {"quorum", "`conclavectl quorum set KEY VALUE`"},
+        {"nodelist", "`conclavectl node add NAME --id N [--votes V]`"},
+        {"nodes", "`conclavectl node add NAME --id N [--votes V]`"},
+        {"votes", "`conclavectl votes NODE V`"},
+        {"quorum_votes", "`conclavectl votes NODE V`"},
+        {"expected_votes", "`conclavectl expected N` (a runtime override; expected votes follow the node list)"},
+        {"two_node", "`conclavectl quorum set two_node 1`"},
+        {"wait_for_all", "`conclavectl quorum set wait_for_all 1`"},
+        {"last_man_standing", "`conclavectl quorum set last_man_standing 1`"},
+        {"last_man_standing_window", "`conclavectl quorum set last_man_standing_window MS`"},
+        {"auto_tie_breaker", "`conclavectl quorum set auto_tie_breaker lowest|highest|list`"},
+        {"auto_tie_breaker_node", "`conclavectl quorum set auto_tie_breaker list --nodes ID,...`"},
+        {"token", "`conclavectl totem set token MS`"},
+        {"consensus", "`conclavectl totem set consensus MS`"},
+        {"join", "`conclavectl totem set join MS`"},
+        {"merge", "`conclavectl totem set merge MS`"},
+        {"hold", "`conclavectl totem set hold MS`"},
+        {"token_retransmit", "`conclavectl totem set token_retransmit MS`"},
+        {"window_size", "`conclavectl totem set window_size N`"},
+        {"max_messages", "`conclavectl totem set max_messages N`"},
+    };
+    for (const auto& [k, v] : table)
+        if (k == name) return std::string(v);
+    return {};
+}
+
+
 // Where a token stands, 1-based.
 struct Pos {
     std::size_t line = 1;
@@ -329,6 +361,12 @@ private:
             const SectionSpec* spec = nullptr;
             for (const auto& sec : schema())
                 if (sec.name == name) spec = &sec;
+            if (!spec && !cluster_wide(name).empty()) {
+                fail_at(pos, "section '" + std::string(name) +
+                                 "' holds cluster-wide settings: they live in the replicated state, not in "
+                                 "conclave.conf (one book). Remove the section and use " + cluster_wide(name));
+                return;
+            }
             if (!spec) {
                 fail_at(pos, "unknown section '" + std::string(name) +
                                  "' (known: cluster, node, network, crypto, paths, logging)");
@@ -360,6 +398,11 @@ private:
         const KeySpec* spec = nullptr;
         for (const auto& k : section_->keys)
             if (k.name == key) spec = &k;
+        if (!spec && !cluster_wide(key).empty()) {
+            fail_at(pos, full + " is cluster-wide: it lives in the replicated state, not in conclave.conf (one book). "
+                                "Remove it and use " + cluster_wide(key));
+            return;
+        }
         if (!spec) {
             std::string known;
             for (const auto& k : section_->keys) known += (known.empty() ? "" : ", ") + std::string(k.name);

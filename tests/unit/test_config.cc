@@ -116,9 +116,22 @@ TEST_CASE("syntax errors name file, line and column") {
 }
 
 TEST_CASE("unknown sections and keys are errors") {
-    CHECK(has(error_of("totem {\n}\n"), "t.conf:1:1: unknown section 'totem'"));
+    CHECK(has(error_of("bogus {\n}\n"), "t.conf:1:1: unknown section 'bogus'"));
     CHECK(has(error_of(std::string(kMinimal) + "network {\n  prot: 1\n}\n"),
               "t.conf:9:3: network.prot: unknown key"));
+}
+
+TEST_CASE("cluster-wide settings left in conclave.conf name the command to use") {
+    // One book: node list, votes, quorum options and ring timing live in the replicated state.
+    CHECK(has(error_of("totem {\n}\n"), "t.conf:1:1: section 'totem' holds cluster-wide settings"));
+    CHECK(has(error_of("totem {\n}\n"), "conclavectl totem set KEY VALUE"));
+    CHECK(has(error_of("quorum {\n}\n"), "conclavectl quorum set KEY VALUE"));
+    CHECK(has(error_of("nodelist {\n}\n"), "conclavectl node add NAME --id N"));
+    CHECK(has(error_of("cluster {\n two_node: 1\n}\n"),
+              "t.conf:2:2: cluster.two_node is cluster-wide: it lives in the replicated state"));
+    CHECK(has(error_of("cluster {\n two_node: 1\n}\n"), "conclavectl quorum set two_node 1"));
+    CHECK(has(error_of("node {\n votes: 2\n}\n"), "conclavectl votes NODE V"));
+    CHECK(has(error_of("network {\n token: 3000\n}\n"), "conclavectl totem set token MS"));
 }
 
 TEST_CASE("duplicate keys and sections are errors") {
