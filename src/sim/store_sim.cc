@@ -152,6 +152,7 @@ private:
     std::map<std::string, ConfigUse> quorate_uses_;
     std::uint32_t empty_node_ = 0;  // starts with no state: joins by sync
     std::vector<std::pair<std::string, std::uint64_t>> quorum_settings_;  // drawn per seed
+    std::vector<std::pair<std::string, std::uint64_t>> totem_settings_;   // drawn per seed
     bool forks_allowed_ = false;  // an override or a two_node split happened: forks are legitimate
     std::set<std::pair<std::uint64_t, std::uint32_t>> discarded_;  // (version, origin) reported discarded
     bool healed_ = false;
@@ -199,6 +200,16 @@ void StoreSim::create_state(std::uint32_t node) {
     for (const auto& [key, value] : quorum_settings_) {
         store::Transition q;
         q.op = store::Op::quorum_set;
+        q.origin = 1;
+        q.request = ++request;
+        q.timestamp_us = request;
+        q.node_name = key;
+        q.size = value;
+        items.push_back({1, q, std::nullopt});
+    }
+    for (const auto& [key, value] : totem_settings_) {
+        store::Transition q;
+        q.op = store::Op::totem_set;
         q.origin = 1;
         q.request = ++request;
         q.timestamp_us = request;
@@ -362,6 +373,10 @@ bool StoreSim::drain_node(std::uint32_t node) {
         }
     }
     if (nx.local_watermark) sn.ring->set_local_watermark(*nx.local_watermark);
+    if (nx.totem_settings) {
+        auto why = sn.ring->update_settings(totem::with_settings(ring_config(node), *nx.totem_settings));
+        if (!why.empty()) note(now_, node, "ring settings refused: " + why);
+    }
     for (const auto& rec : nx.discarded)
         if (auto t = store::decode(rec.transition)) discarded_.insert({rec.version, t->origin});
     if (nx.lms_timer_us) {
@@ -730,9 +745,13 @@ SeedResult StoreSim::run() {
         quorum_settings_.push_back({"last_man_standing_window", rng_.range(1'000, 1'500)});
     }
     if (rng_.chance(0.25)) quorum_settings_.push_back({"auto_tie_breaker", rng_.range(1, 2)});
+    // Cluster-wide ring settings from the replicated state (`conclavectl totem set`).
+    if (rng_.chance(0.2)) totem_settings_.push_back({"token", rng_.range(800, 1500)});
+    if (rng_.chance(0.2)) totem_settings_.push_back({"window_size", rng_.range(50, 200)});
     {
         std::string q;
         for (const auto& [k, v] : quorum_settings_) q += " " + k + "=" + std::to_string(v);
+        for (const auto& [k, v] : totem_settings_) q += " totem." + k + "=" + std::to_string(v);
         note(0, 0, "quorum options:" + (q.empty() ? std::string(" none") : q));
     }
     // Initial state: created on every node except, with `join`, one that starts empty

@@ -27,6 +27,22 @@ std::size_t max_members_for_budget(std::size_t budget) {
     return n;
 }
 
+Config with_settings(Config c, const std::map<std::string, std::uint64_t>& settings) {
+    for (const auto& [key, v] : settings) {
+        const Micros us = v * 1000;
+        if (key == "token") c.token_loss_us = us;
+        else if (key == "consensus") c.consensus_us = us;
+        else if (key == "join") c.join_interval_us = us;
+        else if (key == "merge") c.merge_detect_us = us;
+        else if (key == "hold") c.hold_us = us;
+        else if (key == "token_retransmit") c.token_retransmit_us = us;
+        else if (key == "window_size") c.window_size = static_cast<std::uint32_t>(v);
+        else if (key == "max_messages") c.max_messages = static_cast<std::uint32_t>(v);
+    }
+    if (c.max_window < 2 * c.window_size + 2) c.max_window = 2 * c.window_size + 2;
+    return c;
+}
+
 std::string validate(const Config& c) {
     if (c.self == 0) return "node id 0 is reserved";
     if (!c.members.empty()) {
@@ -301,6 +317,26 @@ void Ring::leave(Micros now) {
     cancel_all_timers();
     state_ = State::left;
     log("leaving the ring (clean shutdown)");
+}
+
+}  // namespace conclave::totem
+
+namespace conclave::totem {
+
+std::string Ring::update_settings(const Config& c) {
+    Config next = config_;
+    next.token_loss_us = c.token_loss_us;
+    next.consensus_us = c.consensus_us;
+    next.join_interval_us = c.join_interval_us;
+    next.merge_detect_us = c.merge_detect_us;
+    next.hold_us = c.hold_us;
+    next.token_retransmit_us = c.token_retransmit_us;
+    next.window_size = c.window_size;
+    next.max_messages = c.max_messages;
+    next.max_window = std::max(next.max_window, c.max_window);
+    if (auto why = validate(next); !why.empty()) return why;
+    config_ = next;  // timers take effect when next armed; flow control from the next ring
+    return {};
 }
 
 }  // namespace conclave::totem

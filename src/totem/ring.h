@@ -115,6 +115,10 @@ public:
     // Clean shutdown: multicasts a leave so the others reform at once. Afterwards the
     // node is inert (State::left) and may be destroyed once the effects are sent.
     void leave(Micros now);
+    // New cluster-wide settings (with_settings() of the replicated state's): timers take
+    // effect when next armed, flow control from the next ring. Returns why it refused
+    // them (validate()), empty when applied.
+    std::string update_settings(const Config& c);
     // This node's application value for the ring watermark (DESIGN.md §6.3).
     void set_local_watermark(std::uint64_t value) { local_watermark_ = value; }
 
