@@ -1,5 +1,8 @@
 // conclavectl(8): the admin tool.
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <map>
 #include <optional>
 #include <set>
 #include <cctype>
@@ -18,16 +21,38 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: conclavectl [-s SOCKET] [-c FILE] COMMAND [ARGS]\n"
+    "usage: conclavectl [-s SOCKET] [-c FILE] [--timeout SECONDS] COMMAND [ARGS]\n"
     "\n"
     "Commands:\n"
-    "  status [--json]              this node's view: cluster, node, ring, datagram counters\n"
-    "                               (exit 0 quorate, 2 not quorate, 1 error)\n"
+    "  status [--json]              this node's view: quorum, members, replicated state, ring,\n"
+    "                               datagram counters (exit 0 quorate, 2 not quorate, 1 error)\n"
     "  links [--json]               who this node hears, and how long ago\n"
     "  counters [--json]            datagram, rejection, ring and group counters\n"
     "  keygen [-o PATH] [--force]   write a new 256-byte cluster authkey (mode 0400)\n"
     "                               to PATH (default /etc/conclave/authkey); refuses to\n"
     "                               overwrite an existing file unless --force is given\n"
+    "\n"
+    "The replicated tree (paths are absolute, e.g. /nodes/a/config):\n"
+    "  put PATH [FILE|-]            write a whole file from FILE or stdin; returns once every\n"
+    "                               node of the quorate ring holds it durably\n"
+    "  get PATH                     the file's bytes to stdout\n"
+    "  ls [-l] [PATH]               one name per line (directories end in /); -l: details\n"
+    "  rm PATH                      remove a file\n"
+    "  mkdir PATH                   make a directory\n"
+    "  rmdir PATH                   remove an empty directory\n"
+    "  mv [--no-replace|--exchange] FROM TO\n"
+    "                               rename atomically (replaces TO unless --no-replace;\n"
+    "                               --exchange swaps the two)\n"
+    "\n"
+    "The cluster:\n"
+    "  create                       a new cluster whose node list is this node (once, on the\n"
+    "                               first node); refused if this node has a cluster already\n"
+    "  node add NAME --id N [--votes V]\n"
+    "                               add a node to the node list (on a quorate member); the new\n"
+    "                               node then joins with an empty state and syncs\n"
+    "  node remove ID               remove a node from the node list\n"
+    "  node votes ID V              change a node's votes\n"
+    "  node list [--json]           the node list in the replicated state\n"
     "  help                         show this text\n"
     "\n"
     "Options:\n"
@@ -35,9 +60,12 @@ constexpr const char* kUsage =
     "                               else paths.control_socket of /etc/conclave/conclave.conf,\n"
     "                               else /run/conclave/control.sock)\n"
     "  -c, --config FILE            read the socket path from this conclave.conf\n"
+    "  --timeout SECONDS            how long to wait for the daemon's answer (default 30)\n"
     "  -h, --help                   show this text\n"
     "  --version                    show the version\n"
     "\n"
+    "Errors are printed as 'conclavectl: COMMAND PATH: reason' (errno text, e.g. 'Read-only\n"
+    "file system' when this node's partition is not quorate).\n"
     "Exit status: 0 success, 1 failure, 2 bad usage. See conclavectl(8).\n";
 
 int usage_error(const std::string& msg) {
@@ -78,6 +106,7 @@ int cmd_keygen(const std::vector<std::string_view>& args) {
 
 std::string g_socket;       // -s
 std::string g_config_path;  // -c
+double g_timeout_s = 30;    // --timeout
 
 std::string socket_path() {
     if (!g_socket.empty()) return g_socket;
@@ -91,19 +120,56 @@ std::string socket_path() {
 
 void row(const char* label, const std::string& value) { std::printf("%-17s %s\n", label, value.c_str()); }
 
-// Fetches the daemon's status; prints the error and returns nullopt.
-std::optional<nlohmann::json> fetch_status() {
-    auto r = conclave::runtime::control_request(socket_path(), {{"cmd", "status"}});
-    if (!r) {
-        std::fprintf(stderr, "conclavectl: %s\n", r.error().c_str());
-        return std::nullopt;
-    }
-    if (!r.value().value("ok", false)) {
-        std::fprintf(stderr, "conclavectl: %s\n", r.value().value("error", std::string("the daemon refused")).c_str());
-        return std::nullopt;
-    }
-    return r.value();
+std::chrono::milliseconds timeout() {
+    return std::chrono::milliseconds(static_cast<long long>(g_timeout_s * 1000));
 }
+
+std::string seconds_text() {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g s", g_timeout_s);
+    return buf;
+}
+
+// Sends one request. On failure prints "conclavectl: CONTEXT: reason" and returns nullopt.
+// A daemon-side error with an errno prints the errno's text (and the node's reason).
+// `explain`: what an errno means for this command, when the daemon gave no reason.
+std::optional<nlohmann::json> call(const nlohmann::json& request, const std::string& context,
+                                   const std::map<int, std::string>& explain = {}) {
+    auto prefix = context.empty() ? std::string("conclavectl: ") : "conclavectl: " + context + ": ";
+    auto r = conclave::runtime::control_request(socket_path(), request, timeout());
+    if (!r) {
+        std::string why = r.error();
+        if (why.find("within the timeout") != std::string::npos)
+            why = "no answer from conclaved within " + seconds_text() +
+                  (request.value("cmd", "") == "status" || request.value("cmd", "") == "get" ||
+                           request.value("cmd", "") == "ls"
+                       ? std::string()
+                       : std::string(" (the change may still be applied; check with 'conclavectl status')"));
+        std::fprintf(stderr, "%s%s\n", prefix.c_str(), why.c_str());
+        return std::nullopt;
+    }
+    const auto& reply = r.value();
+    if (!reply.value("ok", false)) {
+        std::string why;
+        if (auto e = reply.find("errno"); e != reply.end() && e->is_number_integer()) {
+            why = std::strerror(e->get<int>());
+            if (auto w = reply.find("why"); w != reply.end() && w->is_string() && !w->get_ref<const std::string&>().empty())
+                why += " (" + w->get<std::string>() + ")";
+            else if (auto x = explain.find(e->get<int>()); x != explain.end())
+                why += " (" + x->second + ")";
+            else if (auto m = reply.find("error"); m != reply.end() && m->is_string() && m->get_ref<const std::string&>() != why)
+                why += " (" + m->get<std::string>() + ")";
+        } else {
+            why = reply.value("error", std::string("the daemon refused"));
+        }
+        std::fprintf(stderr, "%s%s\n", prefix.c_str(), why.c_str());
+        return std::nullopt;
+    }
+    return reply;
+}
+
+// Fetches the daemon's status; prints the error and returns nullopt.
+std::optional<nlohmann::json> fetch_status() { return call({{"cmd", "status"}}, ""); }
 
 int cmd_status(const std::vector<std::string_view>& args) {
     bool as_json = false;
@@ -134,27 +200,56 @@ int cmd_status(const std::vector<std::string_view>& args) {
     row("Quorum provider:", "conclave");
     row("Nodes:", std::to_string(s["members"].size()));
     row("Node ID:", hexid(s.value("node_id", 0ull)));
-    row("Ring ID:", s["ring"].is_string() ? s["ring"].get<std::string>() : std::string("none (") +
-                                                                              s.value("state", std::string("?")) + ")");
+    row("Ring ID:", s["ring"].is_string() ? s["ring"].get<std::string>()
+                                          : std::string("none (") + s.value("ring_state", std::string("?")) + ")");
     row("Quorate:", quorate ? "Yes" : "No");
     std::puts("\nVotequorum information\n----------------------");
     row("Expected votes:", std::to_string(q.value("expected_votes", 0)));
     row("Highest expected:", std::to_string(q.value("highest_expected", 0)));
     row("Total votes:", std::to_string(q.value("total_votes", 0)));
     row("Quorum:", std::to_string(q.value("quorum", 0)) + (quorate ? " " : " Activity blocked"));
-    row("Flags:", quorate ? "Quorate " : "");
+    // corosync-quorumtool's flag names.
+    std::string flags = quorate ? "Quorate " : "";
+    if (q.contains("flags") && q["flags"].is_object()) {
+        const auto& f = q["flags"];
+        if (f.value("two_node", false)) flags += "2Node ";
+        if (f.value("wait_for_all", false)) flags += "WaitForAll ";
+        if (f.value("last_man_standing", false)) flags += "LastManStanding ";
+        if (f.value("auto_tie_breaker", false)) flags += "AutoTieBreaker ";
+    }
+    row("Flags:", flags);
     std::puts("\nMembership information\n----------------------");
     std::printf("%10s %10s %s\n", "Nodeid", "Votes", "Name");
     for (const auto& m : s["members"]) {
-        std::string name = m.value("address", std::string("?"));
+        // Votes come from the node list in the replicated state: 0 for a ring member
+        // that is not in it (yet).
+        std::string name = m.value("name", std::string("(not in the node list)"));
+        name += " " + m.value("address", std::string("?"));
         if (m.value("local", false)) name += " (local)";
-        std::printf("%s %10d %s\n", hexid(m.value("node_id", 0ull)).c_str(), m.value("votes", 1), name.c_str());
+        std::printf("%s %10d %s\n", hexid(m.value("node_id", 0ull)).c_str(), m.value("votes", 0), name.c_str());
+    }
+    std::puts("\nState information\n-----------------");
+    const auto& st = s["state"];
+    if (st.is_object()) {
+        row("Cluster id:", st["cluster_id"].is_string() ? st["cluster_id"].get<std::string>()
+                                                        : std::string("none (run 'conclavectl create' on the first "
+                                                                      "node, 'conclavectl node add' for the others)"));
+        row("Phase:", st.value("phase", std::string("?")) +
+                          (st["sync_source"].is_number() ? ", source node " + st["sync_source"].dump() : std::string()));
+        row("Version:", std::to_string(st.value("version", 0ull)));
+        row("Epoch:", std::to_string(st.value("epoch", 0ull)));
+        row("Hash:", st.value("hash", std::string("?")).substr(0, 16));
+        row("Content hash:", st.value("content_hash", std::string("?")).substr(0, 16));
+        row("Node list:", std::to_string(st["nodes"].size()) + " nodes, " + std::to_string(q.value("expected_votes", 0)) +
+                              " votes");
+        row("Pending:", std::to_string(st.value("pending", 0ull)) + " requests, " +
+                            std::to_string(st.value("outstanding_jobs", 0ull)) + " store jobs");
     }
     std::puts("\nNode information\n----------------");
     row("Cluster:", s.value("cluster", std::string("?")));
     row("Node:", std::to_string(s.value("node_id", 0u)) + " (" + s.value("node_name", std::string("?")) + ")");
     row("Transport:", s.value("transport", std::string("?")) + ", port " + std::to_string(s.value("port", 0)));
-    row("Ring state:", s.value("state", std::string("?")));
+    row("Ring state:", s.value("ring_state", std::string("?")));
     std::puts("\nDatagrams\n---------");
     const auto& d = s["datagrams"];
     for (const char* k : {"sent", "received", "authenticated", "send_errors", "unroutable"}) {
@@ -217,13 +312,247 @@ int cmd_counters(const std::vector<std::string_view>& args) {
     return 0;
 }
 
+// ---- The replicated tree ----
+
+// "a//b/" -> "a/b": only cosmetic; the daemon checks the path.
+std::string clean_path(std::string_view p) {
+    std::string out;
+    for (char c : p) {
+        if (c == '/' && !out.empty() && out.back() == '/') continue;
+        out += c;
+    }
+    if (out.size() > 1 && out.back() == '/') out.pop_back();
+    return out;
+}
+
+// Files travel in base64 inside a JSON line: beyond this nothing can be accepted anyway.
+constexpr std::size_t kMaxPut = 3u << 20;
+
+bool read_all(std::FILE* f, std::string& out) {
+    char buf[65536];
+    for (;;) {
+        std::size_t n = std::fread(buf, 1, sizeof buf, f);
+        out.append(buf, n);
+        if (out.size() > kMaxPut) return true;  // the caller reports EFBIG
+        if (n < sizeof buf) return !std::ferror(f);
+    }
+}
+
+int cmd_put(const std::vector<std::string_view>& args) {
+    if (args.empty() || args.size() > 2) return usage_error("put needs PATH [FILE|-]");
+    std::string path = clean_path(args[0]);
+    std::string ctx = "put " + path;
+    std::string data;
+    std::string source = args.size() == 2 ? std::string(args[1]) : "-";
+    if (source == "-") {
+        if (!read_all(stdin, data)) {
+            std::fprintf(stderr, "conclavectl: %s: cannot read stdin: %s\n", ctx.c_str(), std::strerror(errno));
+            return 1;
+        }
+    } else {
+        std::FILE* f = std::fopen(source.c_str(), "rb");
+        if (!f) {
+            std::fprintf(stderr, "conclavectl: %s: %s: %s\n", ctx.c_str(), source.c_str(), std::strerror(errno));
+            return 1;
+        }
+        bool ok = read_all(f, data);
+        int err = errno;
+        std::fclose(f);
+        if (!ok) {
+            std::fprintf(stderr, "conclavectl: %s: %s: %s\n", ctx.c_str(), source.c_str(), std::strerror(err));
+            return 1;
+        }
+    }
+    if (data.size() > kMaxPut) {
+        std::fprintf(stderr, "conclavectl: %s: %s\n", ctx.c_str(), std::strerror(EFBIG));
+        return 1;
+    }
+    return call({{"cmd", "put"}, {"path", path}, {"data", conclave::runtime::base64_encode(data)}}, ctx) ? 0 : 1;
+}
+
+int cmd_get(const std::vector<std::string_view>& args) {
+    if (args.size() != 1) return usage_error("get needs PATH");
+    std::string path = clean_path(args[0]);
+    auto r = call({{"cmd", "get"}, {"path", path}}, "get " + path);
+    if (!r) return 1;
+    std::string data;
+    if (!conclave::runtime::base64_decode((*r).value("data", std::string()), data)) {
+        std::fprintf(stderr, "conclavectl: get %s: the daemon's answer is malformed\n", path.c_str());
+        return 1;
+    }
+    if (std::fwrite(data.data(), 1, data.size(), stdout) != data.size() || std::fflush(stdout) != 0) {
+        std::fprintf(stderr, "conclavectl: get %s: cannot write stdout: %s\n", path.c_str(), std::strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+std::string mode_text(bool dir, unsigned mode) {
+    std::string s = dir ? "d" : "-";
+    const char* rwx = "rwxrwxrwx";
+    for (int i = 0; i < 9; ++i) s += (mode & (0400u >> i)) ? rwx[i] : '-';
+    return s;
+}
+
+int cmd_ls(const std::vector<std::string_view>& args) {
+    bool longer = false;
+    std::optional<std::string> path;
+    for (auto a : args) {
+        if (a == "-l") longer = true;
+        else if (!path && !a.starts_with("-")) path = clean_path(a);
+        else return usage_error("ls: unknown argument '" + std::string(a) + "'");
+    }
+    if (!path) path = "/";
+    auto r = call({{"cmd", "ls"}, {"path", *path}}, "ls " + *path);
+    if (!r) return 1;
+    for (const auto& e : (*r)["entries"]) {
+        bool dir = e.value("dir", false);
+        std::string name = e.value("name", std::string("?")) + (dir ? "/" : "");
+        if (!longer) {
+            std::printf("%s\n", name.c_str());
+            continue;
+        }
+        std::time_t t = static_cast<std::time_t>(e.value("mtime_us", 0ull) / 1000000);
+        char date[32];
+        std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", std::localtime(&t));
+        std::printf("%s %10llu %s v%-8llu node %-4u %s\n", mode_text(dir, e.value("mode", 0u)).c_str(),
+                    static_cast<unsigned long long>(e.value("size", 0ull)), date,
+                    static_cast<unsigned long long>(e.value("version", 0ull)), e.value("writer", 0u), name.c_str());
+    }
+    return 0;
+}
+
+int cmd_path_op(const char* cmd, const std::vector<std::string_view>& args) {
+    if (args.size() != 1) return usage_error(std::string(cmd) + " needs PATH");
+    std::string path = clean_path(args[0]);
+    return call({{"cmd", cmd}, {"path", path}}, std::string(cmd) + " " + path) ? 0 : 1;
+}
+
+int cmd_mv(const std::vector<std::string_view>& args) {
+    bool no_replace = false, exchange = false;
+    std::vector<std::string> paths;
+    for (auto a : args) {
+        if (a == "--no-replace") no_replace = true;
+        else if (a == "--exchange") exchange = true;
+        else if (a.starts_with("-") && a.size() > 1) return usage_error("mv: unknown option '" + std::string(a) + "'");
+        else paths.push_back(clean_path(a));
+    }
+    if (paths.size() != 2) return usage_error("mv needs FROM TO");
+    if (no_replace && exchange) return usage_error("mv: --no-replace and --exchange exclude each other");
+    return call({{"cmd", "mv"}, {"from", paths[0]}, {"to", paths[1]}, {"no_replace", no_replace}, {"exchange", exchange}},
+                "mv " + paths[0] + " " + paths[1])
+               ? 0
+               : 1;
+}
+
+// ---- The cluster ----
+
+int cmd_create(const std::vector<std::string_view>& args) {
+    if (!args.empty()) return usage_error("create takes no arguments");
+    auto r = call({{"cmd", "create"}}, "create");
+    if (!r) return 1;
+    std::printf("created a new cluster with this node as its only member; add the others with\n"
+                "'conclavectl node add NAME --id N' (one at a time)\n");
+    return 0;
+}
+
+std::optional<std::uint64_t> parse_number(std::string_view s) {
+    if (s.empty() || s.size() > 10) return std::nullopt;
+    std::uint64_t v = 0;
+    for (char c : s) {
+        if (c < '0' || c > '9') return std::nullopt;
+        v = v * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return v;
+}
+
+// Node ops answer with errnos from the node list rules; say what they mean here.
+int node_call(const nlohmann::json& request, const std::string& ctx) {
+    static const std::map<int, std::string> explain{
+        {EEXIST, "a node with this id or name is in the node list already"},
+        {ENOENT, "no such node in the node list"},
+        {EBUSY, "the last node cannot be removed"},
+        {EINVAL, "invalid id, name or votes"},
+    };
+    return call(request, ctx, explain) ? 0 : 1;
+}
+
+int cmd_node(const std::vector<std::string_view>& args) {
+    if (args.empty()) return usage_error("node needs add, remove, votes or list");
+    std::string_view sub = args[0];
+    if (sub == "list") {
+        bool as_json = args.size() == 2 && args[1] == "--json";
+        if (args.size() > (as_json ? 2u : 1u)) return usage_error("node list: unknown argument");
+        auto s = fetch_status();
+        if (!s) return 1;
+        const auto& nodes = (*s)["state"]["nodes"];
+        if (as_json) {
+            std::printf("%s\n", nodes.dump(2).c_str());
+            return 0;
+        }
+        std::set<unsigned> in_ring;
+        for (const auto& m : (*s)["members"]) in_ring.insert(m.value("node_id", 0u));
+        std::printf("%10s %6s  %-20s %s\n", "Nodeid", "Votes", "Name", "In this ring");
+        for (const auto& n : nodes)
+            std::printf("%10u %6u  %-20s %s\n", n.value("id", 0u), n.value("votes", 0u),
+                        n.value("name", std::string("?")).c_str(), in_ring.count(n.value("id", 0u)) ? "yes" : "no");
+        return 0;
+    }
+    if (sub == "add") {
+        std::optional<std::string> name;
+        std::optional<std::uint64_t> id, votes;
+        for (std::size_t i = 1; i < args.size(); ++i) {
+            std::string_view a = args[i];
+            if (a == "--id" || a == "--votes") {
+                if (i + 1 >= args.size()) return usage_error("node add: " + std::string(a) + " needs a number");
+                auto v = parse_number(args[++i]);
+                if (!v) return usage_error("node add: " + std::string(a) + " needs a number, not '" + std::string(args[i]) + "'");
+                (a == "--id" ? id : votes) = v;
+            } else if (!name && !a.starts_with("-")) {
+                name = std::string(a);
+            } else {
+                return usage_error("node add: unknown argument '" + std::string(a) + "'");
+            }
+        }
+        if (!name || !id) return usage_error("node add needs NAME --id N");
+        nlohmann::json req{{"cmd", "node.add"}, {"name", *name}, {"id", *id}};
+        if (votes) req["votes"] = *votes;
+        return node_call(req, "node add " + *name);
+    }
+    if (sub == "remove") {
+        if (args.size() != 2) return usage_error("node remove needs ID");
+        auto id = parse_number(args[1]);
+        if (!id) return usage_error("node remove: '" + std::string(args[1]) + "' is not a node id");
+        return node_call({{"cmd", "node.remove"}, {"id", *id}}, "node remove " + std::string(args[1]));
+    }
+    if (sub == "votes") {
+        if (args.size() != 3) return usage_error("node votes needs ID VOTES");
+        auto id = parse_number(args[1]);
+        auto votes = parse_number(args[2]);
+        if (!id || !votes) return usage_error("node votes needs two numbers");
+        return node_call({{"cmd", "node.votes"}, {"id", *id}, {"votes", *votes}}, "node votes " + std::string(args[1]));
+    }
+    return usage_error("node: unknown subcommand '" + std::string(sub) + "'");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::vector<std::string_view> args(argv + 1, argv + argc);
     // Global options before the command.
     while (!args.empty() && (args.front() == "-s" || args.front() == "--socket" || args.front() == "-c" ||
-                             args.front() == "--config")) {
+                             args.front() == "--config" || args.front() == "--timeout")) {
+        if (args.front() == "--timeout") {
+            if (args.size() < 2) return usage_error("--timeout needs a number of seconds");
+            std::string v(args[1]);
+            char* end = nullptr;
+            double secs = std::strtod(v.c_str(), &end);
+            if (v.empty() || *end != '\0' || !(secs > 0) || secs > 86400)
+                return usage_error("--timeout needs a number of seconds (0 < S <= 86400), not '" + v + "'");
+            g_timeout_s = secs;
+            args.erase(args.begin(), args.begin() + 2);
+            continue;
+        }
         if (args.size() < 2) return usage_error(std::string(args.front()) + " needs a path");
         (args.front() == "-s" || args.front() == "--socket" ? g_socket : g_config_path) = std::string(args[1]);
         args.erase(args.begin(), args.begin() + 2);
@@ -246,5 +575,14 @@ int main(int argc, char** argv) {
     if (cmd == "status") return cmd_status(args);
     if (cmd == "links") return cmd_links(args);
     if (cmd == "counters") return cmd_counters(args);
+    if (cmd == "put") return cmd_put(args);
+    if (cmd == "get") return cmd_get(args);
+    if (cmd == "ls") return cmd_ls(args);
+    if (cmd == "rm") return cmd_path_op("rm", args);
+    if (cmd == "mkdir") return cmd_path_op("mkdir", args);
+    if (cmd == "rmdir") return cmd_path_op("rmdir", args);
+    if (cmd == "mv") return cmd_mv(args);
+    if (cmd == "create") return cmd_create(args);
+    if (cmd == "node") return cmd_node(args);
     return usage_error("unknown command '" + std::string(cmd) + "'");
 }

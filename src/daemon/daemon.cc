@@ -3,11 +3,16 @@
 #include <openssl/rand.h>
 #include <systemd/sd-daemon.h>
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "base/log.h"
+#include "node/messages.h"
 #include "wire/datagram.h"
 
 namespace conclave::daemon {
@@ -41,6 +46,37 @@ std::string hex(std::uint64_t v) {
     return buf;
 }
 
+std::uint64_t wall_clock_us() {
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+}
+
+json errno_reply(int err, const std::string& why = {}) {
+    return json{{"ok", false}, {"errno", err}, {"error", why.empty() ? std::string(std::strerror(err)) : why}};
+}
+
+json entry_json(const store::EntryInfo& e) {
+    return json{{"name", e.name},   {"dir", e.dir},           {"mode", e.mode},       {"size", e.size},
+                {"ino", e.ino},     {"mtime_us", e.mtime_us}, {"version", e.version}, {"writer", e.writer}};
+}
+
+// A request's path field: present, a string, and valid for a transition.
+std::optional<std::string> path_field(const json& request, const char* key, json& error) {
+    auto it = request.find(key);
+    if (it == request.end() || !it->is_string()) {
+        error = json{{"ok", false}, {"error", std::string("the request needs a \"") + key + "\" string"}};
+        return std::nullopt;
+    }
+    std::string p = it->get<std::string>();
+    if (!store::valid_path(p)) {
+        error = errno_reply(EINVAL, "'" + p + "' is not a valid path (absolute, no '.', '..', '//' or trailing '/', at most " +
+                                        std::to_string(store::kMaxPath) + " bytes)");
+        return std::nullopt;
+    }
+    return p;
+}
+
 std::string join_ids(const std::vector<std::uint32_t>& ids) {
     std::string s;
     for (auto id : ids) s += (s.empty() ? "" : " ") + std::to_string(id);
@@ -54,11 +90,20 @@ Daemon::Daemon(config::Config cfg, crypto::AuthKey key, std::optional<crypto::Au
       key_(key),
       next_key_(next_key),
       signals_(io_, SIGTERM, SIGINT),
+      lms_timer_(io_),
       groups_([this](wire::Bytes m, totem::Guarantee g) { return driver_->submit(std::move(m), g); }) {}
 
 Daemon::~Daemon() {
     if (control_) control_->close();
     if (transport_) transport_->close();
+    // The disk threads end before the store closes: queued jobs are finished (drained).
+    if (worker_) worker_->stop();
+    if (reader_) reader_->join();
+    driver_.reset();
+    node_.reset();
+    worker_.reset();
+    reader_.reset();
+    store_.reset();
 }
 
 std::string Daemon::ring_id_text() const {
@@ -72,15 +117,22 @@ Status Daemon::start() {
     if (!state) return Error{state.error()};
     state_.emplace(std::move(state.value()));
 
-    auto now_us = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-            .count());
-    auto epoch = state_->next_boot_epoch(now_us);
+    auto epoch = state_->next_boot_epoch(wall_clock_us());
     if (!epoch) return Error{epoch.error()};
     boot_epoch_ = epoch.value();
     // Read once here so that a damaged file is a clean start-up error, not an abort
     // inside the core (DurableRingSeq stops the node if the file fails later).
     if (auto ring = state_->load("ring"); !ring) return Error{ring.error()};
+
+    // The replicated state: LMDB in <state_dir>/store.
+    std::string store_dir = cfg_.state_dir + "/store";
+    if (::mkdir(store_dir.c_str(), 0700) != 0 && errno != EEXIST)
+        return Error{"cannot create " + store_dir + ": " + std::strerror(errno)};
+    auto opened = store::Store::open(store_dir);
+    if (!opened) return Error{"cannot open the replicated state in " + store_dir + ": " + opened.error()};
+    store_ = std::move(opened.value());
+    auto head = store_->head();
+    auto meta = store_->meta();
 
     crypto::ChannelConfig cc;
     cc.cluster_id = wire::cluster_id_of(cfg_.cluster_name);
@@ -102,14 +154,42 @@ Status Daemon::start() {
     tc.self = cfg_.node_id;
     tc.mtu = cfg_.mtu;
     if (auto why = totem::validate(tc); !why.empty()) return Error{"ring settings: " + why};
+
+    node::Config nc;
+    nc.self = cfg_.node_id;
+    nc.request_base = boot_epoch_;
+    node_ = std::make_unique<node::Node>(nc, head, meta, [this](wire::Bytes m, totem::Guarantee g) {
+        // Inside the driver's own dispatch a submit would run the ring's effects in the
+        // middle of it: the node re-offers the message at the next pump() instead.
+        if (driver_dispatch_ > 0 || stopping_ || !driver_)
+            return totem::SubmitResult{totem::SubmitStatus::try_again, 0};
+        return driver_->submit(std::move(m), g);
+    });
+    worker_ = std::make_unique<ApplyWorker>(*store_, cfg_.node_id, [this](node::JobResult r) {
+        asio::post(io_, [this, r = std::move(r)]() mutable { on_job_done(std::move(r)); });
+    });
+    reader_ = std::make_unique<asio::thread_pool>(1);
+    if (meta.empty())
+        log::notice("no cluster state yet: create one with 'conclavectl create', or add this node on a cluster "
+                    "member with 'conclavectl node add " + cfg_.node_name + " --id " + std::to_string(cfg_.node_id) +
+                    "'");
+    else
+        log::notice("state: cluster " + store::hex(meta.cluster_id) + ", version " + std::to_string(head.version) +
+                    ", epoch " + std::to_string(head.epoch) + ", " + std::to_string(meta.nodes.size()) + " nodes");
+
     durable_ = std::make_unique<DurableRingSeq>(*state_);
     driver_ = std::make_unique<runtime::RingDriver>(
         io_, *transport_, tc, durable_.get(),
         runtime::RingDriver::Callbacks{
             [this](totem::Event&& e) { on_event(std::move(e)); },
-            nullptr,
+            [this](std::uint64_t w) {
+                if (stopping_) return;
+                ++driver_dispatch_;
+                with_node([this, w] { node_->on_ring_watermark(w); });
+                --driver_dispatch_;
+            },
             [](const std::string& line) { log::notice(line); },
-            [this] { groups_.retry(); },
+            [this] { on_progress(); },
         });
 
     control_ = std::make_unique<runtime::ControlServer>(
@@ -137,8 +217,11 @@ int Daemon::run() {
     sd_notify(0, "READY=1\nSTATUS=forming the ring");
     io_.run();
     sd_notify(0, "STOPPING=1");
-    log::notice("stopped");
-    return 0;
+    // Finish what the apply worker has queued (durable before we go), then close.
+    worker_->stop();
+    reader_->join();
+    log::notice(exit_code_ == 0 ? "stopped" : "stopped on an error");
+    return exit_code_;
 }
 
 void Daemon::stop() {
@@ -148,21 +231,131 @@ void Daemon::stop() {
     if (driver_) driver_->leave();  // the leave is sent synchronously
     if (transport_) transport_->close();
     signals_.cancel();
+    lms_timer_.cancel();
     io_.stop();
 }
 
-void Daemon::on_event(totem::Event&& e) {
-    if (auto* d = std::get_if<totem::Delivery>(&e)) {
-        groups_.deliver(*d);
+// ---- The node, driven from the ring and the disk threads ----
+
+template <class F>
+void Daemon::with_node(F&& f) {
+    if (in_node_) {
+        queued_.emplace_back(std::forward<F>(f));
         return;
     }
-    auto& c = std::get<totem::ConfigChange>(e);
+    in_node_ = true;
+    f();
+    // Events the node's own submits produced meanwhile, in ring order; then (a bounded
+    // number of times) the messages the ring refused while it was busy.
+    for (int pumps = 0;;) {
+        while (!queued_.empty()) {
+            auto g = std::move(queued_.front());
+            queued_.pop_front();
+            g();
+        }
+        if (!repump_ || pumps == 2 || stopping_) break;
+        repump_ = false;
+        ++pumps;
+        node_->pump();
+    }
+    repump_ = false;
+    in_node_ = false;
+    drain_effects();
+}
+
+void Daemon::drain_effects() {
+    node::Effects fx = node_->take_effects();
+    for (const auto& line : fx.log) log::notice(line);
+    if (!fx.jobs.empty()) worker_->push(std::move(fx.jobs));
+    if (fx.local_watermark) {
+        driver_->set_local_watermark(*fx.local_watermark);
+        nudge_ring();
+    }
+    for (const auto& r : fx.replies) {
+        auto it = waiting_.find(r.tag);
+        if (it == waiting_.end()) continue;
+        auto w = std::move(it->second);
+        waiting_.erase(it);
+        json reply = r.err == 0 ? json{{"ok", true}, {"version", r.version}} : errno_reply(r.err, r.why);
+        if (r.err != 0 && !r.why.empty()) reply["why"] = r.why;
+        if (r.err != 0) log::info(w.what + ": " + reply["error"].get<std::string>());
+        w.session->reply(reply);  // dropped if the client has gone
+    }
+    if (fx.lms_timer_us) {
+        // last_man_standing's window (the core has no clock: the delay is ours to keep).
+        lms_timer_.expires_after(std::chrono::microseconds(*fx.lms_timer_us));
+        lms_timer_.async_wait([this](std::error_code ec) {
+            if (ec || stopping_) return;
+            with_node([this] { node_->on_lms_timer(); });
+        });
+    }
+    if (!fx.discarded.empty())
+        log::warning(std::to_string(fx.discarded.size()) + " changes this node had applied are not in the synced "
+                     "history and were discarded (see the line above)");
+    // Logged when it decides something: while a sync runs, writes wait (no EROFS).
+    bool q = node_->quorate();
+    if (q != was_quorate_ && (q || node_->phase() == node::Phase::synced)) {
+        was_quorate_ = q;
+        const auto& qs = node_->quorum_status();
+        auto votes = std::to_string(qs.total_votes) + " of " + std::to_string(qs.expected_votes) + " votes";
+        log::notice(q ? "this partition is quorate (" + votes + "); writes are accepted"
+                      : "this partition is not quorate (" + votes + "); writes get EROFS");
+    }
+    if (fx.stop) {
+        log::error(*fx.stop);
+        exit_code_ = 1;
+        stop();
+    }
+}
+
+// Interim, until the ring itself keeps the token moving while a watermark is on its way
+// (see daemon.h): a one-byte message of kind 0 (no consumer: groups take kind 1, the
+// node kind 2) makes the ring busy, so the rep does not sit on the token while the new
+// durable version still has to go round. Posted: never submitted inside the driver's
+// own dispatch.
+void Daemon::nudge_ring() {
+    if (nudge_posted_) return;
+    nudge_posted_ = true;
+    asio::post(io_, [this] {
+        nudge_posted_ = false;
+        if (stopping_ || !driver_) return;
+        driver_->submit(wire::Bytes{0}, totem::Guarantee::agreed);
+    });
+}
+
+void Daemon::on_job_done(node::JobResult r) {
+    if (stopping_) return;
+    with_node([this, r = std::move(r)]() mutable { node_->on_job_done(std::move(r)); });
+}
+
+void Daemon::on_progress() {
+    if (stopping_) return;
+    if (in_node_) {
+        // The node's own submit ran the ring: offer the refused messages again once
+        // the node returns (with_node).
+        repump_ = true;
+    } else {
+        with_node([this] { node_->pump(); });
+    }
+    groups_.retry();
+}
+
+void Daemon::on_event(totem::Event&& e) {
+    if (stopping_) return;
+    if (auto* d = std::get_if<totem::Delivery>(&e))
+        groups_.deliver(*d);  // ignores state messages
+    else
+        on_config(std::get<totem::ConfigChange>(e));
+    ++driver_dispatch_;
+    with_node([this, e = std::move(e)] { node_->on_event(e); });  // ignores group messages
+    --driver_dispatch_;
+}
+
+void Daemon::on_config(const totem::ConfigChange& c) {
     ++config_changes_;
     bool regular = c.kind == totem::ConfigChange::Kind::regular;
     if (regular) {
         log::set_ring(hex(c.ring_id.rep) + "." + hex(c.ring_id.seq));
-        for (auto m : c.members) seen_nodes_.insert(m);
-        update_quorum();
         sd_notify(0, ("STATUS=ring " + ring_id_text() + ", " + std::to_string(c.members.size()) + " members").c_str());
     } else {
         log::info("transitional configuration: members " + join_ids(c.members) + "; left " + join_ids(c.left));
@@ -170,25 +363,15 @@ void Daemon::on_event(totem::Event&& e) {
     groups_.configuration(regular ? 2 : 1, c.ring_id.rep, c.ring_id.seq, c.members);
 }
 
-void Daemon::update_quorum() {
-    std::vector<quorum::Node> nodes;
-    for (auto id : seen_nodes_) nodes.push_back({id, 1});
-    const auto& members = driver_->ring().members();
-    auto before = quorum_.status().quorate;
-    auto s = quorum_.update(nodes, std::vector<quorum::NodeId>(members.begin(), members.end()), runtime::RingDriver::now());
-    if (s.quorate != before)
-        log::notice(s.quorate ? "this partition is quorate (" + std::to_string(s.total_votes) + " of " +
-                                    std::to_string(s.expected_votes) + " votes)"
-                              : "this partition lost quorum (" + std::to_string(s.total_votes) + " of " +
-                                    std::to_string(s.expected_votes) + " votes; quorum " + std::to_string(s.quorum) + ")");
-}
+// ---- Status ----
 
-json Daemon::status() const {
+json Daemon::status(const StoreView& view) const {
     json rejected = json::object();
     for (std::size_t i = 0; i < crypto::kRejectReasons; ++i)
         rejected[std::string(crypto::reject_name(static_cast<crypto::Reject>(i)))] = channel_->rejects().by_reason[i];
     const auto& ts = transport_->stats();
     const auto& ring = driver_->ring();
+    const auto& meta = node_->meta();
     auto now = runtime::RingDriver::now();
     json links = json::array();
     for (const auto& [node, at] : ring.last_heard()) {
@@ -197,9 +380,16 @@ json Daemon::status() const {
         if (a != transport_->addresses().end()) l["address"] = a->second.address().to_string();
         links.push_back(l);
     }
+    auto in_list = [&](std::uint32_t id) -> const store::NodeEntry* {
+        for (const auto& n : meta.nodes)
+            if (n.id == id) return &n;
+        return nullptr;
+    };
     json members = json::array();
     for (auto m : ring.members()) {
-        json n{{"node_id", m}, {"votes", 1}, {"local", m == cfg_.node_id}};
+        const auto* entry = in_list(m);
+        json n{{"node_id", m}, {"votes", entry ? entry->votes : 0}, {"local", m == cfg_.node_id}};
+        if (entry) n["name"] = entry->name;
         auto a = transport_->addresses().find(m);
         if (m == cfg_.node_id)
             n["address"] = cfg_.bind_address.empty() ? cfg_.node_name : cfg_.bind_address;
@@ -207,7 +397,36 @@ json Daemon::status() const {
             n["address"] = a->second.address().to_string();
         members.push_back(n);
     }
-    const auto& q = quorum_.status();
+    json nodes = json::array();
+    for (const auto& n : meta.nodes) nodes.push_back({{"id", n.id}, {"name", n.name}, {"votes", n.votes}});
+    const auto& h = node_->durable_head();
+    auto src = node_->sync_source();
+    auto ws = worker_->stats();
+    json state{
+        {"phase", node::phase_name(node_->phase())},
+        {"epoch", h.epoch},
+        {"version", h.version},
+        {"hash", store::hex(h.hash)},
+        {"content_hash", store::hex(view.content_hash)},
+        {"content_version", view.head.version},
+        {"cluster_id", meta.empty() ? json(nullptr) : json(store::hex(meta.cluster_id))},
+        {"nodes", nodes},
+        {"limits",
+         {{"max_file_size", meta.limits.max_file_size},
+          {"max_total_size", meta.limits.max_total_size},
+          {"max_name", meta.limits.max_name}}},
+        {"pending", node_->pending_requests()},
+        {"outstanding_jobs", node_->outstanding_jobs()},
+        {"sync_source", src ? json(*src) : json(nullptr)},
+        {"ring_watermark", node_->ring_watermark()},
+        {"in_quorate_config", node_->in_quorate_config()},
+        {"malformed", node_->malformed()},
+        {"waiting_clients", waiting_.size()},
+        {"usage", {{"entries", view.usage.entries}, {"bytes", view.usage.bytes}, {"log_records", view.usage.log_records}}},
+        {"apply",
+         {{"jobs", ws.jobs}, {"commits", ws.commits}, {"merged_jobs", ws.merged_jobs}, {"largest_commit", ws.largest_commit}}},
+    };
+    const auto& q = node_->quorum_status();
     const auto& rs = ring.stats();
     auto id = ring.ring_id();
     return json{
@@ -219,18 +438,27 @@ json Daemon::status() const {
         {"port", cfg_.port},
         {"boot_epoch", boot_epoch_},
         {"uptime_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count()},
-        {"state", totem::state_name(ring.state())},
+        {"ring_state", totem::state_name(ring.state())},
         {"ring", id.seq == 0 && id.rep == 0 ? json(nullptr) : json(ring_id_text())},
         {"ring_rep", id.rep},
         {"ring_seq", id.seq},
         {"members", members},
-        {"quorate", q.quorate},
+        {"quorate", node_->quorate()},
         {"quorum",
-         {{"provider", "interim: every node seen in a ring since start has one vote"},
+         {{"provider", "conclave: votequorum over the replicated node list"},
+          {"configured_expected", q.configured_expected},
           {"expected_votes", q.expected_votes},
           {"highest_expected", q.highest_expected},
           {"total_votes", q.total_votes},
-          {"quorum", q.quorum}}},
+          {"quorum", q.quorum},
+          {"waiting_for_all", q.waiting_for_all},
+          {"flags",
+           {{"two_node", q.flags.two_node},
+            {"wait_for_all", q.flags.wait_for_all},
+            {"last_man_standing", q.flags.last_man_standing},
+            {"auto_tie_breaker", q.flags.auto_tie_breaker},
+            {"override_expected", q.flags.override_expected}}}}},
+        {"state", state},
         {"configuration_changes", config_changes_},
         {"links", links},
         {"datagrams",
@@ -251,16 +479,188 @@ json Daemon::status() const {
     };
 }
 
+// ---- Control requests ----
+
+json Daemon::submit_request(store::Transition t, const std::shared_ptr<runtime::ControlSession>& session,
+                            std::string what) {
+    t.timestamp_us = wall_clock_us();
+    std::uint64_t tag = next_tag_++;
+    waiting_[tag] = Waiting{session, std::move(what)};
+    with_node([this, tag, t = std::move(t)]() mutable { node_->submit(tag, std::move(t)); });
+    return runtime::deferred_reply();  // the node's reply answers (drain_effects)
+}
+
+json Daemon::read_request(const std::string& cmd, const json& request,
+                          const std::shared_ptr<runtime::ControlSession>& session) {
+    json error;
+    std::string path;
+    if (cmd != "status") {
+        auto p = path_field(request, "path", error);
+        if (!p) return error;
+        path = *p;
+    }
+    // On the reader thread: LMDB read transactions, never on the protocol thread.
+    asio::post(*reader_, [this, cmd, path, session]() mutable {
+        json reply;
+        std::optional<StoreView> view;
+        if (cmd == "status") {
+            StoreView v;
+            v.usage = store_->usage();
+            for (int tries = 0; tries < 3; ++tries) {  // the hash of one version
+                v.head = store_->head();
+                if (content_cache_.valid && content_cache_.head == v.head) {
+                    v.content_hash = content_cache_.hash;
+                    break;
+                }
+                auto hash = store_->content_hash();
+                if (store_->head() == v.head) {
+                    v.content_hash = hash;
+                    content_cache_ = {v.head, hash, true};
+                    break;
+                }
+            }
+            view = v;
+        } else if (cmd == "get") {
+            wire::Bytes data;
+            store::EntryInfo info;
+            int err = store_->read(path, data, &info);
+            if (err != 0) {
+                reply = errno_reply(err);
+            } else {
+                reply = entry_json(info);
+                reply["ok"] = true;
+                reply["data"] = runtime::base64_encode(data.data(), data.size());
+            }
+        } else if (cmd == "ls") {
+            std::vector<store::EntryInfo> entries;
+            int err = store_->list(path, entries);
+            if (err == ENOTDIR) {
+                store::EntryInfo info;
+                err = store_->stat(path, info);
+                entries = {info};
+            }
+            if (err != 0) {
+                reply = errno_reply(err);
+            } else {
+                json list = json::array();
+                for (const auto& e : entries) list.push_back(entry_json(e));
+                reply = json{{"ok", true}, {"entries", list}};
+            }
+        } else {  // stat
+            store::EntryInfo info;
+            int err = store_->stat(path, info);
+            if (err != 0) {
+                reply = errno_reply(err);
+            } else {
+                reply = entry_json(info);
+                reply["ok"] = true;
+            }
+        }
+        // The session is handed over, not copied: its last reference must not drop here.
+        asio::post(io_, [this, session = std::move(session), reply = std::move(reply), view]() {
+            if (view) {
+                if (stopping_) return;
+                session->reply(status(*view));
+            } else {
+                session->reply(reply);
+            }
+        });
+    });
+    return runtime::deferred_reply();
+}
+
 json Daemon::handle(const json& request, const std::shared_ptr<runtime::ControlSession>& session) {
     auto it = request.find("cmd");
     if (it == request.end() || !it->is_string())
         return json{{"ok", false}, {"error", "the request has no \"cmd\" string"}};
     const std::string& cmd = it->get_ref<const std::string&>();
-    if (cmd == "status") return status();
+    if (cmd == "status" || cmd == "get" || cmd == "ls" || cmd == "stat") return read_request(cmd, request, session);
     if (cmd == "group.join") {
         auto g = request.find("group");
         if (g == request.end() || !g->is_string()) return json{{"ok", false}, {"error", "group.join needs \"group\""}};
         return groups_.join(g->get<std::string>(), session);
+    }
+
+    json error;
+    store::Transition t;
+    if (cmd == "put" || cmd == "rm" || cmd == "mkdir" || cmd == "rmdir") {
+        auto p = path_field(request, "path", error);
+        if (!p) return error;
+        t.path = *p;
+        if (cmd == "put") {
+            t.op = store::Op::write;
+            auto d = request.find("data");
+            std::string bytes;
+            if (d == request.end() || !d->is_string() || !runtime::base64_decode(d->get_ref<const std::string&>(), bytes))
+                return json{{"ok", false}, {"error", "put needs \"data\" in base64"}};
+            t.data.assign(bytes.begin(), bytes.end());
+            if (auto m = request.find("mode"); m != request.end() && m->is_number_unsigned()) {
+                t.mode = m->get<std::uint32_t>() & store::kModeMask;
+                t.flags |= store::kSetMode;
+            }
+        } else if (cmd == "rm") {
+            t.op = store::Op::unlink;
+        } else if (cmd == "mkdir") {
+            t.op = store::Op::mkdir;
+            t.mode = 0755;
+            if (auto m = request.find("mode"); m != request.end() && m->is_number_unsigned())
+                t.mode = m->get<std::uint32_t>() & store::kModeMask;
+        } else {
+            t.op = store::Op::rmdir;
+        }
+        return submit_request(std::move(t), session, cmd + " " + *p);
+    }
+    if (cmd == "mv") {
+        auto from = path_field(request, "from", error);
+        if (!from) return error;
+        auto to = path_field(request, "to", error);
+        if (!to) return error;
+        t.op = store::Op::rename;
+        t.path = *from;
+        t.path2 = *to;
+        if (request.value("no_replace", false)) t.flags |= store::kNoReplace;
+        if (request.value("exchange", false)) t.flags |= store::kExchange;
+        return submit_request(std::move(t), session, "mv " + *from + " " + *to);
+    }
+    if (cmd == "create") {
+        const auto& meta = node_->meta();
+        if (!meta.empty())
+            return json{{"ok", false},
+                        {"error", "this node already belongs to cluster " + store::hex(meta.cluster_id) +
+                                      " (" + std::to_string(meta.nodes.size()) + " nodes); nothing was changed"}};
+        t.op = store::Op::genesis;
+        if (RAND_bytes(t.cluster_id.data(), static_cast<int>(t.cluster_id.size())) != 1)
+            return json{{"ok", false}, {"error", "cannot get random bytes for the cluster id"}};
+        t.node_id = cfg_.node_id;
+        t.node_name = cfg_.node_name;
+        t.votes = 1;
+        log::notice("creating a new cluster " + store::hex(t.cluster_id) + " with this node (" + cfg_.node_name + ")");
+        return submit_request(std::move(t), session, "create");
+    }
+    if (cmd == "node.add" || cmd == "node.remove" || cmd == "node.votes") {
+        auto id = request.find("id");
+        if (id == request.end() || !id->is_number_unsigned() || id->get<std::uint64_t>() == 0 ||
+            id->get<std::uint64_t>() > 0xffffffffu)
+            return json{{"ok", false}, {"error", "a node id is a number from 1 to 4294967295"}};
+        t.node_id = id->get<std::uint32_t>();
+        if (cmd == "node.add") {
+            t.op = store::Op::node_add;
+            auto name = request.find("name");
+            if (name == request.end() || !name->is_string() || name->get_ref<const std::string&>().empty() ||
+                name->get_ref<const std::string&>().size() > store::kMaxNodeName)
+                return json{{"ok", false},
+                            {"error", "a node name is 1 to " + std::to_string(store::kMaxNodeName) + " bytes"}};
+            t.node_name = name->get<std::string>();
+        } else {
+            t.op = cmd == "node.remove" ? store::Op::node_remove : store::Op::node_votes;
+        }
+        if (cmd != "node.remove") {
+            auto votes = request.find("votes");
+            std::uint64_t v = votes != request.end() && votes->is_number_unsigned() ? votes->get<std::uint64_t>() : 1;
+            if (v == 0 || v > 255) return json{{"ok", false}, {"error", "votes are 1 to 255"}};
+            t.votes = static_cast<std::uint32_t>(v);
+        }
+        return submit_request(std::move(t), session, cmd + " " + std::to_string(t.node_id));
     }
     return json{{"ok", false}, {"error", "unknown command '" + cmd + "'"}};
 }

@@ -1,27 +1,50 @@
 // conclaved's process: the protocol thread's io_context and everything it drives.
 //
 // Start-up order matters for the error a user sees: config and keys (in main), then the
-// state directory lock (one daemon per node), then the boot epoch, the UDP socket and
-// the control socket; each failure is one line saying what to fix, exit 1.
+// state directory lock (one daemon per node), then the boot epoch, the replicated state
+// (LMDB in <state_dir>/store), the UDP socket and the control socket; each failure is
+// one line saying what to fix, exit 1.
+//
+// Threads (DESIGN.md §3): this one (the protocol thread: ring, node, control socket), the
+// apply worker (store jobs, group commit) and one reader (get/ls/stat and the content
+// hash from LMDB snapshots). The protocol thread never touches the disk.
+//
+// Re-entrancy: the node submits through the ring driver, whose submit() runs the ring's
+// effects at once, which may deliver events. Every call into the node goes through
+// with_node(): events arriving while the node is busy are queued and handed to it, in
+// order, when it returns; and while the driver is dispatching its own effects the node's
+// submits are answered "try again" (the node re-offers them at the next pump()), so
+// the node never sees events out of the ring's order.
+//
+// Watermark nudge (interim): the ring's rep holds the token on an idle ring, and the
+// ring does not count a rising durable watermark as work, so an acknowledgement could wait
+// for the hold timer (~10 ms per rotation still needed). After each rise of the local
+// watermark the daemon submits one tiny message of kind 0 (no consumer), which keeps the
+// token moving until the watermark has gone round. To go once the ring itself treats a
+// pending watermark as work.
 #pragma once
 
 #include <asio.hpp>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
-#include <set>
 
 #include "base/result.h"
 #include "config/config.h"
 #include "crypto/channel.h"
 #include "daemon/groups.h"
-#include "quorum/votequorum.h"
+#include "daemon/worker.h"
+#include "node/node.h"
 #include "runtime/control.h"
 #include "runtime/ring_driver.h"
 #include "runtime/state_dir.h"
 #include "runtime/transport.h"
+#include "store/store.h"
 
 namespace conclave::daemon {
 
@@ -41,18 +64,41 @@ public:
     Daemon(config::Config cfg, crypto::AuthKey key, std::optional<crypto::AuthKey> next_key);
     ~Daemon();
 
-    // Opens the state directory, sockets and signal handling, and starts the ring.
+    // Opens the state directory, the store, sockets and signal handling, and starts the ring.
     Status start();
-    // Runs the protocol thread until SIGTERM/SIGINT (or stop()). Returns the exit code.
+    // Runs the protocol thread until SIGTERM/SIGINT (or stop()). Returns the exit code:
+    // 0 after a clean stop, 1 when the node had to stop (store failure, foreign cluster).
     int run();
     void stop();
 
-    nlohmann::json status() const;
-
 private:
+    // What the reader thread found out for a status request.
+    struct StoreView {
+        store::Head head;
+        store::Hash content_hash{};
+        store::Store::Usage usage;
+    };
+    // A client waiting for the node's reply to its request.
+    struct Waiting {
+        std::shared_ptr<runtime::ControlSession> session;
+        std::string what;  // "put /a/b", for the log
+    };
+
+    nlohmann::json status(const StoreView& view) const;
     nlohmann::json handle(const nlohmann::json& request, const std::shared_ptr<runtime::ControlSession>& session);
+    nlohmann::json submit_request(store::Transition t, const std::shared_ptr<runtime::ControlSession>& session,
+                                  std::string what);
+    nlohmann::json read_request(const std::string& cmd, const nlohmann::json& request,
+                                const std::shared_ptr<runtime::ControlSession>& session);
     void on_event(totem::Event&& e);
-    void update_quorum();
+    void on_config(const totem::ConfigChange& c);
+    void on_progress();
+
+    template <class F>
+    void with_node(F&& f);
+    void drain_effects();
+    void on_job_done(node::JobResult r);
+    void nudge_ring();
     std::string ring_id_text() const;
 
     config::Config cfg_;
@@ -60,21 +106,41 @@ private:
     std::optional<crypto::AuthKey> next_key_;
     asio::io_context io_;
     asio::signal_set signals_;
+    asio::steady_timer lms_timer_;  // last_man_standing's window, armed for the node
     std::optional<runtime::StateDir> state_;
     std::unique_ptr<DurableRingSeq> durable_;
+    std::unique_ptr<store::Store> store_;
+    std::unique_ptr<ApplyWorker> worker_;
+    std::unique_ptr<asio::thread_pool> reader_;
+    std::unique_ptr<node::Node> node_;
     std::unique_ptr<crypto::Channel> channel_;
     std::unique_ptr<runtime::Transport> transport_;
     std::unique_ptr<runtime::RingDriver> driver_;
     std::unique_ptr<runtime::ControlServer> control_;
     Groups groups_;
-    // Interim quorum until the node list lives in the replicated state (issue 6/7): every
-    // node seen in a regular configuration since start has one vote.
-    quorum::Votequorum quorum_{quorum::Options{}};
-    std::set<std::uint32_t> seen_nodes_;
+
+    // with_node() bookkeeping (see the top of this file).
+    bool in_node_ = false;
+    int driver_dispatch_ = 0;        // > 0 while the ring driver runs our callbacks
+    bool repump_ = false;            // the ring progressed while the node was busy
+    bool nudge_posted_ = false;
+    std::deque<std::function<void()>> queued_;
+
+    // Reader thread only: the content hash of the last head it was computed for.
+    struct {
+        store::Head head;
+        store::Hash hash{};
+        bool valid = false;
+    } content_cache_;
+
+    std::map<std::uint64_t, Waiting> waiting_;  // by tag
+    std::uint64_t next_tag_ = 1;
+    bool was_quorate_ = false;
     std::uint64_t boot_epoch_ = 0;
     std::uint64_t config_changes_ = 0;
     std::chrono::steady_clock::time_point started_;
     bool stopping_ = false;
+    int exit_code_ = 0;
 };
 
 }  // namespace conclave::daemon

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "base/log.h"
 
@@ -114,7 +115,8 @@ private:
         asio::async_read_until(socket_, asio::dynamic_buffer(line_buf_, kMaxRequest), '\n',
                                [this, self](std::error_code ec, std::size_t n) {
                                    if (ec == asio::error::not_found) {
-                                       reply_and_close(error_reply("request longer than 1 MiB"));
+                                       reply_and_close(error_reply("request longer than " +
+                                                                   std::to_string(kMaxRequest >> 20) + " MiB"));
                                        return;
                                    }
                                    if (ec) {
@@ -148,11 +150,58 @@ private:
         } catch (const std::exception& e) {
             in_handler_ = false;
             deferred_.clear();
+            early_.reset();
             // A handler bug must not take the daemon down with it.
             log::error(std::string("control request failed: ") + e.what());
             reply = error_reply(std::string("internal error: ") + e.what());
             upgrading_ = false;
         }
+        if (is_deferred(reply) && early_) reply = std::move(*early_);  // answered before it returned
+        early_.reset();
+        if (is_deferred(reply) && !upgrading_) {
+            // The answer comes through reply(); the next request waits for it (in order).
+            awaiting_ = true;
+            watch_hangup();
+            return;
+        }
+        if (is_deferred(reply)) reply = error_reply("internal error: a deferred reply to an upgrade");
+        answered(reply);
+    }
+
+public:
+    void reply(const json& reply) override {
+        if (in_handler_) {
+            early_ = reply;  // answered at once, inside the handler: sent when it returns
+            return;
+        }
+        if (!awaiting_) return;  // not deferred, or already answered
+        awaiting_ = false;
+        if (closed_) return;     // the client has gone: the reply is dropped
+        answered(reply);
+    }
+
+private:
+    // While a deferred reply is outstanding nothing is read, but a client that hangs up
+    // is noticed (readable with zero bytes to peek) and its session closed.
+    void watch_hangup() {
+        if (watching_ || closed_) return;
+        watching_ = true;
+        auto self = shared_from_this();
+        socket_.async_wait(stream_protocol::socket::wait_read, [this, self](std::error_code ec) {
+            watching_ = false;
+            if (closed_ || !awaiting_) return;
+            if (ec) {
+                close();
+                return;
+            }
+            char c;
+            ssize_t n = ::recv(socket_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) close();
+            // Otherwise the client sent its next request already: it is read after the reply.
+        });
+    }
+
+    void answered(const json& reply) {
         push_json(reply);
         if (!deferred_.empty()) {
             wire::Bytes frames;
@@ -262,6 +311,9 @@ private:
     bool writing_ = false;
     bool closed_ = false;
     bool close_after_flush_ = false;
+    bool awaiting_ = false;  // a deferred reply is outstanding
+    std::optional<json> early_;  // reply() called while the handler was still running
+    bool watching_ = false;  // watch_hangup() has a wait in flight
 };
 
 ControlServer::ControlServer(asio::io_context& io, std::string path, Handler handler)
@@ -320,6 +372,60 @@ void ControlServer::accept() {
         }
         accept();
     });
+}
+
+std::string base64_encode(const std::uint8_t* data, std::size_t size) {
+    static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    out.reserve((size + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 3 <= size; i += 3) {
+        std::uint32_t v = (std::uint32_t{data[i]} << 16) | (std::uint32_t{data[i + 1]} << 8) | data[i + 2];
+        out += kAlphabet[(v >> 18) & 63];
+        out += kAlphabet[(v >> 12) & 63];
+        out += kAlphabet[(v >> 6) & 63];
+        out += kAlphabet[v & 63];
+    }
+    if (std::size_t rest = size - i; rest > 0) {
+        std::uint32_t v = std::uint32_t{data[i]} << 16;
+        if (rest == 2) v |= std::uint32_t{data[i + 1]} << 8;
+        out += kAlphabet[(v >> 18) & 63];
+        out += kAlphabet[(v >> 12) & 63];
+        out += rest == 2 ? kAlphabet[(v >> 6) & 63] : '=';
+        out += '=';
+    }
+    return out;
+}
+
+bool base64_decode(std::string_view text, std::string& out) {
+    auto value = [](char c) -> int {
+        if (c >= 'A' && c <= 'Z') return c - 'A';
+        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+        if (c >= '0' && c <= '9') return c - '0' + 52;
+        if (c == '+') return 62;
+        if (c == '/') return 63;
+        return -1;
+    };
+    out.clear();
+    if (text.size() % 4 != 0) return false;
+    out.reserve(text.size() / 4 * 3);
+    for (std::size_t i = 0; i < text.size(); i += 4) {
+        bool last = i + 4 == text.size();
+        int pad = 0;
+        if (last && text[i + 3] == '=') pad = text[i + 2] == '=' ? 2 : 1;
+        std::uint32_t v = 0;
+        for (int k = 0; k < 4; ++k) {
+            int d = k >= 4 - pad ? 0 : value(text[i + static_cast<std::size_t>(k)]);
+            if (d < 0) return false;
+            v = (v << 6) | static_cast<std::uint32_t>(d);
+        }
+        // Canonical form only: the bits under the padding are zero.
+        if ((pad == 1 && (v & 0xff) != 0) || (pad == 2 && (v & 0xffff) != 0)) return false;
+        out += static_cast<char>((v >> 16) & 0xff);
+        if (pad < 2) out += static_cast<char>((v >> 8) & 0xff);
+        if (pad < 1) out += static_cast<char>(v & 0xff);
+    }
+    return true;
 }
 
 Result<json> control_request(const std::string& path, const json& request, std::chrono::milliseconds timeout) {

@@ -4,6 +4,13 @@
 //   request:   {"cmd": "status", ...}\n
 //   response:  {"ok": true, ...}\n   or   {"ok": false, "error": "what happened and what to do"}\n
 //
+// Requests on one connection are answered in order. The handler answers at once (its
+// return value) or later: it returns deferred_reply() and calls ControlSession::reply()
+// once, on the io_context's thread, when the answer is known (a write waiting for its
+// acknowledgement, a read served by a reader thread). Until then the connection's next
+// request is not read; a client that disconnects meanwhile is noticed, and the late
+// reply is dropped. Binary data travels as base64 strings (base64_encode/decode).
+//
 // Only root may talk to it: the server checks the peer's credentials (SO_PEERCRED) on
 // every connection, whatever the socket file's mode says. A request line longer than
 // kMaxRequest, or one that is not a JSON object, gets an error reply and the
@@ -19,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -29,7 +37,8 @@ namespace conclave::runtime {
 inline constexpr const char* kDefaultControlSocket = "/run/conclave/control.sock";
 // conclavectl's default socket can be redirected (tools/cluster exec sets it per node).
 inline constexpr const char* kControlSocketEnv = "CONCLAVE_SOCKET";
-inline constexpr std::size_t kMaxRequest = 1 << 20;
+// Room for a file at the default 1 MiB limit in base64 plus the request around it.
+inline constexpr std::size_t kMaxRequest = 4u << 20;
 inline constexpr std::size_t kMaxClients = 64;
 
 // One client connection, as the request handler sees it. A process-group client asks to
@@ -49,12 +58,26 @@ public:
     virtual void resume_reading() = 0;
     virtual bool closed() const = 0;
     virtual std::uint64_t id() const = 0;
+    // The answer to a request the handler deferred (see deferred_reply()). Exactly once
+    // per deferred request; dropped if the client has gone. io_context thread only.
+    virtual void reply(const nlohmann::json& reply) = 0;
 };
+
+// What a handler returns when it will answer later through ControlSession::reply().
+inline nlohmann::json deferred_reply() { return nlohmann::json(nlohmann::json::value_t::discarded); }
+inline bool is_deferred(const nlohmann::json& j) { return j.is_discarded(); }
+
+// Standard base64 (RFC 4648, with padding). decode: false on any malformed input.
+std::string base64_encode(const std::uint8_t* data, std::size_t size);
+inline std::string base64_encode(std::string_view s) {
+    return base64_encode(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
+}
+bool base64_decode(std::string_view text, std::string& out);
 
 class ControlServer {
 public:
     static constexpr std::size_t kMaxBacklog = 64u << 20;
-    // Returns the reply to one request. Runs on the io_context's thread.
+    // Returns the reply to one request, or deferred_reply(). Runs on the io_context's thread.
     using Handler =
         std::function<nlohmann::json(const nlohmann::json& request, const std::shared_ptr<ControlSession>& session)>;
 

@@ -20,7 +20,7 @@ field() {  # field I EXPR: a python expression over s = node I's status JSON
     cluster exec "$1" conclavectl status --json 2>/dev/null |
         python3 -c "import json,sys; s=json.load(sys.stdin); print($2)" 2>/dev/null
 }
-members() { field "$1" "' '.join(str(m['node_id']) for m in s['members']) if s['state']=='operational' else 'not-operational'"; }
+members() { field "$1" "' '.join(str(m['node_id']) for m in s['members']) if s['ring_state']=='operational' else 'not-operational'"; }
 # Waits (deadline in seconds) until every listed node shows exactly these members.
 wait_members() {
     local deadline=$1 want=$2

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <thread>
 
@@ -26,10 +27,26 @@ struct Served {
     runtime::ControlServer server;
     std::thread thread;
     explicit Served(const std::string& path)
-        : server(io, path, [](const json& req, const std::shared_ptr<runtime::ControlSession>&) -> json {
-              if (req.value("cmd", "") == "boom") throw std::runtime_error("handler bug");
+        : server(io, path, [this](const json& req, const std::shared_ptr<runtime::ControlSession>& s) -> json {
+              const auto cmd = req.value("cmd", "");
+              if (cmd == "boom") throw std::runtime_error("handler bug");
+              if (cmd == "later") {
+                  // Answered from another thread's result, posted back (as the daemon's reader).
+                  auto ms = req.value("ms", 0);
+                  std::thread([this, s, req, ms] {
+                      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+                      asio::post(io, [s, req] { s->reply(json{{"ok", true}, {"late", req}}); });
+                  }).detach();
+                  ++deferred;
+                  return runtime::deferred_reply();
+              }
+              if (cmd == "at-once") {
+                  s->reply(json{{"ok", true}, {"early", true}});  // inside the handler
+                  return runtime::deferred_reply();
+              }
               return json{{"ok", true}, {"echo", req}};
           }) {}
+    std::atomic<int> deferred{0};
     Status start() {
         auto st = server.open();
         if (st) thread = std::thread([this] { io.run(); });
@@ -82,7 +99,7 @@ TEST_CASE("control socket: request and reply, bad requests answered, not fatal")
 
     CHECK(raw_exchange(path, "not json\n").find("not a JSON object") != std::string::npos);
     CHECK(raw_exchange(path, "[1,2]\n").find("not a JSON object") != std::string::npos);
-    CHECK(raw_exchange(path, std::string(runtime::kMaxRequest + 10, 'x')).find("longer than 1 MiB") !=
+    CHECK(raw_exchange(path, std::string(runtime::kMaxRequest + 10, 'x')).find("longer than 4 MiB") !=
           std::string::npos);
     auto boom = runtime::control_request(path, json{{"cmd", "boom"}});
     REQUIRE(boom.ok());
@@ -227,4 +244,60 @@ TEST_CASE("process-group connection: upgrade after the join reply, frames both w
     asio::post(io, [&] { server.close(); });
     guard.reset();
     t.join();
+}
+
+TEST_CASE("control socket: deferred replies come in request order; a gone client is no crash") {
+    TempDir d;
+    std::string path = d.path + "/control.sock";
+    Served s(path);
+    REQUIRE(s.start().ok());
+
+    auto late = runtime::control_request(path, json{{"cmd", "later"}, {"ms", 20}});
+    REQUIRE_MESSAGE(late.ok(), late.error());
+    CHECK(late.value()["late"]["ms"] == 20);
+    auto early = runtime::control_request(path, json{{"cmd", "at-once"}});
+    REQUIRE(early.ok());
+    CHECK(early.value()["early"] == true);
+
+    // Pipelined: a slow deferred request, then an immediate one: answers in request order.
+    auto two = raw_exchange(path, "{\"cmd\":\"later\",\"ms\":50,\"n\":1}\n{\"cmd\":\"echo\",\"n\":2}\n");
+    auto first = two.find('\n');
+    REQUIRE(first != std::string::npos);
+    CHECK(two.substr(0, first).find("\"late\"") != std::string::npos);
+
+    // A client that leaves before its deferred answer: the answer is dropped.
+    {
+        int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+        sockaddr_un sa{};
+        sa.sun_family = AF_UNIX;
+        std::strcpy(sa.sun_path, path.c_str());
+        REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+        std::string req = "{\"cmd\":\"later\",\"ms\":100}\n";
+        REQUIRE(::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size()));
+        ::close(fd);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    CHECK(runtime::control_request(path, json{{"cmd", "still"}}).ok());
+}
+
+TEST_CASE("base64: round trip, canonical form only") {
+    for (std::size_t n = 0; n < 70; ++n) {
+        std::string in;
+        for (std::size_t i = 0; i < n; ++i) in += static_cast<char>((i * 37 + n) & 0xff);
+        auto enc = runtime::base64_encode(in);
+        CHECK(enc.size() == (n + 2) / 3 * 4);
+        std::string out;
+        REQUIRE(runtime::base64_decode(enc, out));
+        CHECK(out == in);
+    }
+    std::string out;
+    CHECK(runtime::base64_encode("foobar") == "Zm9vYmFy");
+    CHECK(runtime::base64_encode("fo") == "Zm8=");
+    CHECK(runtime::base64_decode("Zm8=", out));
+    CHECK(out == "fo");
+    CHECK_FALSE(runtime::base64_decode("Zm8", out));     // length
+    CHECK_FALSE(runtime::base64_decode("Zm9=", out));    // non-zero bits under the padding
+    CHECK_FALSE(runtime::base64_decode("Z=8=", out));    // padding inside
+    CHECK_FALSE(runtime::base64_decode("Zm8=Zm8=", out));
+    CHECK_FALSE(runtime::base64_decode("Zm 8", out));
 }

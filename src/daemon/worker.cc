@@ -1,0 +1,125 @@
+#include "daemon/worker.h"
+
+#include <utility>
+
+namespace conclave::daemon {
+
+std::vector<node::JobResult> apply_merged(store::Store& store, node::NodeId self,
+                                          const std::vector<const node::JobApply*>& jobs) {
+    std::vector<node::JobResult> out;
+    std::vector<store::Item> items;
+    for (const auto* j : jobs) items.insert(items.end(), j->items.begin(), j->items.end());
+    store::Head head = store.head();
+    auto r = store.apply(items);
+    if (!r) {
+        // Nothing was applied: run the jobs one at a time, so that each gets its own
+        // outcome and the failure the one it belongs to.
+        for (const auto* j : jobs) {
+            out.push_back(node::execute(store, node::Job{*j}, self));
+            if (std::holds_alternative<node::ResultFailed>(out.back())) break;
+        }
+        return out;
+    }
+    const auto& applied = r.value();
+    std::size_t at = 0;
+    for (const auto* j : jobs) {
+        node::ResultApplied res;
+        res.applied.assign(applied.begin() + static_cast<std::ptrdiff_t>(at),
+                           applied.begin() + static_cast<std::ptrdiff_t>(at + j->items.size()));
+        at += j->items.size();
+        if (!res.applied.empty()) {
+            const auto& last = res.applied.back();
+            head = store::Head{last.epoch, last.version, last.hash};
+        }
+        res.head = head;
+        out.emplace_back(std::move(res));
+    }
+    return out;
+}
+
+ApplyWorker::ApplyWorker(store::Store& store, node::NodeId self, Done done)
+    : store_(store), self_(self), done_(std::move(done)), thread_([this] { run(); }) {}
+
+ApplyWorker::~ApplyWorker() { stop(); }
+
+void ApplyWorker::push(std::vector<node::Job> jobs) {
+    if (jobs.empty()) return;
+    {
+        std::lock_guard lock(mu_);
+        for (auto& j : jobs) queue_.push_back(std::move(j));
+    }
+    cv_.notify_one();
+}
+
+void ApplyWorker::stop() {
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+}
+
+ApplyWorker::Stats ApplyWorker::stats() const {
+    std::lock_guard lock(mu_);
+    return stats_;
+}
+
+void ApplyWorker::run() {
+    std::vector<node::Job> batch;
+    for (;;) {
+        {
+            std::unique_lock lock(mu_);
+            cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+            if (queue_.empty() || failed_) return;  // stopping, and drained
+            // Everything queued so far: consecutive apply jobs share one commit.
+            batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+            queue_.clear();
+        }
+        execute(batch);
+        batch.clear();
+    }
+}
+
+void ApplyWorker::execute(std::vector<node::Job>& batch) {
+    std::size_t i = 0;
+    while (i < batch.size()) {
+        std::vector<node::JobResult> results;
+        std::size_t merged = 0;
+        if (std::holds_alternative<node::JobApply>(batch[i])) {
+            std::vector<const node::JobApply*> run;
+            for (std::size_t k = i; k < batch.size() && std::holds_alternative<node::JobApply>(batch[k]); ++k)
+                run.push_back(&std::get<node::JobApply>(batch[k]));
+            merged = run.size();
+            results = run.size() == 1 ? std::vector<node::JobResult>{node::execute(store_, batch[i], self_)}
+                                      : apply_merged(store_, self_, run);
+        } else {
+            merged = 1;
+            results.push_back(node::execute(store_, batch[i], self_));
+        }
+        bool failed = false;
+        std::size_t items = 0;
+        for (std::size_t k = i; k < i + merged; ++k)
+            if (auto* a = std::get_if<node::JobApply>(&batch[k])) items += a->items.size();
+        for (auto& r : results) {
+            failed = failed || std::holds_alternative<node::ResultFailed>(r);
+            done_(std::move(r));
+        }
+        {
+            std::lock_guard lock(mu_);
+            stats_.jobs += merged;
+            ++stats_.commits;
+            if (merged > 1) stats_.merged_jobs += merged;
+            if (items > stats_.largest_commit) stats_.largest_commit = items;
+            if (failed) {
+                // The node stops on a store failure; nothing after it may be applied.
+                failed_ = true;
+                queue_.clear();
+            }
+        }
+        if (failed) return;
+        i += merged;
+    }
+}
+
+}  // namespace conclave::daemon

@@ -1,0 +1,62 @@
+// conclaved's disk threads (DESIGN.md §3): the apply worker, which executes the node's
+// store jobs in order on its own thread with group commit, and the reader, which serves
+// reads from LMDB snapshots. Neither runs protocol code; their results go back to the
+// protocol thread through the callbacks (which post to its io_context).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "node/jobs.h"
+#include "node/node.h"
+#include "store/store.h"
+
+namespace conclave::daemon {
+
+class ApplyWorker {
+public:
+    // `done` runs on the worker thread, once per job, in job order.
+    using Done = std::function<void(node::JobResult)>;
+    ApplyWorker(store::Store& store, node::NodeId self, Done done);
+    ~ApplyWorker();
+    ApplyWorker(const ApplyWorker&) = delete;
+    ApplyWorker& operator=(const ApplyWorker&) = delete;
+
+    void push(std::vector<node::Job> jobs);
+    // Finishes the queued jobs, then ends the thread. Idempotent.
+    void stop();
+
+    struct Stats {
+        std::uint64_t jobs = 0, commits = 0, merged_jobs = 0, largest_commit = 0;
+    };
+    Stats stats() const;
+
+private:
+    void run();
+    void execute(std::vector<node::Job>& batch);
+
+    store::Store& store_;
+    node::NodeId self_;
+    Done done_;
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<node::Job> queue_;
+    bool stopping_ = false;
+    bool failed_ = false;  // after a store failure nothing more is executed
+    Stats stats_;
+    std::thread thread_;
+};
+
+// Executes one merged batch of apply jobs in a single store transaction (one commit, one
+// fsync) and splits the result back into one ResultApplied per job. When the merged
+// transaction fails, the jobs run one by one, so the failure lands on the job it belongs
+// to. Exposed for the unit tests.
+std::vector<node::JobResult> apply_merged(store::Store& store, node::NodeId self,
+                                          const std::vector<const node::JobApply*>& jobs);
+
+}  // namespace conclave::daemon

@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""tools/bench store: durable put latency and throughput on a real 3-node cluster.
+
+A put is acknowledged only when every node of the quorate ring holds it durably (LMDB,
+fsync'd): the like of an etcd put (a majority-committed, durable write). The client talks
+to node 1's control socket (JSON lines, what conclavectl sends), 1 KiB values, keys random
+in 10,000, as the peers' etcd rig did (../shared/peers, RESULTS.md), and the etcd figures
+from there are printed alongside. Prints figures; never passes or fails on time.
+"""
+import argparse
+import asyncio
+import base64
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLUSTER = os.path.join(TOP, "tools", "cluster")
+RESULTS = os.path.join(TOP, "..", "shared", "peers", "RESULTS.md")
+# etcd 3.4.23, 3 members on disk, plain http (RESULTS.md, "etcd-disk-plain"): used when
+# the file is not there to read them from.
+ETCD_FALLBACK = {1: (1499, 644, 1362), 8: (4004, 1895, 4868), 64: (8396, 6667, 19578)}
+
+
+def etcd_figures():
+    """clients -> (puts/s, p50 µs, p99 µs) of etcd-disk-plain puts."""
+    try:
+        text = open(RESULTS).read()
+    except OSError:
+        return ETCD_FALLBACK, "built-in copy"
+    out = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 7 and cells[0] == "etcd-disk-plain" and cells[1] == "put":
+            m = re.match(r"(\d+)/(\d+)", cells[2])
+            if m:
+                out[int(m.group(2))] = (int(cells[4].replace(",", "")), int(cells[5]), int(cells[6]))
+    return (out or ETCD_FALLBACK), ("../shared/peers/RESULTS.md" if out else "built-in copy")
+
+
+def cpu_seconds(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
+class Client:
+    def __init__(self, path):
+        self.path = path
+
+    async def open(self):
+        self.reader, self.writer = await asyncio.open_unix_connection(self.path, limit=16 << 20)
+
+    async def call(self, req):
+        self.writer.write((json.dumps(req) + "\n").encode())
+        await self.writer.drain()
+        return json.loads(await self.reader.readline())
+
+    def close(self):
+        self.writer.close()
+
+
+async def run_clients(path, clients, value, keys, secs=None, count=None, rng=None):
+    """`clients` connections, each putting sequentially, for `secs` or `count` puts in all.
+    Returns (latencies in s, errors, elapsed s)."""
+    rng = rng or random.Random(1)
+    conns = [Client(path) for _ in range(clients)]
+    for c in conns:
+        await c.open()
+    lat, errors = [], []
+    left = [count if count is not None else 1 << 62]
+    start = time.perf_counter()
+    end = start + secs if secs else None
+
+    async def worker(c):
+        while left[0] > 0 and (end is None or time.perf_counter() < end):
+            left[0] -= 1
+            key = f"/bench/k{rng.randrange(keys):05d}"
+            t = time.perf_counter()
+            r = await c.call({"cmd": "put", "path": key, "data": value})
+            if r.get("ok"):
+                lat.append(time.perf_counter() - t)
+            else:
+                errors.append(r.get("error", "?"))
+
+    await asyncio.gather(*(worker(c) for c in conns))
+    elapsed = time.perf_counter() - start
+    for c in conns:
+        c.close()
+    return lat, errors, elapsed
+
+
+def pct(sorted_lat, p):
+    if not sorted_lat:
+        return float("nan")
+    return sorted_lat[min(len(sorted_lat) - 1, int(len(sorted_lat) * p))] * 1e6
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--transport", default="multicast", choices=["multicast", "unicast"])
+    ap.add_argument("--size", type=int, default=1024, help="value bytes (default 1024)")
+    ap.add_argument("--count", type=int, default=2000, help="sequential puts for the latency figure")
+    ap.add_argument("--clients", default="1,8,64", help="concurrent clients for puts/s (default 1,8,64)")
+    ap.add_argument("--secs", type=float, default=5.0, help="seconds per throughput case")
+    ap.add_argument("--keys", type=int, default=10000)
+    ap.add_argument("--node", type=int, default=1, help="the node the clients talk to")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("tools/bench store: run as root (the cluster lives in network namespaces)")
+    if args.nodes < 1 or not 1 <= args.node <= args.nodes:
+        sys.exit("tools/bench store: --node must be one of the --nodes")
+    levels = [int(x) for x in args.clients.split(",") if x]
+
+    name = "cv" + os.urandom(2).hex()
+    env = dict(os.environ, CONCLAVE_CLUSTER=name)
+    print(f"starting a {args.nodes}-node cluster {name} ({args.transport}) ...", flush=True)
+    up = subprocess.run([CLUSTER, "up", str(args.nodes), "--name", name, "--transport", args.transport],
+                        env=env, text=True, capture_output=True)
+    if up.returncode != 0:
+        sys.exit("tools/bench store: tools/cluster up failed:\n" + up.stderr)
+    try:
+        base = f"/run/conclave-cluster/{name}"
+        path = f"{base}/node{args.node}/control.sock"
+        pids = [int(open(f"{base}/node{i}/pid").read()) for i in range(1, args.nodes + 1)]
+        value = base64.b64encode(os.urandom(args.size)).decode()
+        rows = []
+
+        async def bench():
+            c = Client(path)
+            await c.open()
+            r = await c.call({"cmd": "mkdir", "path": "/bench"})
+            c.close()
+            if not r.get("ok") and r.get("errno") != 17:
+                sys.exit(f"tools/bench store: mkdir /bench: {r}")
+            await run_clients(path, 4, value, args.keys, count=400)  # warm-up
+            cpu0 = sum(cpu_seconds(p) for p in pids)
+            lat, errors, elapsed = await run_clients(path, 1, value, args.keys, count=args.count)
+            cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+            rows.append(("seq", 1, lat, errors, elapsed, cpu))
+            for n in levels:
+                cpu0 = sum(cpu_seconds(p) for p in pids)
+                lat, errors, elapsed = await run_clients(path, n, value, args.keys, secs=args.secs)
+                cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+                rows.append(("load", n, lat, errors, elapsed, cpu))
+
+        asyncio.run(bench())
+        status = subprocess.run([CLUSTER, "exec", str(args.node), "conclavectl", "status", "--json"], env=env,
+                                text=True, capture_output=True)
+        try:
+            st = json.loads(status.stdout)["state"]
+            apply = st.get("apply", {})
+            version = st.get("version")
+        except (ValueError, KeyError):
+            apply, version = {}, "?"
+    finally:
+        subprocess.run([CLUSTER, "down", name], env=env, capture_output=True)
+
+    etcd, source = etcd_figures()
+    print()
+    print(f"conclave store: {args.nodes} nodes ({args.transport}), {args.size}-byte values, keys random in "
+          f"{args.keys}, clients on node {args.node}'s control socket; durable = fsync'd on every ring member")
+    print()
+    hdr = (f"| {'case':<26} | {'puts':>7} | {'puts/s':>8} | {'p50 µs':>8} | {'p99 µs':>8} | {'CPU µs/put':>10} "
+           f"| {'etcd puts/s':>11} | {'etcd p50':>8} | {'etcd p99':>8} |")
+    print(hdr)
+    print("|" + "|".join("-" * (len(c)) for c in hdr.split("|")[1:-1]) + "|")
+    for kind, n, lat, errors, elapsed, cpu in rows:
+        lat.sort()
+        rate = len(lat) / elapsed if elapsed > 0 else 0
+        case = "sequential put, 1 client" if kind == "seq" else f"puts at {n} client{'s' if n > 1 else ''}"
+        e = etcd.get(n)
+        etcd_cells = (f"{e[0]:>11,} | {e[1]:>8} | {e[2]:>8}" if e else f"{'-':>11} | {'-':>8} | {'-':>8}")
+        cpu_per = cpu / len(lat) * 1e6 if lat else float("nan")
+        print(f"| {case:<26} | {len(lat):>7} | {rate:>8,.0f} | {pct(lat, 0.5):>8.0f} | {pct(lat, 0.99):>8.0f} "
+              f"| {cpu_per:>10.0f} | {etcd_cells} |" + (f"  {len(errors)} errors: {errors[0]}" if errors else ""))
+    print()
+    print(f"etcd 3.4.23 (3 members, data on disk, plain http; from {source}). CPU µs/put: all "
+          f"{args.nodes} daemons summed.")
+    print("Targets (issue 6, not a test): put p50 <= 500 µs, >= 17k puts/s at 64 clients.")
+    if apply:
+        commits = apply.get("commits") or 0
+        jobs = apply.get("jobs") or 0
+        print(f"apply worker on node {args.node}: {jobs} store jobs in {commits} commits "
+              f"({jobs / commits if commits else 0:.1f} per fsync; largest {apply.get('largest_commit')}), "
+              f"state version {version}")
+
+
+if __name__ == "__main__":
+    main()
