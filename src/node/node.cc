@@ -349,6 +349,7 @@ void Node::apply_transition(store::Transition t) {
         it->second.state = Pending::State::applied;
         it->second.version = version;
         it->second.err.reset();
+        it->second.applied_ring = ring_;
     }
     if (meta_op(t.op)) {
         const int err = store::apply_node_op(meta_, t);
@@ -693,10 +694,14 @@ void Node::update_local_watermark() {
 }
 
 void Node::try_replies() {
-    if (phase_ != Phase::synced || !quorate_ || transitional_ || awaiting_install_) return;
+    if (phase_ != Phase::synced || transitional_ || awaiting_install_) return;
     for (auto it = pending_.begin(); it != pending_.end();) {
         const Pending& p = it->second;
-        if (p.state == Pending::State::applied && p.err && p.version <= ring_watermark_) {
+        // Every member of a quorate ring holds it durably. The ring may have lost quorum
+        // since (a node add whose node is not there yet): the members that applied it
+        // while quorate all hold it, which is what an acknowledgement promises.
+        const bool ring_ok = quorate_ || p.applied_ring == ring_;
+        if (ring_ok && p.state == Pending::State::applied && p.err && p.version <= ring_watermark_) {
             effects_.replies.push_back({p.tag, *p.err, p.version, ""});
             it = pending_.erase(it);
         } else {

@@ -220,6 +220,7 @@ private:
         enum class State : std::uint8_t { queued, delivered_unapplied, applied } state = State::queued;
         bool resubmitted = false;
         bool recheck = false;  // applied on a history a snapshot replaces: look it up afterwards
+        RingRef applied_ring;  // the ring whose (quorate) configuration applied it
         std::uint64_t version = 0;
         std::optional<int> err;  // known once the apply job is done
     };

@@ -372,7 +372,7 @@ bool StoreSim::drain_node(std::uint32_t node) {
                                  " (" + rep.why + ")");
         }
     }
-    if (nx.local_watermark) sn.ring->set_local_watermark(*nx.local_watermark);
+    if (nx.local_watermark) sn.ring->set_local_watermark(*nx.local_watermark, now_);
     if (nx.totem_settings) {
         auto why = sn.ring->update_settings(totem::with_settings(ring_config(node), *nx.totem_settings));
         if (!why.empty()) note(now_, node, "ring settings refused: " + why);

@@ -305,6 +305,19 @@ SubmitResult Ring::submit(wire::Bytes message, Guarantee guarantee, Micros now) 
     return r;
 }
 
+void Ring::set_local_watermark(std::uint64_t value, Micros now) {
+    const bool rose = value > local_watermark_;
+    local_watermark_ = value;
+    if (!rose || state_ != State::operational) return;
+    RingInstance& ring = *installed_;
+    if (ring.held) {
+        release_held_token(ring, now);
+    } else if (!waiting_for_token_ && config_.self != ring.rep() &&
+               ring.last_seen_idle + 1 >= config_.idle_rotations_before_hold) {
+        send_hold_cancel(now);
+    }
+}
+
 void Ring::leave(Micros now) {
     (void)now;
     if (state_ == State::left) return;

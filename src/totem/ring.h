@@ -86,6 +86,7 @@ struct RingInstance {
     std::optional<Seq> last_sent_seq;   // its seq: a newer frame from the successor acks it
     std::optional<wire::totem::Token> held;  // the rep's held token on an idle ring
     Seq rep_last_seq = 0;               // rep only: token.seq at its previous visit
+    std::uint64_t rep_last_watermark = 0;  // rep only: watermark_ring at its previous visit
     std::uint32_t last_seen_idle = 0;   // idle_rotations on the last token seen
     // Failure to receive (Totem §4.1): the same aru and aru_id seen visit after visit.
     Seq stuck_aru = 0;
@@ -121,6 +122,10 @@ public:
     std::string update_settings(const Config& c);
     // This node's application value for the ring watermark (DESIGN.md §6.3).
     void set_local_watermark(std::uint64_t value) { local_watermark_ = value; }
+    // The same, and a rise on an idle ring gets the token moving (hold-cancel, or the
+    // rep releases its held token): a client waiting for the watermark must not wait for
+    // the hold timer. Take the effects afterwards.
+    void set_local_watermark(std::uint64_t value, Micros now);
 
     Effects take_effects();
 

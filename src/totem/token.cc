@@ -67,10 +67,12 @@ void Ring::accept_token(RingInstance& r, wt::Token t, Micros now) {
     // Idleness, counted by the rep once per rotation: no new frame, no pending request,
     // everything received everywhere, nothing queued anywhere.
     if (config_.self == r.rep()) {
+        // A watermark still moving is work too: someone waits for it (DESIGN.md §6.3).
         const bool idle = t.seq == r.rep_last_seq && t.rtr.empty() && t.aru == t.seq && t.backlog == 0 &&
-                          state_ == State::operational;
+                          t.watermark_ring == r.rep_last_watermark && state_ == State::operational;
         t.idle_rotations = idle ? t.idle_rotations + 1 : 0;
         r.rep_last_seq = t.seq;
+        r.rep_last_watermark = t.watermark_ring;
     }
     r.last_seen_idle = t.idle_rotations;
 
