@@ -52,11 +52,17 @@ public:
     // Connects to conclaved's control socket and joins `group` (letters, digits, - _ . :,
     // at most 64). False with error() set when the daemon is not running, refuses, etc.
     bool join(const std::string& socket_path, const std::string& group);
-    // Queues one message (at most 1 MiB) for the group. Bytes go out as the daemon takes
-    // them, here and in next(); send blocks only while more than kMaxUnsent bytes wait
-    // (the daemon's back-pressure), reading incoming events meanwhile so that neither
-    // side can stall the other. False when the connection is gone.
+    // Queues one message (at most 1 MiB) for the group. Queued bytes go out in batches:
+    // once kFlushBytes are queued, at flush(), and at every next() (so a request/reply
+    // pattern waits for nothing). Batching saves a system call and a daemon wake-up per
+    // message. send blocks only while more than kMaxUnsent bytes wait (the daemon's
+    // back-pressure), reading incoming events meanwhile so that neither side can stall
+    // the other. False when the connection is gone.
     bool send(const void* data, std::size_t size, bool safe);
+    // Writes what the socket takes now, without blocking. False when the connection is
+    // gone. Call it after a burst of send()s that is not followed by next().
+    bool flush();
+    static constexpr std::size_t kFlushBytes = 64u << 10;
     static constexpr std::size_t kMaxUnsent = 4u << 20;
     std::size_t unsent() const { return out_.size() - out_pos_; }
     // Waits at most timeout_ms (-1: forever) for the next event. Kind::none on timeout,
@@ -71,7 +77,9 @@ private:
     bool take_frame(GroupEvent& event, bool& malformed);
     // One poll round: reads what is there, writes what it can. False on a dead connection.
     bool pump(int timeout_ms, bool& readable);
-    bool read_some();
+    // Reads what the socket holds without blocking: 1 bytes read, 0 none there, -1 gone.
+    int read_some();
+    static constexpr std::size_t kReadChunk = 64u << 10;
 
     int fd_ = -1;
     std::string error_;

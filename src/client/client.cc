@@ -91,15 +91,39 @@ bool GroupClient::join(const std::string& socket_path, const std::string& group)
     return true;
 }
 
-bool GroupClient::read_some() {
-    std::uint8_t buf[65536];
-    ssize_t n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
-    if (n <= 0) {
-        if (error_.empty()) error_ = "conclaved closed the connection";
-        return false;
+int GroupClient::read_some() {
+    // Straight into the parser's buffer: no intermediate copy.
+    auto room = parser_->prepare(kReadChunk);
+    ssize_t n = ::recv(fd_, room.data(), room.size(), MSG_DONTWAIT);
+    if (n > 0) {
+        parser_->commit(static_cast<std::size_t>(n));
+        return 1;
     }
-    parser_->feed(wire::ByteView(buf, static_cast<std::size_t>(n)));
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    if (error_.empty())
+        error_ = n == 0 ? std::string("conclaved closed the connection")
+                        : std::string("connection to conclaved lost: ") + std::strerror(errno);
+    return -1;
+}
+
+bool GroupClient::flush() {
+    while (unsent() > 0) {
+        ssize_t w = ::send(fd_, out_.data() + out_pos_, unsent(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            error_ = std::string("connection to conclaved lost: ") + std::strerror(errno);
+            return false;
+        }
+        out_pos_ += static_cast<std::size_t>(w);
+    }
+    if (out_pos_ == out_.size()) {
+        out_.clear();
+        out_pos_ = 0;
+    } else if (out_pos_ >= out_.size() / 2) {
+        out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_pos_));
+        out_pos_ = 0;
+    }
     return true;
 }
 
@@ -111,20 +135,9 @@ bool GroupClient::pump(int timeout_ms, bool& readable) {
     if (r == 0) return true;
     if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
         readable = true;
-        if (!read_some()) return false;
+        if (read_some() < 0) return false;
     }
-    if ((p.revents & POLLOUT) && unsent()) {
-        ssize_t w = ::send(fd_, out_.data() + out_pos_, unsent(), MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w < 0 && errno != EAGAIN && errno != EINTR) {
-            error_ = std::string("connection to conclaved lost: ") + std::strerror(errno);
-            return false;
-        }
-        if (w > 0) out_pos_ += static_cast<std::size_t>(w);
-        if (out_pos_ == out_.size()) {
-            out_.clear();
-            out_pos_ = 0;
-        }
-    }
+    if (p.revents & POLLOUT) return flush();
     return true;
 }
 
@@ -138,9 +151,10 @@ bool GroupClient::send(const void* data, std::size_t size, bool safe) {
         return false;
     }
     wg::encode_send(safe ? 1 : 0, wire::ByteView(static_cast<const std::uint8_t*>(data), size), out_);
-    // Write what goes without blocking; wait (reading meanwhile) only past the limit.
+    // A batch goes out once it is worth a system call; next() and flush() send the rest.
+    if (unsent() >= kFlushBytes && !flush()) return false;
+    // Wait (reading meanwhile) only past the limit.
     bool readable = false;
-    if (!pump(0, readable)) return false;
     while (unsent() > kMaxUnsent)
         if (!pump(-1, readable)) return false;
     return true;
@@ -158,12 +172,16 @@ bool GroupClient::take_frame(GroupEvent& ev, bool& malformed) {
     if (type == wg::FrameType::deliver) {
         wg::Deliver d;
         if (!wg::decode_deliver(body, d)) return malformed = true, false;
-        ev = GroupEvent{};
+        // Field by field, not ev = {}: the payload keeps its capacity from one event to the next.
         ev.kind = GroupEvent::Kind::message;
         ev.sender = d.sender;
         ev.safe = d.guarantee == 1;
         ev.number = d.number;
         ev.payload.assign(d.payload.begin(), d.payload.end());
+        ev.transitional = false;
+        ev.ring_rep = 0;
+        ev.ring_seq = 0;
+        ev.members.clear();
     } else if (type == wg::FrameType::config) {
         wg::Config c;
         if (!wg::decode_config(body, c)) return malformed = true, false;
@@ -185,7 +203,8 @@ bool GroupClient::take_frame(GroupEvent& ev, bool& malformed) {
 }
 
 GroupEvent::Kind GroupClient::next(int timeout_ms, GroupEvent& ev) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
+    using Clock = std::chrono::steady_clock;
+    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms < 0 ? 0 : timeout_ms);
     for (;;) {
         bool malformed = false;
         if (take_frame(ev, malformed)) return ev.kind;
@@ -193,16 +212,19 @@ GroupEvent::Kind GroupClient::next(int timeout_ms, GroupEvent& ev) {
             error_ = "malformed frame from conclaved";
             return GroupEvent::Kind::closed;
         }
+        // Queued sends go out first; then whatever already arrived is read without a poll.
+        if (!flush()) return GroupEvent::Kind::closed;
+        int got = read_some();
+        if (got < 0) return GroupEvent::Kind::closed;
+        if (got > 0) continue;
         int wait = -1;
         if (timeout_ms >= 0) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            if (left.count() < 0) return GroupEvent::Kind::none;
-            wait = static_cast<int>(left.count());
+            auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now()).count();
+            if (left <= 0) return GroupEvent::Kind::none;
+            wait = static_cast<int>((left + 999) / 1000);
         }
         bool readable = false;
         if (!pump(wait, readable)) return GroupEvent::Kind::closed;
-        if (!readable && !unsent() && timeout_ms >= 0 && std::chrono::steady_clock::now() >= deadline)
-            return GroupEvent::Kind::none;
     }
 }
 

@@ -12,7 +12,7 @@ nlohmann::json Groups::join(const std::string& group, const std::shared_ptr<runt
         return json{{"ok", false}, {"error", "invalid group name (letters, digits, - _ . :, at most 64)"}};
     std::uint64_t id = session->id();
     if (members_.count(id)) return json{{"ok", false}, {"error", "this connection already joined a group"}};
-    members_[id] = Member{session, group};
+    members_[id] = Member{session, group, {}};
     by_group_[group].push_back(id);
     session->upgrade([this, id, group](const wg::Send& s) { on_send(id, group, s); }, [this, id] { drop(id); });
     if (have_config_) {
@@ -26,10 +26,14 @@ nlohmann::json Groups::join(const std::string& group, const std::shared_ptr<runt
 
 void Groups::on_send(std::uint64_t session_id, const std::string& group, const wg::Send& send) {
     wire::Bytes envelope;
+    envelope.reserve(2 + group.size() + send.payload.size());
     wg::encode_envelope(group, send.payload, envelope);
     auto guarantee = send.guarantee ? totem::Guarantee::safe : totem::Guarantee::agreed;
-    auto r = submit_(envelope, guarantee);
+    auto r = submit_(std::move(envelope), guarantee);
     if (r.status == totem::SubmitStatus::ok) return;
+    // Refused: the ring did not take the bytes; encode them again to hold them.
+    envelope.clear();
+    wg::encode_envelope(group, send.payload, envelope);
     auto it = members_.find(session_id);
     if (it == members_.end()) return;
     auto session = it->second.session.lock();
@@ -45,14 +49,41 @@ void Groups::on_send(std::uint64_t session_id, const std::string& group, const w
     session->pause_reading();
 }
 
+void Groups::queue(std::uint64_t session_id, Member& m, wire::ByteView frame) {
+    if (m.out.empty()) dirty_.push_back(session_id);
+    m.out.insert(m.out.end(), frame.begin(), frame.end());
+}
+
+void Groups::flush() {
+    // push() may close a session (a client too far behind), which drop()s it: look each
+    // one up again rather than holding iterators.
+    auto dirty = std::move(dirty_);
+    dirty_.clear();
+    for (auto id : dirty) {
+        auto it = members_.find(id);
+        if (it == members_.end() || it->second.out.empty()) continue;
+        wire::Bytes out;
+        out.swap(it->second.out);
+        if (auto s = it->second.session.lock()) s->push(out);
+        // Keep the buffer's capacity for the next batch (the member may be gone now).
+        out.clear();
+        if (auto again = members_.find(id); again != members_.end() && again->second.out.empty())
+            again->second.out.swap(out);
+    }
+}
+
 void Groups::retry() {
+    flush();
     // submit() reports progress, which calls retry() again: one pass at a time.
     if (retrying_) return;
     retrying_ = true;
     struct Reset {
-        bool& flag;
-        ~Reset() { flag = false; }
-    } reset{retrying_};
+        Groups& g;
+        ~Reset() {
+            g.retrying_ = false;
+            g.flush();  // deliveries made by the submits below
+        }
+    } reset{*this};
     while (!blocked_.empty()) {
         Held& h = blocked_.front();
         auto it = members_.find(h.session_id);
@@ -87,10 +118,9 @@ void Groups::deliver(const totem::Delivery& d) {
     scratch_.clear();
     wg::encode_deliver({d.sender, static_cast<std::uint8_t>(d.guarantee == totem::Guarantee::safe ? 1 : 0), number_, payload},
                        scratch_);
-    for (auto id : std::vector<std::uint64_t>(it->second)) {
+    for (auto id : it->second) {
         auto m = members_.find(id);
-        if (m == members_.end()) continue;
-        if (auto s = m->second.session.lock()) s->push(scratch_);
+        if (m != members_.end()) queue(id, m->second, scratch_);
     }
 }
 
@@ -104,8 +134,7 @@ void Groups::configuration(std::uint8_t kind, std::uint32_t rep, std::uint64_t r
     }
     scratch_.clear();
     wg::encode_config({kind, rep, ring_seq, members}, scratch_);
-    for (auto& [id, m] : members_)
-        if (auto s = m.session.lock()) s->push(scratch_);
+    for (auto& [id, m] : members_) queue(id, m, scratch_);
 }
 
 std::size_t Groups::sessions() const { return members_.size(); }

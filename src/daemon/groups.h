@@ -35,7 +35,12 @@ public:
     // A configuration change, to every group member (kind 1 transitional, 2 regular).
     void configuration(std::uint8_t kind, std::uint32_t rep, std::uint64_t ring_seq,
                        const std::vector<std::uint32_t>& members);
-    // Offers messages held back by TryAgain once more.
+    // deliver() and configuration() queue their frames per client; flush() hands each
+    // client's queue to its connection in one piece (one write, one wake-up of the client
+    // for a whole batch of deliveries instead of one per message). retry() flushes too,
+    // and the daemon calls retry() after every batch of ring effects.
+    void flush();
+    // Offers messages held back by TryAgain once more, then flushes.
     void retry();
 
     std::size_t sessions() const;
@@ -46,6 +51,7 @@ private:
     struct Member {
         std::weak_ptr<runtime::ControlSession> session;
         std::string group;
+        wire::Bytes out;  // frames queued since the last flush()
     };
     struct Held {
         std::uint64_t session_id;
@@ -54,6 +60,7 @@ private:
     };
     void on_send(std::uint64_t session_id, const std::string& group, const wire::group::Send& send);
     void drop(std::uint64_t session_id);
+    void queue(std::uint64_t session_id, Member& m, wire::ByteView frame);
 
     Submit submit_;
     std::map<std::uint64_t, Member> members_;             // by session id
@@ -66,6 +73,7 @@ private:
     bool have_config_ = false;
     bool retrying_ = false;
     wire::Bytes scratch_;
+    std::vector<std::uint64_t> dirty_;   // sessions with queued frames
 };
 
 }  // namespace conclave::daemon

@@ -13,7 +13,17 @@ RingDriver::RingDriver(asio::io_context& io, Transport& transport, totem::Config
                        Callbacks callbacks)
     : transport_(transport), ring_(std::move(config), durable), callbacks_(std::move(callbacks)) {
     for (auto& t : timers_) t = std::make_unique<asio::steady_timer>(io);
+    transport_.set_batch_hooks([this] { in_batch_ = true; },
+                               [this] {
+                                   in_batch_ = false;
+                                   if (progress_pending_) {
+                                       progress_pending_ = false;
+                                       if (callbacks_.progress) callbacks_.progress();
+                                   }
+                               });
 }
+
+RingDriver::~RingDriver() { transport_.set_batch_hooks(nullptr, nullptr); }
 
 void RingDriver::start() {
     ring_.start(now());
@@ -32,6 +42,11 @@ totem::SubmitResult RingDriver::submit(wire::Bytes message, totem::Guarantee gua
     return r;
 }
 
+void RingDriver::set_local_watermark(std::uint64_t value) {
+    ring_.set_local_watermark(value, now());
+    apply();
+}
+
 void RingDriver::leave() {
     ring_.leave(now());
     apply();
@@ -46,7 +61,7 @@ void RingDriver::on_timer(totem::TimerId id) {
 void RingDriver::apply() {
     totem::Effects fx = ring_.take_effects();
     for (auto& u : fx.unicasts) transport_.send_to(u.to, u.bytes);
-    for (auto& m : fx.multicasts) transport_.send_all(m);
+    transport_.send_all_batch(fx.multicasts);
     for (const auto& op : fx.timers) {
         auto& timer = *timers_[static_cast<std::size_t>(op.timer)];
         timer.cancel();
@@ -63,7 +78,10 @@ void RingDriver::apply() {
     if (fx.watermark && callbacks_.watermark) callbacks_.watermark(*fx.watermark);
     for (const auto& line : fx.log)
         if (callbacks_.log) callbacks_.log(line);
-    if (callbacks_.progress) callbacks_.progress();
+    if (in_batch_)
+        progress_pending_ = true;
+    else if (callbacks_.progress)
+        callbacks_.progress();
 }
 
 }  // namespace conclave::runtime

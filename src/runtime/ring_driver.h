@@ -33,12 +33,20 @@ public:
 
     RingDriver(asio::io_context& io, Transport& transport, totem::Config config, totem::Durable* durable,
                Callbacks callbacks);
+    ~RingDriver();
+    RingDriver(const RingDriver&) = delete;
+    RingDriver& operator=(const RingDriver&) = delete;
 
     void start();
     // An authenticated datagram's body from the transport.
     void on_packet(std::uint32_t sender, wire::ByteView body);
     totem::SubmitResult submit(wire::Bytes message, totem::Guarantee guarantee);
-    void set_local_watermark(std::uint64_t value) { ring_.set_local_watermark(value); }
+    // The application's durable value for the ring watermark; a rise moves an idle ring
+    // (its effects are carried out here, as for submit()).
+    void set_local_watermark(std::uint64_t value);
+    // Cluster-wide ring settings from the replicated state; returns why they were
+    // refused (empty: applied).
+    std::string update_settings(const totem::Config& c) { return ring_.update_settings(c); }
     // Clean shutdown: the leave goes out at once; the others reform without waiting.
     void leave();
 
@@ -52,6 +60,10 @@ private:
     Transport& transport_;
     totem::Ring ring_;
     Callbacks callbacks_;
+    // While the transport hands over a batch of datagrams, `progress` runs once at its
+    // end instead of after each datagram (the clients get one write per batch).
+    bool in_batch_ = false;
+    bool progress_pending_ = false;
     std::array<std::unique_ptr<asio::steady_timer>, totem::kTimerCount> timers_;
 };
 

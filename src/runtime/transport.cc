@@ -4,6 +4,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "base/log.h"
@@ -26,7 +28,15 @@ void size_buffers(int fd) {
 }  // namespace
 
 Transport::Transport(asio::io_context& io, const config::Config& cfg, crypto::Channel& channel, Handler on_packet)
-    : cfg_(cfg), channel_(channel), on_packet_(std::move(on_packet)), socket_(io), rx_buf_(kMaxDatagram + 1) {}
+    : cfg_(cfg),
+      channel_(channel),
+      on_packet_(std::move(on_packet)),
+      socket_(io),
+      // Our datagrams stay within the MTU; a larger one arrives truncated (MSG_TRUNC) and
+      // fails authentication like any other damaged datagram.
+      slot_size_(std::min<std::size_t>(std::max<std::size_t>(cfg.mtu, 1500) + 512, kMaxDatagram + 1)),
+      rx_buf_(slot_size_ * kBatch),
+      rx_from_(kBatch) {}
 
 Status Transport::open() {
     std::error_code ec;
@@ -127,28 +137,93 @@ asio::ip::udp::endpoint Transport::local_endpoint() const {
 }
 
 void Transport::receive() {
-    socket_.async_receive_from(asio::buffer(rx_buf_), rx_from_, [this](std::error_code ec, std::size_t n) {
+    // Wait for readability, then read everything there is in as few system calls as
+    // possible: one wake-up serves a whole burst of the ring's frames.
+    socket_.async_wait(asio::socket_base::wait_read, [this](std::error_code ec) {
         if (ec == asio::error::operation_aborted || !socket_.is_open()) return;
-        if (!ec) {
-            ++stats_.datagrams_received;
-            auto r = channel_.open(wire::ByteView(rx_buf_.data(), n), scratch_);
-            if (auto* ok = std::get_if<crypto::Channel::Opened>(&r)) {
-                addresses_[ok->sender] = rx_from_;
-                on_packet_(ok->sender, ok->body);
-            } else {
-                auto why = std::get<crypto::Reject>(r);
-                auto idx = static_cast<std::size_t>(why);
-                // Counted always; logged once per reason so a flood cannot fill the journal.
-                if (!reject_logged_[idx]) {
-                    reject_logged_[idx] = true;
-                    log::warning("dropped a datagram from " + rx_from_.address().to_string() + ":" +
-                                 std::to_string(rx_from_.port()) + " (" + std::string(crypto::reject_name(why)) +
-                                 "); further drops are only counted, see conclavectl status");
-                }
-            }
+        if (!ec && drain()) {
+            // Asio's epoll registration is edge-triggered: datagrams left behind (the
+            // per-wake-up bound was hit) would not wake a new wait. Read on after the
+            // other ready handlers had their turn.
+            asio::post(socket_.get_executor(), [this] {
+                if (socket_.is_open()) receive_more();
+            });
+            return;
         }
         receive();
     });
+}
+
+void Transport::receive_more() {
+    if (drain())
+        asio::post(socket_.get_executor(), [this] {
+            if (socket_.is_open()) receive_more();
+        });
+    else
+        receive();
+}
+
+bool Transport::drain() {
+    std::array<mmsghdr, kBatch> msgs{};
+    std::array<iovec, kBatch> iov{};
+    bool began = false;
+    bool more = false;  // stopped before the socket said "empty"
+    int total = 0;
+    while (socket_.is_open()) {
+        if (total >= kMaxPerWake) {
+            more = true;
+            break;
+        }
+        for (int i = 0; i < kBatch; ++i) {
+            iov[i] = {rx_buf_.data() + static_cast<std::size_t>(i) * slot_size_, slot_size_};
+            msgs[i].msg_hdr = {};
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_name = rx_from_[i].data();
+            msgs[i].msg_hdr.msg_namelen = static_cast<socklen_t>(rx_from_[i].capacity());
+        }
+        int n = ::recvmmsg(socket_.native_handle(), msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            // A pending socket error (an ICMP report on a unicast send) is consumed by
+            // this call while datagrams may still wait behind it: read again.
+            more = errno != EAGAIN && errno != EWOULDBLOCK;
+            break;
+        }
+        if (n == 0) break;
+        if (!began) {
+            began = true;
+            if (batch_begin_) batch_begin_();
+        }
+        for (int i = 0; i < n && socket_.is_open(); ++i) {
+            rx_from_[i].resize(msgs[i].msg_hdr.msg_namelen);
+            deliver(rx_buf_.data() + static_cast<std::size_t>(i) * slot_size_, msgs[i].msg_len, rx_from_[i]);
+        }
+        total += n;
+        if (n < kBatch) break;  // drained: the next datagram makes a new edge
+    }
+    if (began && batch_end_) batch_end_();
+    return more && socket_.is_open();
+}
+
+void Transport::deliver(const std::uint8_t* data, std::size_t n, const asio::ip::udp::endpoint& from) {
+    ++stats_.datagrams_received;
+    auto r = channel_.open(wire::ByteView(data, n), scratch_);
+    if (auto* ok = std::get_if<crypto::Channel::Opened>(&r)) {
+        auto [it, fresh] = addresses_.try_emplace(ok->sender, from);
+        if (!fresh && it->second != from) it->second = from;
+        on_packet_(ok->sender, ok->body);
+        return;
+    }
+    auto why = std::get<crypto::Reject>(r);
+    auto idx = static_cast<std::size_t>(why);
+    // Counted always; logged once per reason so a flood cannot fill the journal.
+    if (!reject_logged_[idx]) {
+        reject_logged_[idx] = true;
+        log::warning("dropped a datagram from " + from.address().to_string() + ":" + std::to_string(from.port()) +
+                     " (" + std::string(crypto::reject_name(why)) +
+                     "); further drops are only counted, see conclavectl status");
+    }
 }
 
 void Transport::send_datagram(const asio::ip::udp::endpoint& to) {
@@ -169,6 +244,53 @@ bool Transport::seal(wire::ByteView body) {
 void Transport::send_all(wire::ByteView body) {
     if (!seal(body)) return;
     for (const auto& to : fanout_) send_datagram(to);
+}
+
+void Transport::send_all_batch(const std::vector<wire::Bytes>& bodies) {
+    if (bodies.size() <= 1) {
+        for (const auto& b : bodies) send_all(b);
+        return;
+    }
+    if (sealed_batch_.size() < bodies.size()) sealed_batch_.resize(bodies.size());
+    constexpr std::size_t kMax = 64;  // datagrams per sendmmsg
+    std::array<mmsghdr, kMax> msgs{};
+    std::array<iovec, kMax> iov{};
+    std::size_t count = 0;
+    auto flush = [&] {
+        std::size_t done = 0;
+        while (done < count) {
+            int n = ::sendmmsg(socket_.native_handle(), msgs.data() + done, static_cast<unsigned>(count - done), 0);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                // The first datagram failed (buffer full, no route, ...): count it, go on.
+                ++stats_.send_errors;
+                ++done;
+                continue;
+            }
+            stats_.datagrams_sent += static_cast<std::uint64_t>(n);
+            done += static_cast<std::size_t>(n);
+        }
+        count = 0;
+    };
+    for (std::size_t i = 0; i < bodies.size(); ++i) {
+        const auto& body = bodies[i];
+        auto& out = sealed_batch_[i];
+        if (body.size() + wire::kDatagramOverhead > kMaxDatagram || !channel_.seal(body, out)) {
+            ++stats_.oversize;
+            continue;
+        }
+        for (const auto& to : fanout_) {
+            if (count == kMax) flush();
+            iov[count] = {out.data(), out.size()};
+            msgs[count].msg_hdr = {};
+            msgs[count].msg_hdr.msg_iov = &iov[count];
+            msgs[count].msg_hdr.msg_iovlen = 1;
+            msgs[count].msg_hdr.msg_name = const_cast<void*>(static_cast<const void*>(to.data()));
+            msgs[count].msg_hdr.msg_namelen = static_cast<socklen_t>(to.size());
+            ++count;
+        }
+    }
+    flush();
 }
 
 bool Transport::send_to(std::uint32_t node, wire::ByteView body) {

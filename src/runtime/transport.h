@@ -45,9 +45,23 @@ public:
 
     // To every other node: the group (multicast) or each peer (unicast).
     void send_all(wire::ByteView body);
+    // The same for several bodies, in order, with as few system calls as possible
+    // (sendmmsg): a token visit's burst of frames leaves in one call.
+    void send_all_batch(const std::vector<wire::Bytes>& bodies);
     // To one node, at the address its authenticated packets came from. False (and
     // counted) when that address is not known yet.
     bool send_to(std::uint32_t node, wire::ByteView body);
+
+    // Datagrams are read in batches (recvmmsg, up to kBatch per call and kMaxPerWake per
+    // wake-up); `begin` runs before the first handler call of a batch and `end` after
+    // the last, so the ring driver can do once per batch what is per-batch work (waking
+    // the clients with the deliveries, for instance). Either may be empty.
+    void set_batch_hooks(std::function<void()> begin, std::function<void()> end) {
+        batch_begin_ = std::move(begin);
+        batch_end_ = std::move(end);
+    }
+    static constexpr int kBatch = 32;
+    static constexpr int kMaxPerWake = 128;
 
     asio::ip::udp::endpoint local_endpoint() const;
     const TransportStats& stats() const { return stats_; }
@@ -57,6 +71,11 @@ public:
 
 private:
     void receive();
+    // Reads what the socket holds (bounded), handing each datagram to deliver(). True
+    // when it stopped with datagrams possibly left (the bound, or an error report).
+    bool drain();
+    void receive_more();
+    void deliver(const std::uint8_t* data, std::size_t n, const asio::ip::udp::endpoint& from);
     void send_datagram(const asio::ip::udp::endpoint& to);
     // Seals body into sealed_; false (counted as oversize) when it cannot be a datagram.
     bool seal(wire::ByteView body);
@@ -68,10 +87,14 @@ private:
     asio::ip::udp::socket socket_;
     std::vector<asio::ip::udp::endpoint> fanout_;  // group, or the unicast peers
     std::map<std::uint32_t, asio::ip::udp::endpoint> addresses_;
+    // kBatch receive slots of slot_size_ bytes each, with their source addresses.
+    std::size_t slot_size_ = 0;
     std::vector<std::uint8_t> rx_buf_;
-    asio::ip::udp::endpoint rx_from_;
+    std::vector<asio::ip::udp::endpoint> rx_from_;
+    std::function<void()> batch_begin_, batch_end_;
     wire::Bytes sealed_;
     wire::Bytes scratch_;
+    std::vector<wire::Bytes> sealed_batch_;  // send_all(bodies): one sealed datagram each
     TransportStats stats_;
     std::array<bool, crypto::kRejectReasons> reject_logged_{};
 };

@@ -1,5 +1,7 @@
 #include "wire/group.h"
 
+#include <cstring>
+
 namespace conclave::wire::group {
 namespace {
 
@@ -54,18 +56,28 @@ void encode_error(std::string_view text, Bytes& out) {
     end_frame(at, out);
 }
 
-void FrameParser::feed(ByteView data) {
-    // Compact before growing, so the buffer never holds more than one partial frame of
-    // already-consumed bytes.
-    if (pos_ > 0 && pos_ >= buf_.size() / 2) {
-        buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(pos_));
+std::span<std::uint8_t> FrameParser::prepare(std::size_t n) {
+    if (pos_ == end_) pos_ = end_ = 0;
+    if (buf_.size() - end_ < n && pos_ > 0) {
+        // Compact before growing, so the buffer never holds more than one partial frame
+        // of already-consumed bytes.
+        std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
+        end_ -= pos_;
         pos_ = 0;
     }
-    buf_.insert(buf_.end(), data.begin(), data.end());
+    if (buf_.size() - end_ < n) buf_.resize(end_ + n);
+    return {buf_.data() + end_, n};
+}
+
+void FrameParser::feed(ByteView data) {
+    if (data.empty()) return;
+    auto room = prepare(data.size());
+    std::memcpy(room.data(), data.data(), data.size());
+    commit(data.size());
 }
 
 FrameParser::Status FrameParser::next(FrameType& type, ByteView& body) {
-    std::size_t avail = buf_.size() - pos_;
+    std::size_t avail = end_ - pos_;
     if (avail < 4) return Status::need_more;
     std::uint32_t len = load_u32(buf_.data() + pos_);
     if (len < 1 || len > kMaxFrame) return Status::malformed;

@@ -54,18 +54,25 @@ void encode_deliver(const Deliver& d, Bytes& out);
 void encode_config(const Config& c, Bytes& out);
 void encode_error(std::string_view text, Bytes& out);
 
-// Cuts a byte stream into frames. feed() appends; next() yields the type and body of the
-// next whole frame (views into the parser's buffer, valid until the next feed/next).
+// Cuts a byte stream into frames. feed() appends (or prepare() + commit() let a reader
+// receive straight into the buffer, without a copy); next() yields the type and body of
+// the next whole frame (views into the parser's buffer, valid until the next
+// feed/prepare/next).
 class FrameParser {
 public:
     enum class Status { frame, need_more, malformed };
     void feed(ByteView data);
+    // Room for at least n more bytes at the end of the buffered stream; commit(k) (k <= n)
+    // appends the first k bytes written there.
+    std::span<std::uint8_t> prepare(std::size_t n);
+    void commit(std::size_t n) { end_ += n; }
     Status next(FrameType& type, ByteView& body);
-    std::size_t buffered() const { return buf_.size() - pos_; }
+    std::size_t buffered() const { return end_ - pos_; }
 
 private:
-    Bytes buf_;
+    Bytes buf_;            // storage; [pos_, end_) is the unparsed stream
     std::size_t pos_ = 0;
+    std::size_t end_ = 0;
 };
 
 // Body decoders: false on any malformation (wrong size, bad guarantee, bad kind...).
