@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "crypto/authkey.h"
 #include "runtime/control.h"
+#include "store/transition.h"
 
 namespace {
 
@@ -50,9 +51,26 @@ constexpr const char* kUsage =
     "  node add NAME --id N [--votes V]\n"
     "                               add a node to the node list (on a quorate member); the new\n"
     "                               node then joins with an empty state and syncs\n"
-    "  node remove ID               remove a node from the node list\n"
-    "  node votes ID V              change a node's votes\n"
+    "  node remove ID|NAME          remove a node from the node list (stop it first)\n"
+    "  votes ID|NAME V              change a node's votes (1 to 255); also 'node votes'\n"
     "  node list [--json]           the node list in the replicated state\n"
+    "                               (node list changes go one at a time: another one from\n"
+    "                               this node while one is in progress is refused, EBUSY)\n"
+    "  quorum set OPTION VALUE      a cluster-wide quorum option (votequorum's):\n"
+    "                                 two_node 0|1, wait_for_all 0|1, last_man_standing 0|1\n"
+    "                                 (also on/off, yes/no), last_man_standing_window MS,\n"
+    "                                 auto_tie_breaker off|lowest|highest, or\n"
+    "                                 auto_tie_breaker list --nodes ID,ID,...\n"
+    "  quorum show [--json]         the cluster's quorum options\n"
+    "  totem set KEY VALUE          a cluster-wide ring setting (ms unless noted): token,\n"
+    "                               consensus, join, merge, hold, token_retransmit,\n"
+    "                               window_size, max_messages; VALUE 0 or 'default' resets\n"
+    "  totem show [--json]          the ring settings in force, and which are set\n"
+    "  expected N                   lower expected votes on this partition to recover from a\n"
+    "                               fragmented cluster (refused below the votes present or\n"
+    "                               above the node list's); never written to the cluster\n"
+    "                               state, cleared when every node is back. Writes made under\n"
+    "                               it may be replaced when partitions merge: see conclavectl(8)\n"
     "  help                         show this text\n"
     "\n"
     "Options:\n"
@@ -208,16 +226,27 @@ int cmd_status(const std::vector<std::string_view>& args) {
     row("Highest expected:", std::to_string(q.value("highest_expected", 0)));
     row("Total votes:", std::to_string(q.value("total_votes", 0)));
     row("Quorum:", std::to_string(q.value("quorum", 0)) + (quorate ? " " : " Activity blocked"));
-    // corosync-quorumtool's flag names.
-    std::string flags = quorate ? "Quorate " : "";
+    // corosync-quorumtool's flag names, in its order; ExpectedOverride is conclave's
+    // (`conclavectl expected` in force on this partition).
+    std::string flags;
+    bool override_expected = false;
     if (q.contains("flags") && q["flags"].is_object()) {
         const auto& f = q["flags"];
         if (f.value("two_node", false)) flags += "2Node ";
+        if (quorate) flags += "Quorate ";
         if (f.value("wait_for_all", false)) flags += "WaitForAll ";
         if (f.value("last_man_standing", false)) flags += "LastManStanding ";
         if (f.value("auto_tie_breaker", false)) flags += "AutoTieBreaker ";
+        override_expected = f.value("override_expected", false);
+        if (override_expected) flags += "ExpectedOverride ";
+    } else if (quorate) {
+        flags += "Quorate ";
     }
     row("Flags:", flags);
+    if (q.value("waiting_for_all", false))
+        row("", "waiting for all nodes: wait_for_all holds quorum back until every node was present at once");
+    if (override_expected)
+        row("", "expected votes lowered by an operator (conclavectl expected); cleared when every node is back");
     std::puts("\nMembership information\n----------------------");
     std::printf("%10s %10s %s\n", "Nodeid", "Votes", "Name");
     for (const auto& m : s["members"]) {
@@ -473,8 +502,27 @@ int node_call(const nlohmann::json& request, const std::string& ctx) {
         {ENOENT, "no such node in the node list"},
         {EBUSY, "the last node cannot be removed"},
         {EINVAL, "invalid id, name or votes"},
+        {EAGAIN, "the ring is forming or syncing; try again in a moment"},
     };
     return call(request, ctx, explain) ? 0 : 1;
+}
+
+// A node named on the command line: an id or a name (the daemon resolves names against
+// the node list).
+std::optional<std::string> node_ref(std::string_view a) {
+    if (a.empty() || a.size() > conclave::store::kMaxNodeName || a.starts_with("-")) return std::nullopt;
+    if (auto id = parse_number(a); id && (*id == 0 || *id > 0xffffffffu)) return std::nullopt;
+    return std::string(a);
+}
+
+int cmd_votes(const std::vector<std::string_view>& args, const std::string& name = "votes") {
+    if (args.size() != 2) return usage_error(name + " needs NODE VOTES (NODE: an id or a name)");
+    auto node = node_ref(args[0]);
+    if (!node) return usage_error(name + ": '" + std::string(args[0]) + "' is neither a node id nor a node name");
+    auto votes = parse_number(args[1]);
+    if (!votes || *votes == 0 || *votes > 255)
+        return usage_error(name + ": votes are 1 to 255, not '" + std::string(args[1]) + "'");
+    return node_call({{"cmd", "node.votes"}, {"node", *node}, {"votes", *votes}}, name + " " + std::string(args[0]));
 }
 
 int cmd_node(const std::vector<std::string_view>& args) {
@@ -520,19 +568,199 @@ int cmd_node(const std::vector<std::string_view>& args) {
         return node_call(req, "node add " + *name);
     }
     if (sub == "remove") {
-        if (args.size() != 2) return usage_error("node remove needs ID");
-        auto id = parse_number(args[1]);
-        if (!id) return usage_error("node remove: '" + std::string(args[1]) + "' is not a node id");
-        return node_call({{"cmd", "node.remove"}, {"id", *id}}, "node remove " + std::string(args[1]));
+        if (args.size() != 2) return usage_error("node remove needs ID or NAME");
+        auto node = node_ref(args[1]);
+        if (!node) return usage_error("node remove: '" + std::string(args[1]) + "' is neither a node id nor a node name");
+        return node_call({{"cmd", "node.remove"}, {"node", *node}}, "node remove " + std::string(args[1]));
     }
-    if (sub == "votes") {
-        if (args.size() != 3) return usage_error("node votes needs ID VOTES");
-        auto id = parse_number(args[1]);
-        auto votes = parse_number(args[2]);
-        if (!id || !votes) return usage_error("node votes needs two numbers");
-        return node_call({{"cmd", "node.votes"}, {"id", *id}, {"votes", *votes}}, "node votes " + std::string(args[1]));
-    }
+    if (sub == "votes") return cmd_votes(std::vector<std::string_view>(args.begin() + 1, args.end()), "node votes");
     return usage_error("node: unknown subcommand '" + std::string(sub) + "'");
+}
+
+// ---- Quorum and ring settings ----
+
+std::optional<bool> parse_bool(std::string_view v) {
+    std::string s(v);
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (s == "1" || s == "on" || s == "yes" || s == "true") return true;
+    if (s == "0" || s == "off" || s == "no" || s == "false") return false;
+    return std::nullopt;
+}
+
+const conclave::store::SettingKey* find_key(const std::vector<conclave::store::SettingKey>& keys, std::string_view name) {
+    for (const auto& k : keys)
+        if (name == k.name) return &k;
+    return nullptr;
+}
+
+std::string key_list(const std::vector<conclave::store::SettingKey>& keys) {
+    std::string s;
+    for (const auto& k : keys) s += (s.empty() ? "" : ", ") + std::string(k.name);
+    return s;
+}
+
+int cmd_quorum(const std::vector<std::string_view>& args) {
+    if (args.empty()) return usage_error("quorum needs set or show");
+    if (args[0] == "show") {
+        bool as_json = args.size() == 2 && args[1] == "--json";
+        if (args.size() > (as_json ? 2u : 1u)) return usage_error("quorum show: unknown argument");
+        auto s = fetch_status();
+        if (!s) return 1;
+        const auto& q = (*s)["quorum"];
+        const auto& o = q["options"];
+        if (as_json) {
+            std::printf("%s\n", o.dump(2).c_str());
+            return 0;
+        }
+        auto onoff = [&](const char* k) { return o.value(k, false) ? std::string("1 (on)") : std::string("0 (off)"); };
+        std::printf("%-26s %s\n", "two_node", (onoff("two_node") + (q["flags"].value("two_node", false)
+                                                                         ? ", in force"
+                                                                         : o.value("two_node", false)
+                                                                               ? ", not in force (the node list does not have "
+                                                                                 "exactly two nodes)"
+                                                                               : ""))
+                                                 .c_str());
+        std::printf("%-26s %s\n", "wait_for_all",
+                    (onoff("wait_for_all") + (o.value("two_node", false) && !o.value("wait_for_all", false)
+                                                  ? " (implied by two_node)"
+                                                  : ""))
+                        .c_str());
+        std::printf("%-26s %s\n", "last_man_standing", onoff("last_man_standing").c_str());
+        std::printf("%-26s %d ms\n", "last_man_standing_window", o.value("last_man_standing_window", 0));
+        std::string atb = o.value("auto_tie_breaker", std::string("off"));
+        if (atb == "list") {
+            std::string ids;
+            for (const auto& n : o["auto_tie_breaker_nodes"]) ids += (ids.empty() ? "" : ",") + n.dump();
+            atb += " --nodes " + ids;
+        }
+        std::printf("%-26s %s\n", "auto_tie_breaker", atb.c_str());
+        return 0;
+    }
+    if (args[0] != "set") return usage_error("quorum: unknown subcommand '" + std::string(args[0]) + "' (set or show)");
+    std::vector<std::string_view> pos;
+    std::optional<std::string> nodes_arg;
+    for (std::size_t i = 1; i < args.size(); ++i) {
+        if (args[i] == "--nodes") {
+            if (i + 1 >= args.size()) return usage_error("quorum set: --nodes needs ID,ID,...");
+            nodes_arg = std::string(args[++i]);
+        } else if (args[i].starts_with("--nodes=")) {
+            nodes_arg = std::string(args[i].substr(8));
+        } else {
+            pos.push_back(args[i]);
+        }
+    }
+    if (pos.size() != 2) return usage_error("quorum set needs OPTION VALUE (options: " + key_list(conclave::store::quorum_keys()) + ")");
+    std::string key(pos[0]);
+    std::string_view value = pos[1];
+    const auto* k = find_key(conclave::store::quorum_keys(), key);
+    if (!k) return usage_error("quorum set: unknown option '" + key + "' (options: " + key_list(conclave::store::quorum_keys()) + ")");
+    std::uint64_t v = 0;
+    nlohmann::json ids = nlohmann::json::array();
+    if (key == "auto_tie_breaker") {
+        if (value == "off" || value == "0") v = 0;
+        else if (value == "lowest") v = 1;
+        else if (value == "highest") v = 2;
+        else if (value == "list") v = 3;
+        else return usage_error("quorum set auto_tie_breaker: the value is off, lowest, highest or list, not '" + std::string(value) + "'");
+        if (v == 3) {
+            if (!nodes_arg) return usage_error("quorum set auto_tie_breaker list needs --nodes ID,ID,... (in priority order)");
+            std::string_view rest = *nodes_arg;
+            while (true) {
+                auto comma = rest.find(',');
+                auto part = rest.substr(0, comma);
+                auto id = parse_number(part);
+                if (!id || *id == 0 || *id > 0xffffffffu)
+                    return usage_error("quorum set: --nodes wants node ids (1 to 4294967295) separated by commas, not '" + *nodes_arg + "'");
+                ids.push_back(*id);
+                if (comma == std::string_view::npos) break;
+                rest = rest.substr(comma + 1);
+            }
+            if (ids.size() > conclave::store::kMaxTieBreakers)
+                return usage_error("quorum set: at most " + std::to_string(conclave::store::kMaxTieBreakers) + " tie-breaker nodes");
+        } else if (nodes_arg) {
+            return usage_error("quorum set: --nodes goes only with auto_tie_breaker list");
+        }
+    } else {
+        if (nodes_arg) return usage_error("quorum set: --nodes goes only with auto_tie_breaker list");
+        if (k->max == 1) {
+            auto b = parse_bool(value);
+            if (!b) return usage_error("quorum set " + key + ": the value is 0 or 1 (on/off, yes/no), not '" + std::string(value) + "'");
+            v = *b ? 1 : 0;
+        } else {
+            auto n = parse_number(value);
+            if (!n || *n < k->min || *n > k->max)
+                return usage_error("quorum set " + key + ": the value is " + std::to_string(k->min) + " to " +
+                                   std::to_string(k->max) + " (" + k->what + "), not '" + std::string(value) + "'");
+            v = *n;
+        }
+    }
+    nlohmann::json req{{"cmd", "quorum.set"}, {"key", key}, {"value", v}};
+    if (!ids.empty()) req["nodes"] = ids;
+    std::string ctx = "quorum set " + key + " " + std::string(value);
+    if (!call(req, ctx)) return 1;
+    std::printf("quorum option %s = %s (in the replicated state, for every node)\n", key.c_str(), std::string(value).c_str());
+    return 0;
+}
+
+int cmd_totem(const std::vector<std::string_view>& args) {
+    if (args.empty()) return usage_error("totem needs set or show");
+    if (args[0] == "show") {
+        bool as_json = args.size() == 2 && args[1] == "--json";
+        if (args.size() > (as_json ? 2u : 1u)) return usage_error("totem show: unknown argument");
+        auto s = fetch_status();
+        if (!s) return 1;
+        const auto& t = (*s)["totem"];
+        if (as_json) {
+            std::printf("%s\n", t.dump(2).c_str());
+            return 0;
+        }
+        std::printf("%-18s %10s  %s\n", "Setting", "In force", "");
+        for (const auto& k : conclave::store::totem_keys()) {
+            std::string unit = std::string_view(k.what).ends_with("milliseconds") ? " ms" : "";
+            bool set = t["settings"].contains(k.name);
+            std::printf("%-18s %10s  %s\n", k.name,
+                        (t["in_force"].value(k.name, 0ull) == 0 && !t["in_force"].contains(k.name)
+                             ? std::string("?")
+                             : std::to_string(t["in_force"].value(k.name, 0ull)) + unit)
+                            .c_str(),
+                        set ? "set (conclavectl totem set)" : "default");
+        }
+        return 0;
+    }
+    if (args[0] != "set") return usage_error("totem: unknown subcommand '" + std::string(args[0]) + "' (set or show)");
+    if (args.size() != 3) return usage_error("totem set needs KEY VALUE (keys: " + key_list(conclave::store::totem_keys()) + ")");
+    std::string key(args[1]);
+    const auto* k = find_key(conclave::store::totem_keys(), key);
+    if (!k) return usage_error("totem set: unknown key '" + key + "' (keys: " + key_list(conclave::store::totem_keys()) + ")");
+    std::uint64_t v = 0;
+    if (args[2] != "default") {
+        auto n = parse_number(args[2]);
+        if (!n || (*n != 0 && (*n < k->min || *n > k->max)))
+            return usage_error("totem set " + key + ": the value is " + std::to_string(k->min) + " to " +
+                               std::to_string(k->max) + " (" + k->what + "), or 0 / default for the default; not '" +
+                               std::string(args[2]) + "'");
+        v = *n;
+    }
+    std::string ctx = "totem set " + key + " " + std::string(args[2]);
+    if (!call({{"cmd", "totem.set"}, {"key", key}, {"value", v}}, ctx)) return 1;
+    if (v == 0)
+        std::printf("ring setting %s back to its default (in the replicated state, for every node)\n", key.c_str());
+    else
+        std::printf("ring setting %s = %llu (in the replicated state, for every node)\n", key.c_str(),
+                    static_cast<unsigned long long>(v));
+    return 0;
+}
+
+int cmd_expected(const std::vector<std::string_view>& args) {
+    if (args.size() != 1) return usage_error("expected needs N (the expected votes for this partition)");
+    auto n = parse_number(args[0]);
+    if (!n || *n == 0 || *n > 0xffffffffu) return usage_error("expected: N is a number of votes from 1, not '" + std::string(args[0]) + "'");
+    static const std::map<int, std::string> explain{{EAGAIN, "the ring is forming or syncing; try again in a moment"}};
+    if (!call({{"cmd", "expected"}, {"expected", *n}}, "expected " + std::string(args[0]), explain)) return 1;
+    std::printf("expected votes are %llu on this partition until every node is back (not written to the cluster\n"
+                "state). Writes made now may be replaced when the partitions merge: see conclavectl(8).\n",
+                static_cast<unsigned long long>(*n));
+    return 0;
 }
 
 }  // namespace
@@ -584,5 +812,9 @@ int main(int argc, char** argv) {
     if (cmd == "mv") return cmd_mv(args);
     if (cmd == "create") return cmd_create(args);
     if (cmd == "node") return cmd_node(args);
+    if (cmd == "votes") return cmd_votes(args);
+    if (cmd == "quorum") return cmd_quorum(args);
+    if (cmd == "totem") return cmd_totem(args);
+    if (cmd == "expected") return cmd_expected(args);
     return usage_error("unknown command '" + std::string(cmd) + "'");
 }

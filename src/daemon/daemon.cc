@@ -4,12 +4,15 @@
 #include <systemd/sd-daemon.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 
 #include "base/log.h"
 #include "node/messages.h"
@@ -53,7 +56,9 @@ std::uint64_t wall_clock_us() {
 }
 
 json errno_reply(int err, const std::string& why = {}) {
-    return json{{"ok", false}, {"errno", err}, {"error", why.empty() ? std::string(std::strerror(err)) : why}};
+    json j{{"ok", false}, {"errno", err}, {"error", why.empty() ? std::string(std::strerror(err)) : why}};
+    if (!why.empty()) j["why"] = why;
+    return j;
 }
 
 json entry_json(const store::EntryInfo& e) {
@@ -81,6 +86,78 @@ std::string join_ids(const std::vector<std::uint32_t>& ids) {
     std::string s;
     for (auto id : ids) s += (s.empty() ? "" : " ") + std::to_string(id);
     return s.empty() ? "none" : s;
+}
+
+// "token=2000 window_size=100" (or "defaults").
+std::string settings_text(const std::map<std::string, std::uint64_t>& settings) {
+    std::string s;
+    for (const auto& [k, v] : settings) s += (s.empty() ? "" : " ") + k + "=" + std::to_string(v);
+    return s.empty() ? "defaults" : s;
+}
+
+std::string key_names(const std::vector<store::SettingKey>& keys) {
+    std::string s;
+    for (const auto& k : keys) s += (s.empty() ? "" : ", ") + std::string(k.name);
+    return s;
+}
+
+const store::SettingKey* find_key(const std::vector<store::SettingKey>& keys, const std::string& name) {
+    for (const auto& k : keys)
+        if (name == k.name) return &k;
+    return nullptr;
+}
+
+std::string bounds_text(const store::SettingKey& k) {
+    return std::to_string(k.min) + " to " + std::to_string(k.max) + " (" + k.what + ")";
+}
+
+const char* tie_breaker_name(std::uint8_t v) {
+    switch (v) {
+        case 0: return "off";
+        case 1: return "lowest";
+        case 2: return "highest";
+        case 3: return "list";
+    }
+    return "?";
+}
+
+quorum::Options quorum_options(const store::QuorumSettings& q) {
+    quorum::Options o;
+    o.two_node = q.two_node;
+    o.wait_for_all = q.wait_for_all;
+    o.last_man_standing = q.last_man_standing;
+    o.last_man_standing_window_us = std::uint64_t{q.last_man_standing_window_ms} * 1000;
+    o.auto_tie_breaker = static_cast<quorum::TieBreaker>(q.auto_tie_breaker);
+    o.tie_breaker_nodes = q.tie_breaker_nodes;
+    return o;
+}
+
+std::vector<quorum::Node> quorum_nodes(const store::Meta& m) {
+    std::vector<quorum::Node> v;
+    for (const auto& n : m.nodes) v.push_back({n.id, n.votes});
+    return v;
+}
+
+// The ring's own consistency rules (totem::validate), said in `conclavectl totem set`'s
+// terms; empty when the ring takes `c`.
+std::string ring_settings_problem(const totem::Config& c) {
+    auto ms = [](totem::Micros us) { return std::to_string(us / 1000) + " ms"; };
+    if (c.token_loss_us <= c.token_retransmit_us || c.token_loss_us <= c.hold_us)
+        return "token (" + ms(c.token_loss_us) + ") must be longer than token_retransmit (" + ms(c.token_retransmit_us) +
+               ") and hold (" + ms(c.hold_us) + ")";
+    if (c.consensus_us < c.join_interval_us)
+        return "consensus (" + ms(c.consensus_us) + ") must be at least join (" + ms(c.join_interval_us) + ")";
+    return totem::validate(c);
+}
+
+std::string utc_text(std::uint64_t us) {
+    std::time_t t = static_cast<std::time_t>(us / 1000000);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lluZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<unsigned long long>(us % 1000000));
+    return buf;
 }
 
 }  // namespace
@@ -154,6 +231,19 @@ Status Daemon::start() {
     tc.self = cfg_.node_id;
     tc.mtu = cfg_.mtu;
     if (auto why = totem::validate(tc); !why.empty()) return Error{"ring settings: " + why};
+    ring_base_ = tc;
+    // The cluster-wide ring settings live in the replicated state (`conclavectl totem set`).
+    if (!meta.totem.empty()) {
+        auto with = totem::with_settings(tc, meta.totem);
+        if (auto why = ring_settings_problem(with); why.empty()) {
+            tc = with;
+            log::notice("ring settings from the replicated state: " + settings_text(meta.totem));
+        } else {
+            log::warning("the replicated state's ring settings (" + settings_text(meta.totem) +
+                         ") do not suit this node (" + why + "); starting with the defaults");
+        }
+    }
+    discarded_path_ = cfg_.state_dir + "/discarded.log";
 
     node::Config nc;
     nc.self = cfg_.node_id;
@@ -265,7 +355,14 @@ void Daemon::with_node(F&& f) {
 
 void Daemon::drain_effects() {
     node::Effects fx = node_->take_effects();
-    for (const auto& line : fx.log) log::notice(line);
+    for (const auto& line : fx.log) {
+        // An operator override and a history replaced by a sync are what an operator must
+        // not miss.
+        if (line.starts_with("OPERATOR OVERRIDE") || line.starts_with("sync: this node's history had forked"))
+            log::warning(line);
+        else
+            log::notice(line);
+    }
     if (!fx.jobs.empty()) worker_->push(std::move(fx.jobs));
     if (fx.local_watermark) {
         driver_->set_local_watermark(*fx.local_watermark);
@@ -276,8 +373,9 @@ void Daemon::drain_effects() {
         if (it == waiting_.end()) continue;
         auto w = std::move(it->second);
         waiting_.erase(it);
-        json reply = r.err == 0 ? json{{"ok", true}, {"version", r.version}} : errno_reply(r.err, r.why);
-        if (r.err != 0 && !r.why.empty()) reply["why"] = r.why;
+        std::string why = r.why;
+        if (why.empty() && r.err == EINVAL) why = w.einval;
+        json reply = r.err == 0 ? json{{"ok", true}, {"version", r.version}} : errno_reply(r.err, why);
         if (r.err != 0) log::info(w.what + ": " + reply["error"].get<std::string>());
         w.session->reply(reply);  // dropped if the client has gone
     }
@@ -289,12 +387,12 @@ void Daemon::drain_effects() {
             with_node([this] { node_->on_lms_timer(); });
         });
     }
-    if (!fx.discarded.empty())
-        log::warning(std::to_string(fx.discarded.size()) + " changes this node had applied are not in the synced "
-                     "history and were discarded (see the line above)");
+    if (fx.totem_settings) apply_ring_settings(*fx.totem_settings);
+    if (!fx.discarded.empty()) record_discarded(std::move(fx.discarded));
     // Logged when it decides something: while a sync runs, writes wait (no EROFS).
+    // (A quorate configuration whose sync is still installing a snapshot is not a loss.)
     bool q = node_->quorate();
-    if (q != was_quorate_ && (q || node_->phase() == node::Phase::synced)) {
+    if (q != was_quorate_ && (q || (node_->phase() == node::Phase::synced && !node_->in_quorate_config()))) {
         was_quorate_ = q;
         const auto& qs = node_->quorum_status();
         auto votes = std::to_string(qs.total_votes) + " of " + std::to_string(qs.expected_votes) + " votes";
@@ -320,6 +418,64 @@ void Daemon::nudge_ring() {
         nudge_posted_ = false;
         if (stopping_ || !driver_) return;
         driver_->submit(wire::Bytes{0}, totem::Guarantee::agreed);
+    });
+}
+
+void Daemon::apply_ring_settings(const std::map<std::string, std::uint64_t>& settings) {
+    if (!driver_) return;
+    auto c = totem::with_settings(ring_base_, settings);
+    std::string why = ring_settings_problem(c);
+    if (why.empty()) why = driver_->update_settings(c);
+    if (why.empty())
+        log::notice("ring settings now " + settings_text(settings) + " (from the replicated state)");
+    else
+        log::warning("the ring refused the replicated state's settings " + settings_text(settings) + ": " + why +
+                     "; it keeps its previous ones. Fix them with 'conclavectl totem set KEY VALUE'");
+}
+
+void Daemon::record_discarded(std::vector<store::LogRecord> records) {
+    log::warning(std::to_string(records.size()) + " change(s) this node had applied (under an expected-votes override "
+                 "or a two_node split) are not in the cluster's history: the history with the higher (epoch, "
+                 "version) won. Each is recorded in " + discarded_path_ + "; nothing of it is in the tree now");
+    std::uint64_t now = wall_clock_us();
+    std::string lines;
+    for (const auto& rec : records) {
+        nlohmann::ordered_json j{{"time", utc_text(now)}, {"epoch", rec.epoch}, {"version", rec.version}};
+        auto t = store::decode(rec.transition);
+        if (!t) {
+            j["error"] = "undecodable transition: " + t.error();
+        } else {
+            j["origin"] = t->origin;
+            j["op"] = store::op_name(t->op);
+            j["path"] = t->path;
+            j["request"] = t->request;
+            j["errno"] = rec.err;  // the change's result where it was applied (0: it took effect)
+            if (!t->path2.empty()) j["path2"] = t->path2;
+            j["written"] = utc_text(t->timestamp_us);
+            if (!t->node_name.empty()) j["name"] = t->node_name;
+            if (t->node_id != 0) j["node_id"] = t->node_id;
+            if (t->op == store::Op::node_add || t->op == store::Op::node_votes) j["votes"] = t->votes;
+            if (t->op == store::Op::quorum_set || t->op == store::Op::totem_set || t->op == store::Op::truncate ||
+                t->op == store::Op::set_mtime)
+                j["value"] = t->size;
+            if (t->op == store::Op::set_mode || t->op == store::Op::mkdir || (t->flags & store::kSetMode))
+                j["mode"] = t->mode;
+            if (t->op == store::Op::write || t->op == store::Op::create) {
+                j["size"] = t->data.size();
+                // The bytes themselves, so that the change can be made again by hand.
+                j["data"] = runtime::base64_encode(t->data.data(), t->data.size());
+            }
+        }
+        lines += j.dump() + "\n";
+    }
+    // Appended on the reader thread (one thread: the lines of two batches never mix).
+    asio::post(*reader_, [path = discarded_path_, lines = std::move(lines)] {
+        std::FILE* f = std::fopen(path.c_str(), "a");
+        bool ok = f && std::fwrite(lines.data(), 1, lines.size(), f) == lines.size();
+        ok = f && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0 && ok;
+        int err = errno;
+        if (f) std::fclose(f);
+        if (!ok) log::error("cannot append to " + path + ": " + std::strerror(err) + "; the replaced changes are in the log above only");
     });
 }
 
@@ -429,6 +585,21 @@ json Daemon::status(const StoreView& view) const {
     const auto& q = node_->quorum_status();
     const auto& rs = ring.stats();
     auto id = ring.ring_id();
+    const auto& qo = meta.quorum;
+    json tie_breakers = json::array();
+    for (auto n : qo.tie_breaker_nodes) tie_breakers.push_back(n);
+    // The ring's settings in force (ms, or counts), and which the replicated state sets.
+    const auto& rc = ring.config();
+    json totem_now{{"token", rc.token_loss_us / 1000},
+                   {"consensus", rc.consensus_us / 1000},
+                   {"join", rc.join_interval_us / 1000},
+                   {"merge", rc.merge_detect_us / 1000},
+                   {"hold", rc.hold_us / 1000},
+                   {"token_retransmit", rc.token_retransmit_us / 1000},
+                   {"window_size", rc.window_size},
+                   {"max_messages", rc.max_messages}};
+    json totem_set = json::object();
+    for (const auto& [k, v] : meta.totem) totem_set[k] = v;
     return json{
         {"ok", true},
         {"cluster", cfg_.cluster_name},
@@ -457,7 +628,16 @@ json Daemon::status(const StoreView& view) const {
             {"wait_for_all", q.flags.wait_for_all},
             {"last_man_standing", q.flags.last_man_standing},
             {"auto_tie_breaker", q.flags.auto_tie_breaker},
-            {"override_expected", q.flags.override_expected}}}}},
+            {"override_expected", q.flags.override_expected}}},
+          {"options",
+           {{"two_node", qo.two_node},
+            {"wait_for_all", qo.wait_for_all},
+            {"last_man_standing", qo.last_man_standing},
+            {"last_man_standing_window", qo.last_man_standing_window_ms},
+            {"auto_tie_breaker", tie_breaker_name(qo.auto_tie_breaker)},
+            {"auto_tie_breaker_nodes", tie_breakers}}}}},
+        {"totem", {{"settings", totem_set}, {"in_force", totem_now}}},
+        {"discarded", {{"total", node_->discarded_total()}, {"log", discarded_path_}}},
         {"state", state},
         {"configuration_changes", config_changes_},
         {"links", links},
@@ -482,12 +662,155 @@ json Daemon::status(const StoreView& view) const {
 // ---- Control requests ----
 
 json Daemon::submit_request(store::Transition t, const std::shared_ptr<runtime::ControlSession>& session,
-                            std::string what) {
+                            std::string what, std::string einval) {
     t.timestamp_us = wall_clock_us();
     std::uint64_t tag = next_tag_++;
-    waiting_[tag] = Waiting{session, std::move(what)};
+    waiting_[tag] = Waiting{session, std::move(what), std::move(einval)};
     with_node([this, tag, t = std::move(t)]() mutable { node_->submit(tag, std::move(t)); });
     return runtime::deferred_reply();  // the node's reply answers (drain_effects)
+}
+
+// The cluster's configuration: every change is a transition (one book, DESIGN.md §2.1),
+// except `expected`, a runtime override of this partition (§7). Values are checked here
+// first so that a refusal names the key and its bounds; the store checks them again
+// when it applies the transition (EINVAL), every replica alike.
+json Daemon::cluster_request(const std::string& cmd, const json& request,
+                             const std::shared_ptr<runtime::ControlSession>& session) {
+    const auto& meta = node_->meta();
+    auto invalid = [](const std::string& why) { return errno_reply(EINVAL, why); };
+    auto number = [&](const char* key, std::uint64_t& out) {
+        auto it = request.find(key);
+        if (it == request.end() || !it->is_number_unsigned()) return false;
+        out = it->get<std::uint64_t>();
+        return true;
+    };
+    store::Transition t;
+
+    if (cmd == "expected") {
+        std::uint64_t n = 0;
+        if (!number("expected", n) || n == 0 || n > 0xffffffffu)
+            return invalid("expected votes are a number from 1 to 4294967295");
+        std::uint64_t tag = next_tag_++;
+        waiting_[tag] = Waiting{session, "expected " + std::to_string(n), {}};
+        log::warning("operator request: expected votes " + std::to_string(n) + " on this partition "
+                     "(`conclavectl expected`)");
+        with_node([this, tag, n] { node_->set_expected(tag, static_cast<std::uint32_t>(n)); });
+        return runtime::deferred_reply();
+    }
+
+    if (cmd == "quorum.set" || cmd == "totem.set") {
+        bool q = cmd == "quorum.set";
+        const auto& keys = q ? store::quorum_keys() : store::totem_keys();
+        const char* what = q ? "quorum option" : "ring setting";
+        auto k = request.find("key");
+        if (k == request.end() || !k->is_string()) return invalid(std::string("a ") + what + " needs a \"key\"");
+        std::string key = k->get<std::string>();
+        const store::SettingKey* sk = find_key(keys, key);
+        if (!sk) return invalid("unknown " + std::string(what) + " '" + key + "' (known: " + key_names(keys) + ")");
+        std::uint64_t value = 0;
+        if (!number("value", value)) return invalid(std::string(what) + " " + key + " needs a whole number value");
+        std::string range = std::string(what) + " " + key + " is " + (q ? "" : "0 (the default) or ") + bounds_text(*sk);
+        if ((q || value != 0) && (value < sk->min || value > sk->max))
+            return invalid(range + ", not " + std::to_string(value));
+        t.node_name = key;
+        t.size = value;
+        if (q) {
+            t.op = store::Op::quorum_set;
+            store::QuorumSettings next = meta.quorum;
+            std::vector<std::uint32_t> ids;
+            if (auto n = request.find("nodes"); n != request.end() && !n->is_null()) {
+                if (!n->is_array()) return invalid("\"nodes\" is a list of node ids");
+                for (const auto& id : *n) {
+                    if (!id.is_number_unsigned() || id.get<std::uint64_t>() == 0 || id.get<std::uint64_t>() > 0xffffffffu)
+                        return invalid("a node id is a number from 1 to 4294967295");
+                    ids.push_back(id.get<std::uint32_t>());
+                }
+            }
+            if (key == "auto_tie_breaker" && value == 3) {
+                if (ids.empty() || ids.size() > store::kMaxTieBreakers)
+                    return invalid("auto_tie_breaker list needs 1 to " + std::to_string(store::kMaxTieBreakers) +
+                                   " node ids (--nodes ID,ID,...)");
+                wire::Writer w(t.data);
+                for (auto id : ids) w.u32(id);
+            } else if (!ids.empty()) {
+                return invalid("node ids go only with auto_tie_breaker list");
+            }
+            // What the option would make of the cluster, checked as the quorum code will.
+            if (key == "two_node") next.two_node = value != 0;
+            if (key == "wait_for_all") next.wait_for_all = value != 0;
+            if (key == "last_man_standing") next.last_man_standing = value != 0;
+            if (key == "last_man_standing_window") next.last_man_standing_window_ms = static_cast<std::uint32_t>(value);
+            if (key == "auto_tie_breaker") {
+                next.auto_tie_breaker = static_cast<std::uint8_t>(value);
+                next.tie_breaker_nodes = ids;
+            }
+            if (auto why = quorum::validate(quorum_options(next), quorum_nodes(meta)); !why.empty())
+                return invalid(why +
+                               (key == "last_man_standing" ? "; change them with 'conclavectl votes NODE 1' first" : ""));
+            std::string shown = key == "auto_tie_breaker" ? tie_breaker_name(static_cast<std::uint8_t>(value))
+                                                          : std::to_string(value);
+            return submit_request(std::move(t), session, "quorum set " + key + " " + shown,
+                                  range + (key == "last_man_standing" ? "; last_man_standing needs one vote per node" : ""));
+        }
+        t.op = store::Op::totem_set;
+        auto next = meta.totem;
+        if (value == 0)
+            next.erase(key);
+        else
+            next[key] = value;
+        if (auto why = ring_settings_problem(totem::with_settings(ring_base_, next)); !why.empty())
+            return invalid(why);
+        return submit_request(std::move(t), session, "totem set " + key + " " + std::to_string(value), range);
+    }
+
+    // node.add / node.remove / node.votes. A node is named by "id" (a number) or "node"
+    // (an id or a name in the node list).
+    std::uint64_t id = 0;
+    if (auto n = request.find("node"); n != request.end() && n->is_string()) {
+        const std::string& name = n->get_ref<const std::string&>();
+        bool found = false;
+        for (const auto& e : meta.nodes)
+            if (e.name == name) {
+                id = e.id;
+                found = true;
+            }
+        if (!found) {
+            bool digits = !name.empty() && name.size() <= 10 &&
+                          std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; });
+            if (!digits) return errno_reply(ENOENT, "no node named '" + name + "' in the node list");
+            id = std::stoull(name);
+        }
+    } else if (!number("id", id) && !number("node", id)) {
+        return json{{"ok", false}, {"error", "a node is named by its id (1 to 4294967295) or its name"}};
+    }
+    if (id == 0 || id > 0xffffffffu) return invalid("a node id is a number from 1 to 4294967295");
+    t.node_id = static_cast<std::uint32_t>(id);
+    std::string einval;
+    if (cmd == "node.add") {
+        t.op = store::Op::node_add;
+        auto name = request.find("name");
+        if (name == request.end() || !name->is_string() || name->get_ref<const std::string&>().empty() ||
+            name->get_ref<const std::string&>().size() > store::kMaxNodeName)
+            return json{{"ok", false}, {"error", "a node name is 1 to " + std::to_string(store::kMaxNodeName) + " bytes"}};
+        t.node_name = name->get<std::string>();
+        einval = "invalid node id, name or votes";
+    } else {
+        t.op = cmd == "node.remove" ? store::Op::node_remove : store::Op::node_votes;
+    }
+    if (cmd != "node.remove") {
+        auto votes = request.find("votes");
+        std::uint64_t v = votes != request.end() && votes->is_number_unsigned() ? votes->get<std::uint64_t>() : 1;
+        if (v == 0 || v > 255) return invalid("votes are 1 to 255");
+        t.votes = static_cast<std::uint32_t>(v);
+        if (meta.quorum.last_man_standing && v != 1)
+            return invalid("last_man_standing needs one vote per node; turn it off first "
+                           "('conclavectl quorum set last_man_standing 0')");
+        if (einval.empty()) einval = "votes are 1 to 255";
+    }
+    std::string what = cmd == "node.add"      ? "node add " + t.node_name + " --id " + std::to_string(t.node_id)
+                       : cmd == "node.remove" ? "node remove " + std::to_string(t.node_id)
+                                              : "votes " + std::to_string(t.node_id) + " " + std::to_string(t.votes);
+    return submit_request(std::move(t), session, what, einval);
 }
 
 json Daemon::read_request(const std::string& cmd, const json& request,
@@ -637,31 +960,9 @@ json Daemon::handle(const json& request, const std::shared_ptr<runtime::ControlS
         log::notice("creating a new cluster " + store::hex(t.cluster_id) + " with this node (" + cfg_.node_name + ")");
         return submit_request(std::move(t), session, "create");
     }
-    if (cmd == "node.add" || cmd == "node.remove" || cmd == "node.votes") {
-        auto id = request.find("id");
-        if (id == request.end() || !id->is_number_unsigned() || id->get<std::uint64_t>() == 0 ||
-            id->get<std::uint64_t>() > 0xffffffffu)
-            return json{{"ok", false}, {"error", "a node id is a number from 1 to 4294967295"}};
-        t.node_id = id->get<std::uint32_t>();
-        if (cmd == "node.add") {
-            t.op = store::Op::node_add;
-            auto name = request.find("name");
-            if (name == request.end() || !name->is_string() || name->get_ref<const std::string&>().empty() ||
-                name->get_ref<const std::string&>().size() > store::kMaxNodeName)
-                return json{{"ok", false},
-                            {"error", "a node name is 1 to " + std::to_string(store::kMaxNodeName) + " bytes"}};
-            t.node_name = name->get<std::string>();
-        } else {
-            t.op = cmd == "node.remove" ? store::Op::node_remove : store::Op::node_votes;
-        }
-        if (cmd != "node.remove") {
-            auto votes = request.find("votes");
-            std::uint64_t v = votes != request.end() && votes->is_number_unsigned() ? votes->get<std::uint64_t>() : 1;
-            if (v == 0 || v > 255) return json{{"ok", false}, {"error", "votes are 1 to 255"}};
-            t.votes = static_cast<std::uint32_t>(v);
-        }
-        return submit_request(std::move(t), session, cmd + " " + std::to_string(t.node_id));
-    }
+    if (cmd == "node.add" || cmd == "node.remove" || cmd == "node.votes" || cmd == "quorum.set" ||
+        cmd == "totem.set" || cmd == "expected")
+        return cluster_request(cmd, request, session);
     return json{{"ok", false}, {"error", "unknown command '" + cmd + "'"}};
 }
 

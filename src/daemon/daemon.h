@@ -9,6 +9,12 @@
 // apply worker (store jobs, group commit) and one reader (get/ls/stat and the content
 // hash from LMDB snapshots). The protocol thread never touches the disk.
 //
+// The cluster's configuration (DESIGN.md §2.1, §7): node list, quorum options and ring
+// settings come from the replicated state only. The ring starts with the store's settings
+// laid over conclave.conf's (totem::with_settings) and takes every later change the node
+// reports (Effects::totem_settings). Changes a sync replaced (a fork under an operator's
+// override or two_node) are logged and appended to <state_dir>/discarded.log.
+//
 // Re-entrancy: the node submits through the ring driver, whose submit() runs the ring's
 // effects at once, which may deliver events. Every call into the node goes through
 // with_node(): events arriving while the node is busy are queued and handed to it, in
@@ -81,13 +87,17 @@ private:
     // A client waiting for the node's reply to its request.
     struct Waiting {
         std::shared_ptr<runtime::ControlSession> session;
-        std::string what;  // "put /a/b", for the log
+        std::string what;   // "put /a/b", for the log
+        std::string einval; // what EINVAL means for this request, when the node gives no reason
     };
 
     nlohmann::json status(const StoreView& view) const;
     nlohmann::json handle(const nlohmann::json& request, const std::shared_ptr<runtime::ControlSession>& session);
     nlohmann::json submit_request(store::Transition t, const std::shared_ptr<runtime::ControlSession>& session,
-                                  std::string what);
+                                  std::string what, std::string einval = {});
+    // node.add / node.remove / node.votes / votes, quorum.set, totem.set, expected.
+    nlohmann::json cluster_request(const std::string& cmd, const nlohmann::json& request,
+                                   const std::shared_ptr<runtime::ControlSession>& session);
     nlohmann::json read_request(const std::string& cmd, const nlohmann::json& request,
                                 const std::shared_ptr<runtime::ControlSession>& session);
     void on_event(totem::Event&& e);
@@ -99,6 +109,11 @@ private:
     void drain_effects();
     void on_job_done(node::JobResult r);
     void nudge_ring();
+    // The replicated state's ring settings laid over ring_base_, given to the running ring.
+    void apply_ring_settings(const std::map<std::string, std::uint64_t>& settings);
+    // Changes a sync replaced: a loud warning, and one JSON line each in discarded_path_
+    // (written on the reader thread: the protocol thread never touches the disk).
+    void record_discarded(std::vector<store::LogRecord> records);
     std::string ring_id_text() const;
 
     config::Config cfg_;
@@ -116,6 +131,10 @@ private:
     std::unique_ptr<crypto::Channel> channel_;
     std::unique_ptr<runtime::Transport> transport_;
     std::unique_ptr<runtime::RingDriver> driver_;
+    // The ring configuration from conclave.conf (node id, mtu); the cluster-wide settings of
+    // the replicated state are laid over it (totem::with_settings).
+    totem::Config ring_base_;
+    std::string discarded_path_;  // <state_dir>/discarded.log
     std::unique_ptr<runtime::ControlServer> control_;
     Groups groups_;
 

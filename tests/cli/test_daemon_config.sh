@@ -34,6 +34,23 @@ chmod 0444 "$d/authkey"
 [ "$rc" = 1 ] || fail "world-readable key accepted (exit $rc)"
 grep -q "chmod 0400" "$d/err" || fail "key error text: $(cat "$d/err")"
 
+# Cluster-wide settings live in the replicated state only (one book): a leftover section
+# in conclave.conf stops the daemon (-t and a real start alike) with the command to use.
+chmod 0400 "$d/authkey"
+for case in "quorum|two_node: 1|conclavectl quorum set" "totem|token: 3000|conclavectl totem set" \
+            "nodelist|node: n2|conclavectl node add"; do
+    section=${case%%|*}; rest=${case#*|}; line=${rest%%|*}; cmd=${rest#*|}
+    { cat "$d/c.conf"; printf '%s {\n    %s\n}\n' "$section" "$line"; } > "$d/wide.conf"
+    "$daemon" -t -c "$d/wide.conf" > /dev/null 2> "$d/err"; rc=$?
+    [ "$rc" = 1 ] || fail "-t with a '$section' section: exit $rc"
+    grep -q "$cmd" "$d/err" || fail "-t with a '$section' section does not name '$cmd': $(cat "$d/err")"
+    printf 'paths {\n    state_dir: %s\n    control_socket: %s\n}\n' "$d/state" "$d/sock" >> "$d/wide.conf"
+    timeout 10 "$daemon" -c "$d/wide.conf" > /dev/null 2> "$d/err"; rc=$?
+    [ "$rc" = 1 ] || fail "conclaved started with a '$section' section (exit $rc)"
+    grep -q "$cmd" "$d/err" || fail "conclaved with a '$section' section does not name '$cmd': $(cat "$d/err")"
+    [ -e "$d/sock" ] && fail "conclaved with a '$section' section opened its control socket"
+done
+
 "$daemon" -t -c "$d/missing.conf" 2> "$d/err"; [ $? = 1 ] || fail "missing config not exit 1"
 "$daemon" --bogus 2>/dev/null; [ $? = 2 ] || fail "unknown option is not a usage error"
 echo "conclaved -t: ok"
