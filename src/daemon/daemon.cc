@@ -364,10 +364,9 @@ void Daemon::drain_effects() {
             log::notice(line);
     }
     if (!fx.jobs.empty()) worker_->push(std::move(fx.jobs));
-    if (fx.local_watermark) {
-        driver_->set_local_watermark(*fx.local_watermark);
-        nudge_ring();
-    }
+    // A rise moves an idle ring by itself (hold-cancel or release): the acknowledgement
+    // that waits for it does not wait for the hold timer.
+    if (fx.local_watermark) driver_->set_local_watermark(*fx.local_watermark);
     for (const auto& r : fx.replies) {
         auto it = waiting_.find(r.tag);
         if (it == waiting_.end()) continue;
@@ -404,21 +403,6 @@ void Daemon::drain_effects() {
         exit_code_ = 1;
         stop();
     }
-}
-
-// Interim, until the ring itself keeps the token moving while a watermark is on its way
-// (see daemon.h): a one-byte message of kind 0 (no consumer: groups take kind 1, the
-// node kind 2) makes the ring busy, so the rep does not sit on the token while the new
-// durable version still has to go round. Posted: never submitted inside the driver's
-// own dispatch.
-void Daemon::nudge_ring() {
-    if (nudge_posted_) return;
-    nudge_posted_ = true;
-    asio::post(io_, [this] {
-        nudge_posted_ = false;
-        if (stopping_ || !driver_) return;
-        driver_->submit(wire::Bytes{0}, totem::Guarantee::agreed);
-    });
 }
 
 void Daemon::apply_ring_settings(const std::map<std::string, std::uint64_t>& settings) {

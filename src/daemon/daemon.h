@@ -21,13 +21,7 @@
 // order, when it returns; and while the driver is dispatching its own effects the node's
 // submits are answered "try again" (the node re-offers them at the next pump()), so
 // the node never sees events out of the ring's order.
-//
-// Watermark nudge (interim): the ring's rep holds the token on an idle ring, and the
-// ring does not count a rising durable watermark as work, so an acknowledgement could wait
-// for the hold timer (~10 ms per rotation still needed). After each rise of the local
-// watermark the daemon submits one tiny message of kind 0 (no consumer), which keeps the
-// token moving until the watermark has gone round. To go once the ring itself treats a
-// pending watermark as work.
+
 #pragma once
 
 #include <asio.hpp>
@@ -108,7 +102,6 @@ private:
     void with_node(F&& f);
     void drain_effects();
     void on_job_done(node::JobResult r);
-    void nudge_ring();
     // The replicated state's ring settings laid over ring_base_, given to the running ring.
     void apply_ring_settings(const std::map<std::string, std::uint64_t>& settings);
     // Changes a sync replaced: a loud warning, and one JSON line each in discarded_path_
@@ -142,7 +135,6 @@ private:
     bool in_node_ = false;
     int driver_dispatch_ = 0;        // > 0 while the ring driver runs our callbacks
     bool repump_ = false;            // the ring progressed while the node was busy
-    bool nudge_posted_ = false;
     std::deque<std::function<void()>> queued_;
 
     // Reader thread only: the content hash of the last head it was computed for.

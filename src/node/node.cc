@@ -89,6 +89,14 @@ void Node::submit(std::uint64_t tag, store::Transition t) {
         effects_.replies.push_back({tag, EROFS, 0, why});
         return;
     }
+    if (node_list_op(t.op) && last_node_list_version_ > ring_watermark_) {
+        // Single-server changes (DESIGN.md §6.6): the previous change, from any node, must
+        // be durable on every member first.
+        effects_.replies.push_back({tag, EBUSY, 0,
+                                    "the node list change at version " + std::to_string(last_node_list_version_) +
+                                        " is not yet durable on every member: node list changes go one at a time"});
+        return;
+    }
     if (node_list_op(t.op))
         for (const auto& [req, p] : pending_)
             if (node_list_op(p.t.op)) {
@@ -155,8 +163,12 @@ std::uint32_t Node::total_votes() const {
 
 void Node::evaluate_quorum(const char* why) {
     const bool before = quorate_;
+    const bool override_before = vq_.agreed().override_expected != 0;
     vq_.set_options(options_of(meta_.quorum));
     const quorum::Status& st = vq_.update(nodes_of(meta_), members_, 0);
+    if (override_before && !st.flags.override_expected)
+        log("the expected-votes override ended: every node of the node list is present again (" +
+            std::to_string(st.total_votes) + " of " + std::to_string(st.configured_expected) + " votes)");
     quorate_ = st.quorate;
     if (bugs_.apply_inquorate_transitional && transitional_) quorate_ = true;
     // last_man_standing's window runs (from 0: the core has no clock; the driver arms it).
@@ -353,6 +365,7 @@ void Node::apply_transition(store::Transition t) {
     }
     if (meta_op(t.op)) {
         const int err = store::apply_node_op(meta_, t);
+        if (err == 0 && node_list_op(t.op)) last_node_list_version_ = version;
         if (err == 0) {
             if (t.op == store::Op::quorum_set || t.op == store::Op::totem_set)
                 log(std::string(t.op == store::Op::quorum_set ? "quorum option " : "ring setting ") + t.node_name +

@@ -268,6 +268,7 @@ private:
     quorum::Votequorum vq_{quorum::Options{}};
     std::map<std::uint64_t, std::uint32_t> expected_pending_;  // tag -> value, replied at delivery
     std::uint64_t discarded_total_ = 0;
+    std::uint64_t last_node_list_version_ = 0;  // newest node list change applied here
 };
 
 }  // namespace conclave::node
