@@ -311,6 +311,9 @@ void Ring::set_local_watermark(std::uint64_t value, Micros now) {
     if (!rose || state_ != State::operational) return;
     RingInstance& ring = *installed_;
     if (ring.held) {
+        // Only I have seen the rotation this held token opened: it opens with my new value.
+        ring.held->watermark_partial = local_watermark_;
+        ring.rep_opened_watermark = local_watermark_;
         release_held_token(ring, now);
     } else if (!waiting_for_token_ && config_.self != ring.rep() &&
                ring.last_seen_idle + 1 >= config_.idle_rotations_before_hold) {

@@ -53,9 +53,13 @@ void Ring::accept_token(RingInstance& r, wt::Token t, Micros now) {
     // Watermark (DESIGN.md §6.3): the rep closes one rotation's running min and opens the
     // next; everyone else folds in its value. The ring value is thus the min over one
     // full rotation, a valid lower bound as long as local values never decrease.
+    // The rep's own value rising during a rotation is not in that rotation's min: the
+    // ring is then not idle (below), so one more rotation carries it.
+    const bool rep_rose = config_.self == r.rep() && local_watermark_ != r.rep_opened_watermark;
     if (config_.self == r.rep()) {
         t.watermark_ring = t.watermark_partial;
         t.watermark_partial = local_watermark_;
+        r.rep_opened_watermark = local_watermark_;
     } else {
         t.watermark_partial = std::min(t.watermark_partial, local_watermark_);
     }
@@ -69,7 +73,7 @@ void Ring::accept_token(RingInstance& r, wt::Token t, Micros now) {
     if (config_.self == r.rep()) {
         // A watermark still moving is work too: someone waits for it (DESIGN.md §6.3).
         const bool idle = t.seq == r.rep_last_seq && t.rtr.empty() && t.aru == t.seq && t.backlog == 0 &&
-                          t.watermark_ring == r.rep_last_watermark && state_ == State::operational;
+                          t.watermark_ring == r.rep_last_watermark && !rep_rose && state_ == State::operational;
         t.idle_rotations = idle ? t.idle_rotations + 1 : 0;
         r.rep_last_seq = t.seq;
         r.rep_last_watermark = t.watermark_ring;
