@@ -214,6 +214,9 @@ void Ring::on_ring_packet(NodeId from, wt::Packet& p, Micros now) {
             on_mcast(*r, std::move(*f), now);
         } else if (r->held) {
             release_held_token(*r, now);  // hold-cancel: only the holder acts on it
+        } else if (config_.self == r->rep()) {
+            // It overtook the token on its way to me: do not hold it at the next visit.
+            r->cancel_pending = true;
         }
         return;
     }
@@ -255,7 +258,8 @@ void Ring::on_timer(TimerId timer, Micros now) {
             if (r && r->held) release_held_token(*r, now);
             break;
         case TimerId::hold_cancel_retry:
-            if (state_ == State::operational && waiting_for_token_ && !queue_.empty()) send_hold_cancel(now);
+            // Also for a watermark rise (nothing queued): someone waits for it.
+            if (state_ == State::operational && waiting_for_token_) send_hold_cancel(now);
             break;
         case TimerId::token_loss: {
             ++stats_.token_losses;

@@ -88,6 +88,7 @@ struct RingInstance {
     Seq rep_last_seq = 0;               // rep only: token.seq at its previous visit
     std::uint64_t rep_last_watermark = 0;  // rep only: watermark_ring at its previous visit
     std::uint64_t rep_opened_watermark = 0;  // rep only: its value when it opened this rotation
+    bool cancel_pending = false;        // rep only: a hold-cancel came while the token was away
     std::uint32_t last_seen_idle = 0;   // idle_rotations on the last token seen
     // Failure to receive (Totem §4.1): the same aru and aru_id seen visit after visit.
     Seq stuck_aru = 0;

@@ -200,7 +200,9 @@ void Ring::visit(RingInstance& r, wt::Token t, Micros now, bool may_hold) {
     r.flow.update_token(t.fcc, t.backlog, sent, left);
 
     // 6. Token hold on an idle ring (Corosync deviation, kept: idle CPU near zero).
-    if (may_hold && config_.self == r.rep() && t.idle_rotations >= config_.idle_rotations_before_hold &&
+    const bool cancelled = r.cancel_pending;
+    r.cancel_pending = false;
+    if (may_hold && !cancelled && config_.self == r.rep() && t.idle_rotations >= config_.idle_rotations_before_hold &&
         queue_.empty() && t.rtr.empty() && sent == 0 && r.members.size() > 1) {
         ++stats_.tokens_held;
         r.held = std::move(t);
