@@ -121,23 +121,6 @@ const char* tie_breaker_name(std::uint8_t v) {
     return "?";
 }
 
-quorum::Options quorum_options(const store::QuorumSettings& q) {
-    quorum::Options o;
-    o.two_node = q.two_node;
-    o.wait_for_all = q.wait_for_all;
-    o.last_man_standing = q.last_man_standing;
-    o.last_man_standing_window_us = std::uint64_t{q.last_man_standing_window_ms} * 1000;
-    o.auto_tie_breaker = static_cast<quorum::TieBreaker>(q.auto_tie_breaker);
-    o.tie_breaker_nodes = q.tie_breaker_nodes;
-    return o;
-}
-
-std::vector<quorum::Node> quorum_nodes(const store::Meta& m) {
-    std::vector<quorum::Node> v;
-    for (const auto& n : m.nodes) v.push_back({n.id, n.votes});
-    return v;
-}
-
 // The ring's own consistency rules (totem::validate), said in `conclavectl totem set`'s
 // terms; empty when the ring takes `c`.
 std::string ring_settings_problem(const totem::Config& c) {
@@ -728,7 +711,7 @@ json Daemon::cluster_request(const std::string& cmd, const json& request,
                 next.auto_tie_breaker = static_cast<std::uint8_t>(value);
                 next.tie_breaker_nodes = ids;
             }
-            if (auto why = quorum::validate(quorum_options(next), quorum_nodes(meta)); !why.empty())
+            if (auto why = quorum::validate(node::quorum_options(next), node::quorum_nodes(meta)); !why.empty())
                 return invalid(why +
                                (key == "last_man_standing" ? "; change them with 'conclavectl votes NODE 1' first" : ""));
             std::string shown = key == "auto_tie_breaker" ? tie_breaker_name(static_cast<std::uint8_t>(value))

@@ -36,7 +36,10 @@ bool node_list_op(store::Op op) {
     return op == store::Op::node_add || op == store::Op::node_remove || op == store::Op::node_votes;
 }
 
-quorum::Options options_of(const store::QuorumSettings& q) {
+
+}  // namespace
+
+quorum::Options quorum_options(const store::QuorumSettings& q) {
     quorum::Options o;
     o.two_node = q.two_node;
     o.wait_for_all = q.wait_for_all;
@@ -47,19 +50,17 @@ quorum::Options options_of(const store::QuorumSettings& q) {
     return o;
 }
 
-std::vector<quorum::Node> nodes_of(const store::Meta& m) {
+std::vector<quorum::Node> quorum_nodes(const store::Meta& m) {
     std::vector<quorum::Node> v;
     for (const auto& n : m.nodes) v.push_back({n.id, n.votes});
     return v;
 }
 
-}  // namespace
-
 Node::Node(Config config, store::Head head, store::Meta meta, SubmitFn submit, Bugs bugs)
     : config_(config), bugs_(bugs), submit_(std::move(submit)), durable_(head), meta_(std::move(meta)) {
     next_version_ = durable_.version + 1;
     next_request_ = config_.request_base;
-    vq_.set_options(options_of(meta_.quorum));
+    vq_.set_options(quorum_options(meta_.quorum));
     if (!meta_.totem.empty()) effects_.totem_settings = meta_.totem;
 }
 
@@ -164,8 +165,8 @@ std::uint32_t Node::total_votes() const {
 void Node::evaluate_quorum(const char* why) {
     const bool before = quorate_;
     const bool override_before = vq_.agreed().override_expected != 0;
-    vq_.set_options(options_of(meta_.quorum));
-    const quorum::Status& st = vq_.update(nodes_of(meta_), members_, 0);
+    vq_.set_options(quorum_options(meta_.quorum));
+    const quorum::Status& st = vq_.update(quorum_nodes(meta_), members_, 0);
     if (override_before && !st.flags.override_expected)
         log("the expected-votes override ended: every node of the node list is present again (" +
             std::to_string(st.total_votes) + " of " + std::to_string(st.configured_expected) + " votes)");

@@ -139,6 +139,10 @@ struct Bugs {
     bool source_highest_version = false;        // sync source by version alone, not (epoch, version)
 };
 
+// The replicated state's quorum settings and node list, as votequorum takes them.
+quorum::Options quorum_options(const store::QuorumSettings& q);
+std::vector<quorum::Node> quorum_nodes(const store::Meta& m);
+
 enum class Phase : std::uint8_t { none = 0, syncing = 1, synced = 2 };
 const char* phase_name(Phase p);
 

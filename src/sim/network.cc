@@ -1,5 +1,7 @@
 #include "sim/network.h"
 
+#include "sim/options.h"
+
 namespace conclave::sim {
 
 std::vector<std::uint64_t> Network::route(std::uint32_t from, std::uint32_t to, std::uint64_t now,
@@ -14,6 +16,17 @@ std::vector<std::uint64_t> Network::route(std::uint32_t from, std::uint32_t to, 
         arrivals.push_back(t);
     }
     return arrivals;
+}
+
+LinkFaults link_faults(const SimOptions& o) {
+    LinkFaults lf;
+    lf.delay_us = o.fault_delay ? 100 : 200;
+    lf.jitter_us = o.fault_delay ? 2'000 : 0;
+    lf.loss = o.fault_loss ? o.loss : 0;
+    lf.dup = o.fault_dup ? o.dup : 0;
+    lf.reorder = o.fault_reorder ? o.reorder : 0;
+    lf.reorder_extra_us = 5'000;
+    return lf;
 }
 
 }  // namespace conclave::sim

@@ -24,6 +24,10 @@ struct LinkFaults {
     std::uint64_t reorder_extra_us = 0;  // a held-back packet waits + uniform [0, this]
 };
 
+struct SimOptions;
+// The packet faults --faults asks for, on every link.
+LinkFaults link_faults(const SimOptions& o);
+
 enum class LinkFate : std::uint8_t { delivered, lost, duplicated };
 
 class Network {

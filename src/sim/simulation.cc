@@ -456,14 +456,7 @@ SeedResult Simulation::run() {
                   o_.plant_bug.empty() ? "none" : o_.plant_bug.c_str());
     result_.trace.header = header;
 
-    LinkFaults lf;
-    lf.delay_us = o_.fault_delay ? 100 : 200;
-    lf.jitter_us = o_.fault_delay ? 2'000 : 0;
-    lf.loss = o_.fault_loss ? o_.loss : 0;
-    lf.dup = o_.fault_dup ? o_.dup : 0;
-    lf.reorder = o_.fault_reorder ? o_.reorder : 0;
-    lf.reorder_extra_us = 5'000;
-    net_.set_all(lf);
+    net_.set_all(link_faults(o_));
 
     // A joining node: the highest starts late, while the others run.
     const std::uint32_t late = o_.fault_join && n_ > 2 ? n_ : 0;

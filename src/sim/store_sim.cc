@@ -197,26 +197,18 @@ void StoreSim::create_state(std::uint32_t node) {
         items.push_back({1, a, std::nullopt});
     }
     std::uint64_t request = 100;
-    for (const auto& [key, value] : quorum_settings_) {
+    auto setting = [&](store::Op op, const std::string& key, std::uint64_t value) {
         store::Transition q;
-        q.op = store::Op::quorum_set;
+        q.op = op;
         q.origin = 1;
         q.request = ++request;
         q.timestamp_us = request;
         q.node_name = key;
         q.size = value;
         items.push_back({1, q, std::nullopt});
-    }
-    for (const auto& [key, value] : totem_settings_) {
-        store::Transition q;
-        q.op = store::Op::totem_set;
-        q.origin = 1;
-        q.request = ++request;
-        q.timestamp_us = request;
-        q.node_name = key;
-        q.size = value;
-        items.push_back({1, q, std::nullopt});
-    }
+    };
+    for (const auto& [key, value] : quorum_settings_) setting(store::Op::quorum_set, key, value);
+    for (const auto& [key, value] : totem_settings_) setting(store::Op::totem_set, key, value);
     auto r = st.apply(items);
     if (!r) violate("node stopped", "cannot create the initial state: " + r.error(), node);
 }
@@ -728,14 +720,7 @@ SeedResult StoreSim::run() {
         nodes_[y].slow_disk = rng_.chance(0.4);
     }
 
-    LinkFaults lf;
-    lf.delay_us = o_.fault_delay ? 100 : 200;
-    lf.jitter_us = o_.fault_delay ? 2'000 : 0;
-    lf.loss = o_.fault_loss ? o_.loss : 0;
-    lf.dup = o_.fault_dup ? o_.dup : 0;
-    lf.reorder = o_.fault_reorder ? o_.reorder : 0;
-    lf.reorder_extra_us = 5'000;
-    net_.set_all(lf);
+    net_.set_all(link_faults(o_));
 
     // Quorum options, drawn per seed (DESIGN.md §7).
     if (n_ == 2 && rng_.chance(0.7)) quorum_settings_.push_back({"two_node", 1});
