@@ -17,7 +17,6 @@ enum class Type : std::uint8_t {
 
 constexpr std::uint32_t kMaxActions = 4096;
 constexpr std::uint32_t kMaxLogRecords = 1u << 20;
-constexpr std::size_t kLogRecordHeader = 8 + 8 + 32 + 4 + 4;
 
 void put_ring(wire::Writer& w, const RingRef& r) {
     w.u32(r.rep);
@@ -76,14 +75,7 @@ void encode_body(wire::Writer& w, wire::Bytes&, const MsgSyncLog& m) {
     w.u8(static_cast<std::uint8_t>(Type::sync_log));
     put_ring(w, m.ring);
     w.u32(static_cast<std::uint32_t>(m.records.size()));
-    for (const store::LogRecord& rec : m.records) {
-        w.u64(rec.epoch);
-        w.u64(rec.version);
-        w.bytes(wire::ByteView(rec.hash));
-        w.u32(static_cast<std::uint32_t>(rec.err));
-        w.u32(static_cast<std::uint32_t>(rec.transition.size()));
-        w.bytes(wire::ByteView(rec.transition));
-    }
+    for (const store::LogRecord& rec : m.records) store::encode_log_record(rec, w);
 }
 void encode_body(wire::Writer& w, wire::Bytes&, const MsgSyncChunk& m) {
     w.u8(static_cast<std::uint8_t>(Type::sync_chunk));
@@ -120,21 +112,13 @@ std::optional<Message> decode_log(wire::Reader& r) {
     MsgSyncLog m;
     get_ring(r, m.ring);
     std::uint32_t n = 0;
-    if (!r.count(n, kLogRecordHeader, kMaxLogRecords)) return std::nullopt;
+    if (!r.count(n, store::kLogRecordMinSize, kMaxLogRecords)) return std::nullopt;
     m.records.resize(n);
     for (store::LogRecord& rec : m.records) {
-        std::uint32_t err = 0, len = 0;
-        r.u64(rec.epoch);
-        r.u64(rec.version);
-        r.bytes(rec.hash);
-        r.u32(err);
-        wire::ByteView t;
-        if (!r.u32(len) || !r.view(len, t)) return std::nullopt;
+        if (!store::decode_log_record(r, rec)) return std::nullopt;
         // A record carries a transition the receiver will apply: refuse it here rather
         // than half-way through applying a log.
-        if (!store::decode(t).ok()) return std::nullopt;
-        rec.err = static_cast<int>(err);
-        rec.transition.assign(t.begin(), t.end());
+        if (!store::decode(rec.transition).ok()) return std::nullopt;
     }
     return m;
 }

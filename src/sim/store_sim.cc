@@ -114,6 +114,21 @@ private:
         return b;
     }
     std::string node_dir(std::uint32_t node) const { return dir_ + "/n" + std::to_string(node); }
+    // The node's store in its temp dir, without fsync and with the whole history retained
+    // (the final check reads it back to genesis). False (and a violation) if it fails.
+    bool open_store(std::uint32_t node) {
+        store::Options so;
+        so.sync = false;
+        so.map_size = 64ull << 20;
+        so.retain = 1'000'000;
+        auto st = store::Store::open(node_dir(node), so);
+        if (!st) {
+            violate("node stopped", "cannot open the store: " + st.error(), node);
+            return false;
+        }
+        nodes_[node].store = std::move(st.value());
+        return true;
+    }
     void create_state(std::uint32_t node);
     void start_node(std::uint32_t node);
     void crash_node(std::uint32_t node, bool clean);
@@ -221,16 +236,7 @@ void StoreSim::start_node(std::uint32_t node) {
     sn.jobs.clear();
     sn.job_scheduled = false;
     sn.tags.clear();
-    store::Options so;
-    so.sync = false;
-    so.map_size = 64ull << 20;
-    so.retain = 1'000'000;
-    auto st = store::Store::open(node_dir(node), so);
-    if (!st) {
-        violate("node stopped", "cannot open the store: " + st.error(), node);
-        return;
-    }
-    sn.store = std::move(st.value());
+    if (!open_store(node)) return;
     sn.ring = std::make_unique<Ring>(ring_config(node), &sn.durable);
     node::Config nc;
     nc.self = node;
@@ -744,16 +750,7 @@ SeedResult StoreSim::run() {
     empty_node_ = o_.fault_join && rng_.chance(0.5) ? static_cast<std::uint32_t>(rng_.range(2, n_)) : 0;
     for (std::uint32_t y = 1; y <= n_; ++y) {
         if (y == empty_node_) continue;
-        store::Options so;
-        so.sync = false;
-        so.map_size = 64ull << 20;
-        so.retain = 1'000'000;
-        auto st = store::Store::open(node_dir(y), so);
-        if (!st) {
-            violate("node stopped", "cannot open the store: " + st.error(), y);
-            return std::move(result_);
-        }
-        nodes_[y].store = std::move(st.value());
+        if (!open_store(y)) return std::move(result_);
         create_state(y);
         nodes_[y].store.reset();
     }

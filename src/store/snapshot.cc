@@ -17,7 +17,6 @@ constexpr std::uint32_t kFormat = 1;
 constexpr char kContentTag[] = "conclave-content-1";
 constexpr std::uint32_t kMaxEntries = 1u << 26;
 constexpr std::uint32_t kMaxLog = 1u << 26;
-constexpr std::size_t kLogRecordMin = 8 + 8 + 32 + 4 + 4;
 
 void put_head(wire::Writer& w, const Head& h) {
     w.u64(h.epoch);
@@ -110,12 +109,7 @@ void SnapshotBuilder::log_count(std::uint32_t count) { wire::Writer(out_).u32(co
 
 void SnapshotBuilder::log_record(const LogRecord& rec) {
     wire::Writer w(out_);
-    w.u64(rec.epoch);
-    w.u64(rec.version);
-    w.bytes(wire::ByteView(rec.hash));
-    w.u32(static_cast<std::uint32_t>(rec.err));
-    w.u32(static_cast<std::uint32_t>(rec.transition.size()));
-    w.bytes(wire::ByteView(rec.transition));
+    encode_log_record(rec, w);
 }
 
 wire::Bytes SnapshotBuilder::finish() {
@@ -216,22 +210,14 @@ const char* parse(wire::ByteView blob, SnapshotContents& s, bool verify_hashes) 
     if (const char* err = check_tree(s.entries)) return err;
     if (verify_hashes && content.finish() != s.content) return "snapshot content hash mismatch";
 
-    if (!r.count(n, kLogRecordMin, kMaxLog)) return "snapshot log count malformed";
+    if (!r.count(n, kLogRecordMinSize, kMaxLog)) return "snapshot log count malformed";
     s.log.resize(n);
     Hash prev = s.log_base_hash;
     std::uint64_t version = s.log_base_version;
     for (LogRecord& rec : s.log) {
-        std::uint32_t err = 0, len = 0;
-        r.u64(rec.epoch);
-        r.u64(rec.version);
-        r.bytes(rec.hash);
-        r.u32(err);
-        wire::ByteView t;
-        if (!r.u32(len) || !r.view(len, t)) return "snapshot log record truncated";
-        rec.err = static_cast<int>(err);
-        rec.transition.assign(t.begin(), t.end());
+        if (!decode_log_record(r, rec)) return "snapshot log record truncated";
         if (rec.version != version + 1) return "snapshot log versions not consecutive";
-        auto decoded = decode(t);
+        auto decoded = decode(rec.transition);
         if (!decoded.ok()) return "snapshot log transition malformed";
         if (verify_hashes && chain(prev, rec.epoch, rec.version, decoded.value()) != rec.hash)
             return "snapshot log hash chain broken";
@@ -257,6 +243,28 @@ Result<SnapshotContents> parse_snapshot(wire::ByteView snapshot) {
     SnapshotContents s;
     if (const char* err = format::parse(snapshot, s, true)) return Error{err};
     return s;
+}
+
+void encode_log_record(const LogRecord& rec, wire::Writer& w) {
+    w.u64(rec.epoch);
+    w.u64(rec.version);
+    w.bytes(wire::ByteView(rec.hash));
+    w.u32(static_cast<std::uint32_t>(rec.err));
+    w.u32(static_cast<std::uint32_t>(rec.transition.size()));
+    w.bytes(wire::ByteView(rec.transition));
+}
+
+bool decode_log_record(wire::Reader& r, LogRecord& out) {
+    std::uint32_t err = 0, len = 0;
+    r.u64(out.epoch);
+    r.u64(out.version);
+    r.bytes(out.hash);
+    r.u32(err);
+    wire::ByteView t;
+    if (!r.u32(len) || !r.view(len, t)) return false;
+    out.err = static_cast<int>(err);
+    out.transition.assign(t.begin(), t.end());
+    return true;
 }
 
 }  // namespace conclave::store

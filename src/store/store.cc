@@ -64,6 +64,23 @@ void walk(db::Txn& txn, MDB_dbi dbi, wire::ByteView from, Fn&& fn) {
     mdb_cursor_close(cur);
 }
 
+// Every entry of the tree in inode order, with its file bytes (empty for a directory):
+// fn(node, data). A record that does not decode marks the transaction corrupted.
+template <typename Fn>
+void for_each_entry(db::Txn& txn, Fn&& fn) {
+    walk(txn, txn.dbs().entries, {}, [&](wire::ByteView key, wire::ByteView value) {
+        wire::Reader r(value);
+        format::Node n;
+        if (key.size() != 8 || !format::get_entry(r, n) || !r.at_end()) {
+            txn.fail(MDB_CORRUPTED);
+            return false;
+        }
+        n.info.ino = format::get_be64(key.data());
+        fn(n, n.info.dir ? wire::ByteView() : txn.data(n.info.ino));
+        return true;
+    });
+}
+
 // Log records with version > `after`, in order.
 std::vector<LogRecord> log_records(db::Txn& txn, std::uint64_t after) {
     std::vector<LogRecord> out;
@@ -273,17 +290,7 @@ Result<wire::Bytes> Store::snapshot() const {
         const std::size_t entries = txn.count(txn.dbs().entries);
         format::SnapshotBuilder b(st.head, st.meta, st.next_ino, st.base_version, st.base_hash,
                                   static_cast<std::uint32_t>(entries));
-        walk(txn, txn.dbs().entries, {}, [&](wire::ByteView key, wire::ByteView value) {
-            wire::Reader r(value);
-            format::Node n;
-            if (key.size() != 8 || !format::get_entry(r, n) || !r.at_end()) {
-                txn.fail(MDB_CORRUPTED);
-                return false;
-            }
-            n.info.ino = format::get_be64(key.data());
-            b.entry(n.info.ino, n, n.info.dir ? wire::ByteView() : txn.data(n.info.ino));
-            return true;
-        });
+        for_each_entry(txn, [&](const format::Node& n, wire::ByteView data) { b.entry(n.info.ino, n, data); });
         const std::vector<LogRecord> log = log_records(txn, 0);
         b.log_count(static_cast<std::uint32_t>(log.size()));
         for (const LogRecord& rec : log) b.log_record(rec);
@@ -337,17 +344,7 @@ Hash Store::content_hash() const {
         db::State st;
         if (!txn.load_state(st)) return;
         format::ContentHasher h(st.meta, st.next_ino);
-        walk(txn, txn.dbs().entries, {}, [&](wire::ByteView key, wire::ByteView value) {
-            wire::Reader r(value);
-            format::Node n;
-            if (key.size() != 8 || !format::get_entry(r, n) || !r.at_end()) {
-                txn.fail(MDB_CORRUPTED);
-                return false;
-            }
-            n.info.ino = format::get_be64(key.data());
-            h.entry(n.info.ino, n, n.info.dir ? wire::ByteView() : txn.data(n.info.ino));
-            return true;
-        });
+        for_each_entry(txn, [&](const format::Node& n, wire::ByteView data) { h.entry(n.info.ino, n, data); });
         if (txn.ok()) out = h.finish();
     });
     return out;

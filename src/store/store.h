@@ -70,6 +70,13 @@ struct LogRecord {
     wire::Bytes transition;  // encode(Transition)
 };
 
+// A log record's wire form, shared by sync messages and snapshots: u64 epoch, u64 version,
+// 32 hash, i32 err, u32 length, transition bytes (not decoded here).
+inline constexpr std::size_t kLogRecordMinSize = 8 + 8 + 32 + 4 + 4;
+void encode_log_record(const LogRecord& rec, wire::Writer& w);
+// False when the bytes end early (the reader is then bad).
+bool decode_log_record(wire::Reader& r, LogRecord& out);
+
 struct EntryInfo {
     std::uint64_t ino = 0;      // 1 is the root
     std::string name;           // last path component ("" for the root)
