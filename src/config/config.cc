@@ -255,6 +255,18 @@ const std::vector<SectionSpec>& schema() {
                   return std::nullopt;
               }},
          }},
+        {"tree",
+         {
+             {"mount",
+              [](std::string_view v, Config& c) -> std::optional<std::string> {
+                  if (v == "yes" || v == "on" || v == "1") c.mount = true;
+                  else if (v == "no" || v == "off" || v == "0") c.mount = false;
+                  else return "'" + std::string(v) + "' is not yes or no";
+                  return std::nullopt;
+              }},
+             {"group", name_setter(&Config::group, 32, "-_.", "group name")},
+             {"lock_timeout", uint_setter(&Config::lock_timeout, 1, 86400)},
+         }},
         {"logging",
          {
              {"level",
@@ -524,6 +536,9 @@ std::string format(const Config& c) {
     o << "    cipher: " << crypto::cipher_name(c.cipher) << "\n}\n";
     o << "paths {\n    state_dir: " << c.state_dir << "\n    mount_point: " << c.mount_point
       << "\n    control_socket: " << c.control_socket << "\n}\n";
+    o << "tree {\n    mount: " << (c.mount ? "yes" : "no") << "\n";
+    if (!c.group.empty()) o << "    group: " << c.group << "\n";
+    o << "    lock_timeout: " << c.lock_timeout << "\n}\n";
     o << "logging {\n    level: " << log_level_name(c.log_level) << "\n}\n";
     return o.str();
 }

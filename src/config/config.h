@@ -56,6 +56,10 @@ struct Config {
     std::string state_dir = "/var/lib/conclave";
     std::string mount_point = "/etc/pve";
     std::string control_socket = "/run/conclave/control.sock";
+    // tree { }
+    bool mount = true;              // mount the configuration tree at mount_point
+    std::string group;              // group of the tree's entries; empty: www-data if it exists, else root
+    std::uint32_t lock_timeout = 120;  // seconds before an unchanged priv/lock/NAME may be unlocked
     // logging { }
     LogLevel log_level = LogLevel::info;
 };

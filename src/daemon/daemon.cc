@@ -145,20 +145,23 @@ std::string utc_text(std::uint64_t us) {
 
 }  // namespace
 
-Daemon::Daemon(config::Config cfg, crypto::AuthKey key, std::optional<crypto::AuthKey> next_key)
+Daemon::Daemon(config::Config cfg, crypto::AuthKey key, std::optional<crypto::AuthKey> next_key, bool local)
     : cfg_(std::move(cfg)),
       key_(key),
       next_key_(next_key),
       signals_(io_, SIGTERM, SIGINT),
       lms_timer_(io_),
-      groups_([this](wire::Bytes m, totem::Guarantee g) { return driver_->submit(std::move(m), g); }) {}
+      groups_([this](wire::Bytes m, totem::Guarantee g) { return driver_->submit(std::move(m), g); }),
+      local_(local) {}
 
 Daemon::~Daemon() {
     if (control_) control_->close();
     if (transport_) transport_->close();
-    // The disk threads end before the store closes: queued jobs are finished (drained).
+    // The disk threads end before the store closes: queued jobs are finished (drained);
+    // the tree (which the worker's hooks call) after the worker, before the store.
     if (worker_) worker_->stop();
     if (reader_) reader_->join();
+    tree_.reset();
     driver_.reset();
     node_.reset();
     worker_.reset();
@@ -231,6 +234,7 @@ Status Daemon::start() {
     node::Config nc;
     nc.self = cfg_.node_id;
     nc.request_base = boot_epoch_;
+    nc.local = local_;
     node_ = std::make_unique<node::Node>(nc, head, meta, [this](wire::Bytes m, totem::Guarantee g) {
         // Inside the driver's own dispatch a submit would run the ring's effects in the
         // middle of it: the node re-offers the message at the next pump() instead.
@@ -238,9 +242,28 @@ Status Daemon::start() {
             return totem::SubmitResult{totem::SubmitStatus::try_again, 0};
         return driver_->submit(std::move(m), g);
     });
-    worker_ = std::make_unique<ApplyWorker>(*store_, cfg_.node_id, [this](node::JobResult r) {
-        asio::post(io_, [this, r = std::move(r)]() mutable { on_job_done(std::move(r)); });
-    });
+    // The configuration tree (mounted at the end of start-up): the apply worker tells it
+    // what changed, so that the kernel's caches never outlive an applied change.
+    ApplyHooks hooks;
+    if (cfg_.mount) {
+        auto gid = fuse::resolve_group(cfg_.group);
+        if (!gid) return Error{gid.error()};
+        fuse::Options fo;
+        fo.mount_point = cfg_.mount_point;
+        fo.gid = gid.value();
+        fo.lock_timeout = std::chrono::seconds(cfg_.lock_timeout);
+        fo.self = cfg_.node_id;
+        tree_ = std::make_unique<fuse::Tree>(*store_, *this, fo);
+        tree_->set_start_time(wall_clock_us() / 1'000'000);
+        auto* tree = tree_.get();
+        hooks.before = [tree](const auto& batch) { tree->before_apply(batch); };
+        hooks.after = [tree](const auto& batch, const auto& results) { tree->after_apply(batch, results); };
+        hooks.installed = [tree] { tree->after_install(); };
+    }
+    worker_ = std::make_unique<ApplyWorker>(
+        *store_, cfg_.node_id,
+        [this](node::JobResult r) { asio::post(io_, [this, r = std::move(r)]() mutable { on_job_done(std::move(r)); }); },
+        std::move(hooks));
     reader_ = std::make_unique<asio::thread_pool>(1);
     if (meta.empty())
         log::notice("no cluster state yet: create one with 'conclavectl create', or add this node on a cluster "
@@ -269,6 +292,10 @@ Status Daemon::start() {
         io_, cfg_.control_socket,
         [this](const json& req, const std::shared_ptr<runtime::ControlSession>& s) { return handle(req, s); });
     if (auto st = control_->open(); !st) return st;
+    if (tree_) {
+        publish_tree();
+        if (auto st = tree_->mount(); !st) return st;
+    }
 
     signals_.async_wait([this](std::error_code ec, int sig) {
         if (ec) return;
@@ -290,6 +317,8 @@ int Daemon::run() {
     sd_notify(0, "READY=1\nSTATUS=forming the ring");
     io_.run();
     sd_notify(0, "STOPPING=1");
+    // Unmount first: requests still waiting for the cluster get EIO, nothing hangs.
+    if (tree_) tree_->unmount();
     // Finish what the apply worker has queued (durable before we go), then close.
     worker_->stop();
     reader_->join();
@@ -355,6 +384,12 @@ void Daemon::drain_effects() {
         if (it == waiting_.end()) continue;
         auto w = std::move(it->second);
         waiting_.erase(it);
+        if (w.done) {
+            // A program's own errors (EEXIST, ENOTEMPTY, ...) are its to report.
+            if (r.err != 0) log::debug(w.what + ": " + std::strerror(r.err));
+            w.done(r.err, r.version);
+            continue;
+        }
         std::string why = r.why;
         if (why.empty() && r.err == EINVAL) why = w.einval;
         json reply = r.err == 0 ? json{{"ok", true}, {"version", r.version}} : errno_reply(r.err, why);
@@ -381,10 +416,82 @@ void Daemon::drain_effects() {
         log::notice(q ? "this partition is quorate (" + votes + "); writes are accepted"
                       : "this partition is not quorate (" + votes + "); writes get EROFS");
     }
+    if (tree_) publish_tree();
     if (fx.stop) {
         log::error(*fx.stop);
         exit_code_ = 1;
         stop();
+    }
+}
+
+void Daemon::submit(store::Transition t, Done done) {
+    asio::post(io_, [this, t = std::move(t), done = std::move(done)]() mutable {
+        if (stopping_) {
+            done(EIO, 0);
+            return;
+        }
+        t.timestamp_us = wall_clock_us();
+        std::uint64_t tag = next_tag_++;
+        waiting_[tag] = Waiting{nullptr, std::string("tree: ") + store::op_name(t.op) + " " + t.path, {}, std::move(done)};
+        with_node([this, tag, t = std::move(t)]() mutable { node_->submit(tag, std::move(t)); });
+    });
+}
+
+void Daemon::publish_tree() {
+    bool q = node_->quorate();
+    tree_->set_quorate(q);
+    const auto& meta = node_->meta();
+    const auto& qs = node_->quorum_status();
+    if (published_.config_changes != config_changes_ || published_.quorate != q || published_.nodes != meta.nodes ||
+        published_.total_votes != qs.total_votes || published_.expected_votes != qs.expected_votes) {
+        published_.config_changes = config_changes_;
+        published_.quorate = q;
+        published_.nodes = meta.nodes;
+        published_.total_votes = qs.total_votes;
+        published_.expected_votes = qs.expected_votes;
+        // .members: pmxcfs's shape, so that tools reading /etc/pve/.members keep working.
+        const auto& ring = driver_->ring();
+        const auto& members = ring.members();
+        json nodelist = json::object();
+        for (const auto& n : meta.nodes) {
+            bool online = std::find(members.begin(), members.end(), n.id) != members.end();
+            json e{{"id", n.id}, {"online", online ? 1 : 0}, {"votes", n.votes}};
+            if (n.id == cfg_.node_id) {
+                if (!cfg_.bind_address.empty()) e["ip"] = cfg_.bind_address;
+            } else if (auto a = transport_->addresses().find(n.id); a != transport_->addresses().end()) {
+                e["ip"] = a->second.address().to_string();
+            }
+            nodelist[n.name] = e;
+        }
+        json m{{"nodename", cfg_.node_name},
+               {"version", config_changes_},
+               {"cluster", {{"name", cfg_.cluster_name}, {"nodes", meta.nodes.size()}, {"quorate", q ? 1 : 0}}},
+               {"nodelist", nodelist}};
+        tree_->set_members(m.dump() + "\n");
+        json qj = quorum_json();
+        qj["quorate"] = q;
+        qj["node_id"] = cfg_.node_id;
+        auto id = ring.ring_id();
+        qj["ring_id"] = id.seq == 0 && id.rep == 0 ? json(nullptr) : json(ring_id_text());
+        json ids = json::array();
+        for (auto n : members) ids.push_back(n);
+        qj["members"] = ids;
+        qj["local_mode"] = local_;
+        tree_->set_quorum(qj.dump() + "\n");
+    }
+    // Local mode on a node without state: a one-node cluster, as pmxcfs -l on a fresh node.
+    if (local_ && !local_genesis_sent_ && meta.empty() && node_->phase() == node::Phase::synced) {
+        local_genesis_sent_ = true;
+        store::Transition t;
+        t.op = store::Op::genesis;
+        if (RAND_bytes(t.cluster_id.data(), static_cast<int>(t.cluster_id.size())) != 1) return;
+        t.node_id = cfg_.node_id;
+        t.node_name = cfg_.node_name;
+        t.votes = 1;
+        log::notice("local mode: no cluster state yet; creating a one-node cluster " + store::hex(t.cluster_id));
+        submit(std::move(t), [](int err, std::uint64_t) {
+            if (err != 0) log::warning(std::string("local mode: creating the one-node cluster failed: ") + std::strerror(err));
+        });
     }
 }
 
@@ -488,6 +595,34 @@ void Daemon::on_config(const totem::ConfigChange& c) {
 
 // ---- Status ----
 
+// votequorum's view (status "quorum" and the tree's .quorum).
+json Daemon::quorum_json() const {
+    const auto& q = node_->quorum_status();
+    const auto& qo = node_->meta().quorum;
+    json tie_breakers = json::array();
+    for (auto n : qo.tie_breaker_nodes) tie_breakers.push_back(n);
+    return json{{"provider", "conclave: votequorum over the replicated node list"},
+          {"configured_expected", q.configured_expected},
+          {"expected_votes", q.expected_votes},
+          {"highest_expected", q.highest_expected},
+          {"total_votes", q.total_votes},
+          {"quorum", q.quorum},
+          {"waiting_for_all", q.waiting_for_all},
+          {"flags",
+           {{"two_node", q.flags.two_node},
+            {"wait_for_all", q.flags.wait_for_all},
+            {"last_man_standing", q.flags.last_man_standing},
+            {"auto_tie_breaker", q.flags.auto_tie_breaker},
+            {"override_expected", q.flags.override_expected}}},
+          {"options",
+           {{"two_node", qo.two_node},
+            {"wait_for_all", qo.wait_for_all},
+            {"last_man_standing", qo.last_man_standing},
+            {"last_man_standing_window", qo.last_man_standing_window_ms},
+            {"auto_tie_breaker", tie_breaker_name(qo.auto_tie_breaker)},
+            {"auto_tie_breaker_nodes", tie_breakers}}}};
+}
+
 json Daemon::status(const StoreView& view) const {
     json rejected = json::object();
     for (std::size_t i = 0; i < crypto::kRejectReasons; ++i)
@@ -549,12 +684,8 @@ json Daemon::status(const StoreView& view) const {
         {"apply",
          {{"jobs", ws.jobs}, {"commits", ws.commits}, {"merged_jobs", ws.merged_jobs}, {"largest_commit", ws.largest_commit}}},
     };
-    const auto& q = node_->quorum_status();
     const auto& rs = ring.stats();
     auto id = ring.ring_id();
-    const auto& qo = meta.quorum;
-    json tie_breakers = json::array();
-    for (auto n : qo.tie_breaker_nodes) tie_breakers.push_back(n);
     // The ring's settings in force (ms, or counts), and which the replicated state sets.
     const auto& rc = ring.config();
     json totem_now{{"token", rc.token_loss_us / 1000},
@@ -582,27 +713,7 @@ json Daemon::status(const StoreView& view) const {
         {"ring_seq", id.seq},
         {"members", members},
         {"quorate", node_->quorate()},
-        {"quorum",
-         {{"provider", "conclave: votequorum over the replicated node list"},
-          {"configured_expected", q.configured_expected},
-          {"expected_votes", q.expected_votes},
-          {"highest_expected", q.highest_expected},
-          {"total_votes", q.total_votes},
-          {"quorum", q.quorum},
-          {"waiting_for_all", q.waiting_for_all},
-          {"flags",
-           {{"two_node", q.flags.two_node},
-            {"wait_for_all", q.flags.wait_for_all},
-            {"last_man_standing", q.flags.last_man_standing},
-            {"auto_tie_breaker", q.flags.auto_tie_breaker},
-            {"override_expected", q.flags.override_expected}}},
-          {"options",
-           {{"two_node", qo.two_node},
-            {"wait_for_all", qo.wait_for_all},
-            {"last_man_standing", qo.last_man_standing},
-            {"last_man_standing_window", qo.last_man_standing_window_ms},
-            {"auto_tie_breaker", tie_breaker_name(qo.auto_tie_breaker)},
-            {"auto_tie_breaker_nodes", tie_breakers}}}}},
+        {"quorum", quorum_json()},
         {"totem", {{"settings", totem_set}, {"in_force", totem_now}}},
         {"discarded", {{"total", node_->discarded_total()}, {"log", discarded_path_}}},
         {"state", state},
@@ -632,7 +743,7 @@ json Daemon::submit_request(store::Transition t, const std::shared_ptr<runtime::
                             std::string what, std::string einval) {
     t.timestamp_us = wall_clock_us();
     std::uint64_t tag = next_tag_++;
-    waiting_[tag] = Waiting{session, std::move(what), std::move(einval)};
+    waiting_[tag] = Waiting{session, std::move(what), std::move(einval), {}};
     with_node([this, tag, t = std::move(t)]() mutable { node_->submit(tag, std::move(t)); });
     return runtime::deferred_reply();  // the node's reply answers (drain_effects)
 }
@@ -658,7 +769,7 @@ json Daemon::cluster_request(const std::string& cmd, const json& request,
         if (!number("expected", n) || n == 0 || n > 0xffffffffu)
             return invalid("expected votes are a number from 1 to 4294967295");
         std::uint64_t tag = next_tag_++;
-        waiting_[tag] = Waiting{session, "expected " + std::to_string(n), {}};
+        waiting_[tag] = Waiting{session, "expected " + std::to_string(n), {}, {}};
         log::warning("operator request: expected votes " + std::to_string(n) + " on this partition "
                      "(`conclavectl expected`)");
         with_node([this, tag, n] { node_->set_expected(tag, static_cast<std::uint32_t>(n)); });

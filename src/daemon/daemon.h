@@ -39,6 +39,7 @@
 #include "crypto/channel.h"
 #include "daemon/groups.h"
 #include "daemon/worker.h"
+#include "fuse/tree.h"
 #include "node/node.h"
 #include "runtime/control.h"
 #include "runtime/ring_driver.h"
@@ -59,9 +60,10 @@ private:
     runtime::StateDir& dir_;
 };
 
-class Daemon {
+class Daemon final : public fuse::Host {
 public:
-    Daemon(config::Config cfg, crypto::AuthKey key, std::optional<crypto::AuthKey> next_key);
+    // `local`: conclaved --local (a node alone, no network, always quorate).
+    Daemon(config::Config cfg, crypto::AuthKey key, std::optional<crypto::AuthKey> next_key, bool local = false);
     ~Daemon();
 
     // Opens the state directory, the store, sockets and signal handling, and starts the ring.
@@ -70,6 +72,9 @@ public:
     // 0 after a clean stop, 1 when the node had to stop (store failure, foreign cluster).
     int run();
     void stop();
+
+    // fuse::Host: the tree's writes (any thread; `done` runs on the protocol thread).
+    void submit(store::Transition t, Done done) override;
 
 private:
     // What the reader thread found out for a status request.
@@ -83,9 +88,14 @@ private:
         std::shared_ptr<runtime::ControlSession> session;
         std::string what;   // "put /a/b", for the log
         std::string einval; // what EINVAL means for this request, when the node gives no reason
+        Done done;          // the tree's requests: called instead of replying to a session
     };
 
     nlohmann::json status(const StoreView& view) const;
+    nlohmann::json quorum_json() const;
+    // The tree's view of the node: quorate, .members, .quorum (when they changed), and in
+    // local mode the one-node cluster a node without state gets.
+    void publish_tree();
     nlohmann::json handle(const nlohmann::json& request, const std::shared_ptr<runtime::ControlSession>& session);
     nlohmann::json submit_request(store::Transition t, const std::shared_ptr<runtime::ControlSession>& session,
                                   std::string what, std::string einval = {});
@@ -130,6 +140,15 @@ private:
     std::string discarded_path_;  // <state_dir>/discarded.log
     std::unique_ptr<runtime::ControlServer> control_;
     Groups groups_;
+    bool local_ = false;
+    std::unique_ptr<fuse::Tree> tree_;
+    struct {
+        std::uint64_t config_changes = ~0ull;
+        bool quorate = false;
+        std::vector<store::NodeEntry> nodes;
+        std::uint32_t total_votes = 0, expected_votes = 0;
+    } published_;
+    bool local_genesis_sent_ = false;
 
     // with_node() bookkeeping (see the top of this file).
     bool in_node_ = false;

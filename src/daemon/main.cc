@@ -4,6 +4,8 @@
 #include <string_view>
 #include <vector>
 
+#include <openssl/rand.h>
+
 #include "base/log.h"
 #include "config/config.h"
 #include "crypto/authkey.h"
@@ -12,10 +14,13 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: conclaved [-c FILE] [-f] [-t] [--print-config]\n"
+    "usage: conclaved [-c FILE] [-f] [-l] [-t] [--print-config]\n"
     "\n"
     "  -c, --config FILE   the node's configuration (default /etc/conclave/conclave.conf)\n"
     "  -f, --foreground    accepted for Corosync compatibility; conclaved never forks\n"
+    "  -l, --local         local mode (pmxcfs -l): this node alone, no network, always\n"
+    "                      quorate; the tree is writable. A node with no state gets a\n"
+    "                      one-node cluster. For repairs of a node cut off from its cluster\n"
     "  -t, --test-config   check the configuration and the key files, print the result, exit\n"
     "  --print-config      print the configuration with every default filled in, exit\n"
     "  -h, --help          show this text\n"
@@ -50,6 +55,7 @@ int main(int argc, char** argv) {
     std::string path = conclave::config::kDefaultConfigPath;
     bool test = false;
     bool print = false;
+    bool local = false;
     for (std::size_t i = 0; i < args.size(); ++i) {
         std::string_view a = args[i];
         if (a == "-c" || a == "--config") {
@@ -57,6 +63,8 @@ int main(int argc, char** argv) {
             path = std::string(args[++i]);
         } else if (a == "-f" || a == "--foreground") {
             // conclaved never daemonizes; systemd supervises it.
+        } else if (a == "-l" || a == "--local") {
+            local = true;
         } else if (a == "-t" || a == "--test-config") {
             test = true;
         } else if (a == "--print-config") {
@@ -82,8 +90,22 @@ int main(int argc, char** argv) {
     }
     conclave::crypto::AuthKey key;
     std::optional<conclave::crypto::AuthKey> next_key;
+    if (local) {
+        // Nothing leaves this host: the ring runs on loopback with a port of the kernel's
+        // choosing and no peers, and its key is made up for this run.
+        cfg->transport = conclave::config::Transport::unicast;
+        cfg->bind_address = "127.0.0.1";
+        cfg->interface.clear();
+        cfg->port = 0;
+        cfg->peers.clear();
+        if (RAND_bytes(key.bytes.data(), static_cast<int>(key.bytes.size())) != 1) {
+            std::fprintf(stderr, "conclaved: cannot get random bytes for the local mode's key\n");
+            return 1;
+        }
+        conclave::crypto::compute_key_id(key);
+    }
     for (const std::string& key_path : {cfg->key_file, cfg->next_key_file}) {
-        if (key_path.empty()) continue;
+        if (key_path.empty() || local) continue;
         auto k = conclave::crypto::load_auth_key(key_path);
         if (!k) {
             std::fprintf(stderr, "conclaved: %s\n", k.error().c_str());
@@ -102,7 +124,7 @@ int main(int argc, char** argv) {
 
     conclave::log::set_level(to_log_level(cfg->log_level));
     conclave::log::set_node(cfg->node_id);
-    conclave::daemon::Daemon daemon(cfg.value(), key, next_key);
+    conclave::daemon::Daemon daemon(cfg.value(), key, next_key, local);
     if (auto st = daemon.start(); !st) {
         conclave::log::error("cannot start: " + st.error());
         return 1;

@@ -37,8 +37,8 @@ std::vector<node::JobResult> apply_merged(store::Store& store, node::NodeId self
     return out;
 }
 
-ApplyWorker::ApplyWorker(store::Store& store, node::NodeId self, Done done)
-    : store_(store), self_(self), done_(std::move(done)), thread_([this] { run(); }) {}
+ApplyWorker::ApplyWorker(store::Store& store, node::NodeId self, Done done, ApplyHooks hooks)
+    : store_(store), self_(self), done_(std::move(done)), hooks_(std::move(hooks)), thread_([this] { run(); }) {}
 
 ApplyWorker::~ApplyWorker() { stop(); }
 
@@ -91,11 +91,25 @@ void ApplyWorker::execute(std::vector<node::Job>& batch) {
             for (std::size_t k = i; k < batch.size() && std::holds_alternative<node::JobApply>(batch[k]); ++k)
                 run.push_back(&std::get<node::JobApply>(batch[k]));
             merged = run.size();
+            std::vector<const store::Transition*> ts;
+            if (hooks_.before || hooks_.after) {
+                for (const auto* j : run)
+                    for (const auto& item : j->items) ts.push_back(&item.t);
+            }
+            if (hooks_.before) hooks_.before(ts);
             results = run.size() == 1 ? std::vector<node::JobResult>{node::execute(store_, batch[i], self_)}
                                       : apply_merged(store_, self_, run);
+            if (hooks_.after) {
+                std::vector<store::Applied> applied;
+                for (const auto& r : results)
+                    if (const auto* a = std::get_if<node::ResultApplied>(&r))
+                        applied.insert(applied.end(), a->applied.begin(), a->applied.end());
+                hooks_.after(ts, applied);
+            }
         } else {
             merged = 1;
             results.push_back(node::execute(store_, batch[i], self_));
+            if (hooks_.installed && std::holds_alternative<node::ResultInstalled>(results.back())) hooks_.installed();
         }
         bool failed = false;
         std::size_t items = 0;

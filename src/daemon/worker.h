@@ -18,11 +18,21 @@
 
 namespace conclave::daemon {
 
+// Observers of what the worker changes (the FUSE tree invalidates the kernel's caches),
+// called on the worker thread: `before` a batch of transitions is applied (the store still
+// shows the state before it), `after` it with their results in order (before `done`
+// reports them), `installed` after a snapshot replaced the state. Each may be empty.
+struct ApplyHooks {
+    std::function<void(const std::vector<const store::Transition*>&)> before;
+    std::function<void(const std::vector<const store::Transition*>&, const std::vector<store::Applied>&)> after;
+    std::function<void()> installed;
+};
+
 class ApplyWorker {
 public:
     // `done` runs on the worker thread, once per job, in job order.
     using Done = std::function<void(node::JobResult)>;
-    ApplyWorker(store::Store& store, node::NodeId self, Done done);
+    ApplyWorker(store::Store& store, node::NodeId self, Done done, ApplyHooks hooks = {});
     ~ApplyWorker();
     ApplyWorker(const ApplyWorker&) = delete;
     ApplyWorker& operator=(const ApplyWorker&) = delete;
@@ -43,6 +53,7 @@ private:
     store::Store& store_;
     node::NodeId self_;
     Done done_;
+    ApplyHooks hooks_;
     mutable std::mutex mu_;
     std::condition_variable cv_;
     std::deque<node::Job> queue_;

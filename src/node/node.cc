@@ -75,6 +75,11 @@ Effects Node::take_effects() {
 void Node::submit(std::uint64_t tag, store::Transition t) {
     t.origin = config_.self;
     t.request = ++next_request_;
+    if (const char* why = store::validate(t)) {
+        // Every replica's decoder would drop it, and the request would never be answered.
+        effects_.replies.push_back({tag, EINVAL, 0, std::string("malformed request: ") + why});
+        return;
+    }
     if (t.op == store::Op::genesis && !meta_.empty()) {
         effects_.replies.push_back({tag, EEXIST, 0,
                                     "this node already belongs to cluster " + store::hex(meta_.cluster_id)});
@@ -170,7 +175,7 @@ void Node::evaluate_quorum(const char* why) {
     if (override_before && !st.flags.override_expected)
         log("the expected-votes override ended: every node of the node list is present again (" +
             std::to_string(st.total_votes) + " of " + std::to_string(st.configured_expected) + " votes)");
-    quorate_ = st.quorate;
+    quorate_ = st.quorate || (config_.local && !meta_.empty());
     if (bugs_.apply_inquorate_transitional && transitional_) quorate_ = true;
     // last_man_standing's window runs (from 0: the core has no clock; the driver arms it).
     if (st.lms_deadline) effects_.lms_timer_us = *st.lms_deadline;

@@ -24,7 +24,8 @@
 // Quorum of a configuration is computed from the node list in the replicated state as of
 // that point in the total order (node ops change it as they are delivered).
 //
-// Requests: submit() gives EROFS at once when the synced configuration is not quorate;
+// Requests: submit() gives EINVAL at once for a transition store::validate() refuses (it
+// could not travel the ring), EROFS when the synced configuration is not quorate;
 // otherwise the transition is multicast (SAFE). Its delivery assigns the version; the
 // apply job's result gives the errno; the reply goes out when the ring watermark covers
 // the version in a synced quorate configuration. A request delivered but not applied (the
@@ -131,6 +132,9 @@ struct Config {
     std::uint64_t request_base = 0;
     std::size_t log_batch_bytes = 256 * 1024;   // SYNC_LOG message size bound
     std::size_t chunk_bytes = 256 * 1024;       // SYNC_CHUNK size
+    // Local mode (conclaved --local, pmxcfs -l): the node runs alone and every
+    // configuration of a node with a cluster state is quorate.
+    bool local = false;
 };
 
 // Test hooks: planted bugs the simulator's checkers must catch.

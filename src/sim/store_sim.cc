@@ -681,7 +681,8 @@ void StoreSim::final_checks() {
             if (!t) {
                 why = "the record does not decode";
             } else if (t->origin != rq.node || t->op != rq.t.op || t->path != rq.t.path || t->path2 != rq.t.path2 ||
-                       t->data != rq.t.data || t->flags != rq.t.flags || t->mode != rq.t.mode || t->size != rq.t.size) {
+                       t->data != rq.t.data || t->flags != rq.t.flags || t->mode != rq.t.mode || t->size != rq.t.size ||
+                       t->expect != rq.t.expect) {
                 why = "version " + std::to_string(rq.version) + " holds " + store::op_name(t->op) + " " + t->path +
                       " from n" + std::to_string(t->origin);
             } else if (it->second->err != rq.err) {

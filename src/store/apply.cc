@@ -26,6 +26,7 @@ public:
         }
         if (!valid_path(t_.path) || (t_.op == Op::rename && !valid_path(t_.path2))) return EINVAL;
         if (too_long(t_.path) || (t_.op == Op::rename && too_long(t_.path2))) return ENAMETOOLONG;
+        if (const int err = condition()) return err;
         switch (t_.op) {
             case Op::create: return write_file(false);
             case Op::write: return write_file(true);
@@ -50,6 +51,16 @@ private:
             start = end + 1;
         }
         return false;
+    }
+
+    // kIfInode / kIfVersion: the entry at t.path must be the one the origin expects.
+    // Resolving the path once more here keeps the check in one place for every op.
+    int condition() {
+        const bool if_inode = t_.flags & kIfInode;
+        if (!if_inode && !(t_.flags & kIfVersion)) return 0;
+        Node e;
+        if (const int err = db::resolve(txn_, t_.path, e)) return err;
+        return (if_inode ? e.info.ino : e.info.version) == t_.expect ? 0 : ESTALE;
     }
 
     // The total after adding `add` and removing `sub` bytes would pass the limit (only
@@ -192,10 +203,17 @@ private:
         return inner.size() > outer.size() && inner.substr(0, outer.size()) == outer && inner[outer.size()] == '/';
     }
 
+    // Paths a rename may not touch: a lock directory, anything in one, and the directories
+    // holding them (moving any of these would move or free locks without their rmdir).
+    static bool lock_path(std::string_view path) {
+        return path == "/priv" || path == "/priv/lock" || below("/priv/lock", path);
+    }
+
     int rename() {
         const std::uint32_t f = t_.flags;
         if ((f & kNoReplace) && (f & kExchange)) return EINVAL;
         if (t_.path == "/" || t_.path2 == "/") return EBUSY;
+        if (lock_path(t_.path) || lock_path(t_.path2)) return EACCES;
         std::uint64_t sp = 0, dp = 0;
         std::string_view sn, dn;
         if (const int err = db::lookup_parent(txn_, t_.path, sp, sn)) return err;
@@ -251,10 +269,17 @@ private:
         return 0;
     }
 
+    // Only a lock's holder (its writer: the node that took or last renewed it) may set
+    // its mtime, and never backwards: the other nodes judge the lock's age by it.
+    bool renews_lock(const Node& lock) const {
+        return t_.origin == lock.info.writer && t_.size != 0 && t_.size >= lock.info.mtime_us;
+    }
+
     int set_attr() {
         Node e;
         if (const int err = db::resolve(txn_, t_.path, e)) return err;
         if (t_.op == Op::set_mtime) {
+            if (e.info.dir && is_lock_dir_path(t_.path) && !renews_lock(e)) return EACCES;
             e.info.mtime_us = t_.size;
             stamp(e, false);
         } else {

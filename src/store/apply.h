@@ -2,8 +2,10 @@
 //
 // POSIX-like errno semantics, decided from the state and the transition only. Checks in
 // this order: EINVAL (path not valid_path), ENAMETOOLONG (any component of path/path2
-// longer than Limits::max_name), the path lookups (ENOENT, ENOTDIR), then the op's own
-// rules:
+// longer than Limits::max_name), the path lookups (ENOENT, ENOTDIR), then the condition
+// (kIfInode / kIfVersion, validate() allows them only on the ops that honour them):
+// ENOENT if path names nothing (write and create then create nothing), ESTALE unless the
+// entry's ino (kIfInode) or version (kIfVersion) == t.expect; then the op's own rules:
 //   create    "/": EEXIST with kExclusive else EISDIR; existing: EEXIST with kExclusive,
 //             EISDIR for a directory, else truncated to 0; new: mode 0644 unless kSetMode
 //   write     EISDIR, EFBIG (> max_file_size), ENOSPC; creates a missing file like create
@@ -12,11 +14,15 @@
 //   rmdir     EBUSY for "/", ENOENT, ENOTDIR, ENOTEMPTY
 //   unlink    EISDIR (also "/"), ENOENT
 //   rename    EINVAL for kNoReplace|kExchange together, EBUSY if either path is "/",
-//             ENOENT (source; target with kExchange), same path: EEXIST with kNoReplace
-//             else a no-op success, EINVAL moving a directory into its own subtree (either
-//             side with kExchange), EEXIST with kNoReplace, ENOTDIR dir over file, EISDIR
-//             file over dir, ENOTEMPTY over a non-empty dir, ENOSPC (a longer name)
-//   set_mtime ENOENT; mtime = t.size
+//             EACCES if either path is /priv, /priv/lock or below it (a lock directory
+//             is never moved or replaced, nor what holds it), ENOENT (source; target with
+//             kExchange), same path: EEXIST with kNoReplace else a no-op success, EINVAL
+//             moving a directory into its own subtree (either side with kExchange), EEXIST
+//             with kNoReplace, ENOTDIR dir over file, EISDIR file over dir, ENOTEMPTY over
+//             a non-empty dir, ENOSPC (a longer name)
+//   set_mtime ENOENT; on a lock directory (a directory at an is_lock_dir_path()) EACCES
+//             unless it is its holder's renewal: t.origin == its writer and
+//             0 < t.size >= its mtime; mtime = t.size
 //   set_mode  ENOENT; mode = t.mode & kModeMask (mtime unchanged, as chmod)
 //   genesis / node ops: apply_node_op() on the meta; a successful genesis stamps the root
 // ENOSPC: the total (file bytes + name bytes of every entry) would grow past

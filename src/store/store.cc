@@ -138,6 +138,19 @@ struct Store::Impl {
         fn(txn);
         return txn.ok();
     }
+
+    // The entry reads, by path or by inode number: find(txn, node) finds the entry,
+    // use(txn, node) reads it, each 0 or an errno; EIO when LMDB failed.
+    template <typename Find, typename Use>
+    int read_entry(Find&& find, Use&& use) const {
+        int err = EIO;
+        const bool ok = read([&](db::Txn& txn) {
+            format::Node n;
+            err = find(txn, n);
+            if (err == 0) err = use(txn, n);
+        });
+        return ok ? err : EIO;
+    }
 };
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -350,57 +363,121 @@ Hash Store::content_hash() const {
     return out;
 }
 
-int Store::stat(std::string_view path, EntryInfo& out) const {
-    if (!valid_path(path)) return EINVAL;
-    int err = EIO;
-    const bool ok = impl_->read([&](db::Txn& txn) {
-        format::Node n;
-        err = db::resolve(txn, path, n);
-        if (err == 0) out = info_of(n);
-    });
-    return ok ? err : EIO;
+namespace {
+
+auto by_path(std::string_view path) {
+    return [path](db::Txn& txn, format::Node& n) { return db::resolve(txn, path, n); };
 }
 
-int Store::read(std::string_view path, wire::Bytes& out, EntryInfo* info) const {
-    if (!valid_path(path)) return EINVAL;
-    int err = EIO;
-    const bool ok = impl_->read([&](db::Txn& txn) {
-        format::Node n;
-        err = db::resolve(txn, path, n);
-        if (err != 0) return;
-        if (n.info.dir) {
-            err = EISDIR;
-            return;
-        }
+auto by_ino(std::uint64_t ino) {
+    return [ino](db::Txn& txn, format::Node& n) {
+        auto e = txn.entry(ino);
+        if (!e) return ENOENT;
+        n = std::move(*e);
+        return 0;
+    };
+}
+
+auto stat_of(EntryInfo& out) {
+    return [&out](db::Txn&, const format::Node& n) {
+        out = info_of(n);
+        return 0;
+    };
+}
+
+auto data_of(wire::Bytes& out, EntryInfo* info) {
+    return [&out, info](db::Txn& txn, const format::Node& n) {
+        if (n.info.dir) return EISDIR;
         const wire::ByteView data = txn.data(n.info.ino);
         out.assign(data.begin(), data.end());
         if (info) *info = info_of(n);
-    });
-    return ok ? err : EIO;
+        return 0;
+    };
 }
 
-int Store::list(std::string_view path, std::vector<EntryInfo>& out) const {
-    if (!valid_path(path)) return EINVAL;
-    int err = EIO;
-    const bool ok = impl_->read([&](db::Txn& txn) {
-        format::Node n;
-        err = db::resolve(txn, path, n);
-        if (err != 0) return;
-        if (!n.info.dir) {
-            err = ENOTDIR;
-            return;
-        }
+auto children_of(std::vector<EntryInfo>& out) {
+    return [&out](db::Txn& txn, const format::Node& n) {
+        if (!n.info.dir) return ENOTDIR;
         out.clear();
         for (const auto& [name, ino] : txn.children(n.info.ino)) {
             auto e = txn.entry(ino);
             if (!e) {
                 txn.fail(MDB_CORRUPTED);
-                return;
+                return EIO;
             }
             out.push_back(info_of(*e));
         }
+        return 0;
+    };
+}
+
+// Walks from an entry up to the root. Every step must reach an existing directory and
+// a path has fewer components than the tree has entries, so a longer walk is a cycle.
+int path_from(db::Txn& txn, const format::Node& start, std::string& out) {
+    std::vector<std::string> names;  // leaf first
+    std::size_t length = 0, steps = 0;
+    const std::size_t max_steps = txn.count(txn.dbs().entries);
+    format::Node n = start;
+    while (n.info.ino != format::kRootIno) {
+        if (n.parent == 0 || ++steps >= max_steps) return EIO;
+        length += 1 + n.info.name.size();
+        if (length <= kMaxPath) names.push_back(std::move(n.info.name));  // else only walk on
+        auto parent = txn.entry(n.parent);
+        if (!parent || !parent->info.dir) return EIO;
+        n = std::move(*parent);
+    }
+    if (length > kMaxPath) return ENAMETOOLONG;
+    std::string path;
+    path.reserve(length == 0 ? 1 : length);
+    for (auto it = names.rbegin(); it != names.rend(); ++it) path += "/" + *it;
+    out = path.empty() ? "/" : std::move(path);
+    return 0;
+}
+
+}  // namespace
+
+int Store::stat(std::string_view path, EntryInfo& out) const {
+    if (!valid_path(path)) return EINVAL;
+    return impl_->read_entry(by_path(path), stat_of(out));
+}
+
+int Store::read(std::string_view path, wire::Bytes& out, EntryInfo* info) const {
+    if (!valid_path(path)) return EINVAL;
+    return impl_->read_entry(by_path(path), data_of(out, info));
+}
+
+int Store::list(std::string_view path, std::vector<EntryInfo>& out) const {
+    if (!valid_path(path)) return EINVAL;
+    return impl_->read_entry(by_path(path), children_of(out));
+}
+
+int Store::stat_ino(std::uint64_t ino, EntryInfo& out) const { return impl_->read_entry(by_ino(ino), stat_of(out)); }
+
+int Store::read_ino(std::uint64_t ino, wire::Bytes& out, EntryInfo* info) const {
+    return impl_->read_entry(by_ino(ino), data_of(out, info));
+}
+
+int Store::list_ino(std::uint64_t dir, std::vector<EntryInfo>& out) const {
+    return impl_->read_entry(by_ino(dir), children_of(out));
+}
+
+int Store::lookup(std::uint64_t parent, std::string_view name, EntryInfo& out) const {
+    return impl_->read_entry(by_ino(parent), [&](db::Txn& txn, const format::Node& dir) {
+        if (!dir.info.dir) return ENOTDIR;
+        const auto ino = txn.child(dir.info.ino, name);
+        if (!ino) return ENOENT;
+        auto e = txn.entry(*ino);
+        if (!e) {
+            txn.fail(MDB_CORRUPTED);  // a child record without its entry
+            return EIO;
+        }
+        out = info_of(*e);
+        return 0;
     });
-    return ok ? err : EIO;
+}
+
+int Store::path_of(std::uint64_t ino, std::string& out) const {
+    return impl_->read_entry(by_ino(ino), [&](db::Txn& txn, const format::Node& n) { return path_from(txn, n, out); });
 }
 
 Store::Usage Store::usage() const {

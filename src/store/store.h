@@ -126,10 +126,24 @@ public:
     // Hash of the tree and meta only (not the log): equal on replicas with equal state.
     Hash content_hash() const;
 
-    // Reads from a consistent MVCC snapshot; 0 or an errno (ENOENT, ENOTDIR, EISDIR, ...).
+    // Reads from a consistent MVCC snapshot, from any thread; 0 or an errno: EINVAL (not
+    // a valid_path), ENOENT, ENOTDIR (a file where a directory is needed), EISDIR (read
+    // of a directory), EIO (LMDB failed, or the database is corrupt).
     int stat(std::string_view path, EntryInfo& out) const;
     int read(std::string_view path, wire::Bytes& out, EntryInfo* info = nullptr) const;
     int list(std::string_view path, std::vector<EntryInfo>& out) const;  // children, by name
+
+    // The same by inode number (the FUSE frontend's handles; 1 is the root). An inode
+    // number that names no entry (never used, or removed) is ENOENT.
+    int stat_ino(std::uint64_t ino, EntryInfo& out) const;
+    // The child `name` of directory `parent`: ENOENT (no parent, no such child), ENOTDIR.
+    int lookup(std::uint64_t parent, std::string_view name, EntryInfo& out) const;
+    int list_ino(std::uint64_t dir, std::vector<EntryInfo>& out) const;  // children, by name
+    int read_ino(std::uint64_t ino, wire::Bytes& out, EntryInfo* info = nullptr) const;
+    // The entry's absolute path ("/" for the root), by its parent pointers: ENOENT,
+    // ENAMETOOLONG (deeper than kMaxPath: renames can move a subtree that deep, and no
+    // path-addressed transition could name it), EIO (a broken chain or a cycle).
+    int path_of(std::uint64_t ino, std::string& out) const;
 
     // bytes: what counts against Limits::max_total_size: file sizes plus the name bytes
     // of every entry.

@@ -17,6 +17,13 @@ bool known_op(std::uint8_t v) {
     return v >= static_cast<std::uint8_t>(Op::genesis) && v <= static_cast<std::uint8_t>(Op::totem_set);
 }
 
+// The ops that honour each condition flag (transition.h).
+bool honours_if_inode(Op op) {
+    return op == Op::create || op == Op::write || op == Op::truncate || op == Op::set_mtime || op == Op::set_mode ||
+           op == Op::unlink;
+}
+bool honours_if_version(Op op) { return op == Op::rmdir || op == Op::unlink; }
+
 bool valid_node_name(std::string_view name) { return !name.empty() && name.size() <= kMaxNodeName; }
 bool valid_votes(std::uint32_t votes) { return votes != 0 && votes <= kMaxVotes; }
 
@@ -71,6 +78,12 @@ bool valid_path(std::string_view path) {
     return true;
 }
 
+bool is_lock_dir_path(std::string_view path) {
+    constexpr std::string_view prefix = "/priv/lock/";
+    return path.size() > prefix.size() && path.substr(0, prefix.size()) == prefix &&
+           path.find('/', prefix.size()) == std::string_view::npos && valid_path(path);
+}
+
 void encode(const Transition& t, wire::Bytes& out) {
     wire::Writer w(out);
     w.u8(static_cast<std::uint8_t>(t.op));
@@ -80,6 +93,7 @@ void encode(const Transition& t, wire::Bytes& out) {
     w.u32(t.flags);
     w.u32(t.mode);
     w.u64(t.size);
+    w.u64(t.expect);
     w.u16(static_cast<std::uint16_t>(t.path.size()));
     w.bytes(std::string_view(t.path));
     w.u16(static_cast<std::uint16_t>(t.path2.size()));
@@ -107,6 +121,7 @@ Result<Transition> decode(wire::ByteView bytes) {
     r.u32(t.flags);
     r.u32(t.mode);
     r.u64(t.size);
+    r.u64(t.expect);
     std::uint16_t path_len = 0, path2_len = 0;
     std::uint32_t data_len = 0;
     std::uint8_t name_len = 0;
@@ -136,6 +151,13 @@ const char* validate(const Transition& t) {
     const bool needs_path2 = t.op == Op::rename;
     if (needs_path ? !valid_path(t.path) : !t.path.empty()) return "transition path invalid for its op";
     if (needs_path2 ? !valid_path(t.path2) : !t.path2.empty()) return "transition path2 invalid for its op";
+    // Conditions: at most one, on an op that checks it, and `expect` only with one (an
+    // ignored condition would let a client believe it was checked).
+    const bool if_inode = t.flags & kIfInode, if_version = t.flags & kIfVersion;
+    if (if_inode && if_version) return "transition has both kIfInode and kIfVersion";
+    if (if_inode && !honours_if_inode(t.op)) return "transition has kIfInode on an op that does not honour it";
+    if (if_version && !honours_if_version(t.op)) return "transition has kIfVersion on an op that does not honour it";
+    if (!if_inode && !if_version && t.expect != 0) return "transition has expect without kIfInode or kIfVersion";
     return nullptr;
 }
 
@@ -363,7 +385,7 @@ int apply_node_op(Meta& meta, const Transition& t) {
 
 Hash chain(const Hash& previous, std::uint64_t epoch, std::uint64_t version, const Transition& t) {
     wire::Bytes buf;
-    buf.reserve(previous.size() + 16 + 80 + t.path.size() + t.path2.size() + t.data.size());
+    buf.reserve(previous.size() + 16 + 88 + t.path.size() + t.path2.size() + t.data.size());
     wire::Writer w(buf);
     w.bytes(wire::ByteView(previous));
     w.u64(epoch);

@@ -6,13 +6,15 @@
 // Wire form (the payload of a state message on the ring, in the retained log and in the
 // snapshot), little-endian, every length checked:
 //   u8 op, u32 origin, u64 request, u64 timestamp_us, u32 flags, u32 mode, u64 size,
-//   u16 path length + path, u16 path2 length + path2, u32 data length + data,
-//   u32 node_id, u8 node name length + name, u32 votes, 16 bytes cluster id
+//   u64 expect, u16 path length + path, u16 path2 length + path2,
+//   u32 data length + data, u32 node_id, u8 node name length + name, u32 votes,
+//   16 bytes cluster id
 // Paths are absolute ("/a/b"), normalised (no "//", ".", ".." or trailing "/", no NUL), at
 // most kMaxPath bytes; "/" is the root. Tree ops (create .. set_mode) need a valid path,
 // rename a valid path2 too; every path field an op does not use must be empty. Node names
-// are at most kMaxNodeName bytes, data at most kMaxData. The decoder refuses anything
-// else (a fuzz target).
+// are at most kMaxNodeName bytes, data at most kMaxData. At most one of kIfInode and
+// kIfVersion, only on an op that honours it (below); `expect` is zero without one. The
+// decoder refuses anything else (a fuzz target).
 //
 // The node list (cluster metadata) is changed by node_add / node_remove / node_votes and
 // created by genesis; apply_node_op() is the one pure function both the store and the
@@ -41,8 +43,8 @@ enum class Op : std::uint8_t {
     mkdir = 5,        // mode
     rmdir = 6,        // ENOTEMPTY unless empty
     unlink = 7,       // files only (EISDIR on a directory)
-    rename = 8,       // path -> path2; flags kNoReplace / kExchange
-    set_mtime = 9,    // mtime = size field (microseconds since the epoch)
+    rename = 8,       // path -> path2; flags kNoReplace / kExchange; EACCES for lock paths
+    set_mtime = 9,    // mtime = size field (microseconds since the epoch); lock dirs: renewal only
     set_mode = 10,    // mode (permission bits within kModeMask)
     node_add = 11,    // node_id, node_name, votes
     node_remove = 12, // node_id
@@ -56,6 +58,13 @@ inline constexpr std::uint32_t kExclusive = 1u << 0;   // create
 inline constexpr std::uint32_t kSetMode = 1u << 1;     // write / create: apply `mode`
 inline constexpr std::uint32_t kNoReplace = 1u << 2;   // rename
 inline constexpr std::uint32_t kExchange = 1u << 3;    // rename
+// Conditions on the entry `path` names when the transition is applied, so that a client
+// acting on what it saw earlier (an open file's inode, a lock it read) cannot hit an
+// entry that replaced or changed it meanwhile: ESTALE if the condition fails, ENOENT if
+// the path names nothing (a write or create then does not create it).
+inline constexpr std::uint32_t kIfInode = 1u << 4;     // its ino == expect: create, write,
+                                                       // truncate, set_mtime, set_mode, unlink
+inline constexpr std::uint32_t kIfVersion = 1u << 5;   // its version == expect: rmdir, unlink
 inline constexpr std::uint32_t kModeMask = 07777;
 inline constexpr std::size_t kMaxPath = 4096;
 inline constexpr std::size_t kMaxNodeName = 64;
@@ -72,6 +81,7 @@ struct Transition {
     std::uint32_t flags = 0;
     std::uint32_t mode = 0;
     std::uint64_t size = 0;         // truncate: new size; set_mtime: mtime in µs
+    std::uint64_t expect = 0;       // kIfInode: inode number; kIfVersion: entry version
     std::string path;
     std::string path2;              // rename target
     wire::Bytes data;               // write
@@ -83,15 +93,23 @@ struct Transition {
 };
 
 void encode(const Transition& t, wire::Bytes& out);
-// Refuses malformed bytes, unknown ops, bad paths, trailing bytes.
+// Refuses malformed bytes, unknown ops, bad paths, trailing bytes, anything validate()
+// refuses.
 Result<Transition> decode(wire::ByteView bytes);
 // nullptr when decode(encode(t)) would give t back, else why not (unknown op, bad or
-// unused-but-set paths, too long a node name or data). Store::apply refuses such a
-// transition: what is in the history must travel the wire (sync log, snapshot).
+// unused-but-set paths, too long a node name or data, a kIfInode/kIfVersion/expect
+// combination the op does not honour). Store::apply refuses such a transition: what is
+// in the history must travel the wire (sync log, snapshot).
 const char* validate(const Transition& t);
 
 // True for a valid absolute normalised path (see above).
 bool valid_path(std::string_view path);
+
+// Cluster locks (pmxcfs's priv/lock/): a lock is a directory /priv/lock/NAME, taken by
+// mkdir (one winner: apply is ordered), renewed by its holder's set_mtime, released or
+// broken by rmdir (kIfVersion: only if nobody renewed it meanwhile). True when `path` is
+// exactly /priv/lock/NAME (a direct child of /priv/lock); apply.h has the rules.
+bool is_lock_dir_path(std::string_view path);
 
 // Cluster-wide limits: part of the replicated state (set at genesis), so every replica
 // enforces the same ones and computes the same errno.

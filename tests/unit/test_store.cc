@@ -1,10 +1,13 @@
 // The LMDB store: every op and its errno, determinism, the hash chain and retained log,
-// snapshots, batches, reopening.
+// snapshots, batches, reopening, reads by inode number, conditions, cluster locks.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cerrno>
 #include <string>
+#include <thread>
 
+#include "store/db.h"
 #include "store/store.h"
 #include "temp_dir.h"
 
@@ -668,4 +671,348 @@ TEST_CASE("reopening a store keeps everything") {
 
 TEST_CASE("opening a missing directory is an error") {
     CHECK_FALSE(Store::open("/nonexistent/conclave/store").ok());
+}
+
+namespace {
+
+Transition t_if(Transition t, std::uint32_t flag, std::uint64_t expect) {
+    t.flags |= flag;
+    t.expect = expect;
+    return t;
+}
+Transition t_mtime(std::string path, std::uint64_t mtime, std::uint32_t origin) {
+    Transition t = op(Op::set_mtime, std::move(path));
+    t.size = mtime;
+    t.origin = origin;
+    return t;
+}
+
+// Rewrites an entry's parent pointer behind the store's back (the store must be closed:
+// LMDB allows one environment handle per file and process).
+void set_parent(const std::string& dir, std::uint64_t ino, std::uint64_t parent) {
+    MDB_env* env = nullptr;
+    REQUIRE(mdb_env_create(&env) == 0);
+    mdb_env_set_maxdbs(env, 8);
+    REQUIRE(mdb_env_open(env, dir.c_str(), MDB_NOTLS, 0600) == 0);
+    MDB_txn* txn = nullptr;
+    REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
+    db::Dbs dbs;
+    REQUIRE(mdb_dbi_open(txn, "entries", 0, &dbs.entries) == 0);
+    db::Txn t(txn, dbs);
+    auto e = t.entry(ino);
+    REQUIRE(e);
+    e->parent = parent;
+    t.put_entry(*e);
+    REQUIRE(t.ok());
+    REQUIRE(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+}
+
+}  // namespace
+
+TEST_CASE("reads by inode number: stat_ino, lookup, list_ino, read_ino, path_of") {
+    Cluster f;
+    CHECK(f.apply(t_mkdir("/d")) == 0);
+    CHECK(f.apply(t_mkdir("/d/e")) == 0);
+    CHECK(f.apply(t_write("/d/f", "hello")) == 0);
+    const EntryInfo d = f.stat("/d"), e = f.stat("/d/e"), file = f.stat("/d/f");
+
+    EntryInfo info;
+    REQUIRE(f.store->stat_ino(1, info) == 0);
+    CHECK(info.dir);
+    CHECK(info.name.empty());
+    REQUIRE(f.store->stat_ino(file.ino, info) == 0);
+    CHECK(info.name == "f");
+    CHECK(info.size == 5);
+    CHECK(info.version == file.version);
+    CHECK(f.store->stat_ino(0, info) == ENOENT);
+    CHECK(f.store->stat_ino(999, info) == ENOENT);
+
+    REQUIRE(f.store->lookup(1, "d", info) == 0);
+    CHECK(info.ino == d.ino);
+    REQUIRE(f.store->lookup(d.ino, "f", info) == 0);
+    CHECK(info.ino == file.ino);
+    CHECK(f.store->lookup(d.ino, "nope", info) == ENOENT);
+    CHECK(f.store->lookup(1, "d/e", info) == ENOENT);
+    CHECK(f.store->lookup(1, "", info) == ENOENT);
+    CHECK(f.store->lookup(1, std::string(600, 'x'), info) == ENOENT);
+    CHECK(f.store->lookup(999, "d", info) == ENOENT);
+    CHECK(f.store->lookup(file.ino, "x", info) == ENOTDIR);
+
+    std::vector<EntryInfo> l;
+    REQUIRE(f.store->list_ino(d.ino, l) == 0);
+    REQUIRE(l.size() == 2);
+    CHECK(l[0].name == "e");
+    CHECK(l[1].ino == file.ino);
+    REQUIRE(f.store->list_ino(e.ino, l) == 0);
+    CHECK(l.empty());
+    CHECK(f.store->list_ino(file.ino, l) == ENOTDIR);
+    CHECK(f.store->list_ino(999, l) == ENOENT);
+
+    wire::Bytes b;
+    EntryInfo read_info;
+    REQUIRE(f.store->read_ino(file.ino, b, &read_info) == 0);
+    CHECK(std::string(b.begin(), b.end()) == "hello");
+    CHECK(read_info.ino == file.ino);
+    CHECK(f.store->read_ino(d.ino, b) == EISDIR);
+    CHECK(f.store->read_ino(999, b) == ENOENT);
+
+    std::string p;
+    REQUIRE(f.store->path_of(1, p) == 0);
+    CHECK(p == "/");
+    REQUIRE(f.store->path_of(file.ino, p) == 0);
+    CHECK(p == "/d/f");
+    CHECK(f.store->path_of(999, p) == ENOENT);
+    // An inode number follows its entry through renames and dies with it.
+    CHECK(f.apply(t_rename("/d", "/moved")) == 0);
+    REQUIRE(f.store->path_of(file.ino, p) == 0);
+    CHECK(p == "/moved/f");
+    REQUIRE(f.store->path_of(e.ino, p) == 0);
+    CHECK(p == "/moved/e");
+    CHECK(f.apply(op(Op::unlink, "/moved/f")) == 0);
+    CHECK(f.store->path_of(file.ino, p) == ENOENT);
+    CHECK(f.store->read_ino(file.ino, b) == ENOENT);
+}
+
+TEST_CASE("path_of: deeper than kMaxPath, broken chains and cycles") {
+    Cluster f;
+    // A rename can move a subtree below kMaxPath's reach.
+    std::string deep;
+    for (int i = 0; i < 16; ++i) {
+        deep += "/" + std::string(250, static_cast<char>('a' + i));
+        REQUIRE(f.apply(t_mkdir(deep)) == 0);
+    }
+    REQUIRE(f.apply(t_mkdir("/q")) == 0);
+    REQUIRE(f.apply(t_mkdir("/q/" + std::string(250, 'z'))) == 0);
+    const std::uint64_t z = f.stat("/q/" + std::string(250, 'z')).ino;
+    REQUIRE(f.apply(t_rename("/q", deep + "/q")) == 0);
+    std::string p;
+    REQUIRE(f.store->path_of(f.stat(deep + "/q").ino, p) == 0);
+    CHECK(p == deep + "/q");
+    CHECK(f.store->path_of(z, p) == ENAMETOOLONG);
+    EntryInfo info;
+    CHECK(f.store->stat_ino(z, info) == 0);
+
+    REQUIRE(f.apply(t_mkdir("/x")) == 0);
+    REQUIRE(f.apply(t_mkdir("/x/y")) == 0);
+    REQUIRE(f.apply(t_write("/x/y/file", "1")) == 0);
+    const std::uint64_t x = f.stat("/x").ino, y = f.stat("/x/y").ino, file = f.stat("/x/y/file").ino;
+    const std::string dir = f.dir.path;
+    auto reopen = [&] {
+        auto s = Store::open(dir, Options{.sync = false, .map_size = 64ull << 20, .retain = 10000});
+        REQUIRE(s.ok());
+        f.store = std::move(s.value());
+    };
+    f.store.reset();
+    set_parent(dir, x, y);  // x <-> y
+    reopen();
+    CHECK(f.store->path_of(file, p) == EIO);
+    f.store.reset();
+    set_parent(dir, x, 999);  // a parent that does not exist
+    reopen();
+    CHECK(f.store->path_of(file, p) == EIO);
+    f.store.reset();
+    set_parent(dir, x, file);  // a file as a parent
+    reopen();
+    CHECK(f.store->path_of(y, p) == EIO);
+    f.store.reset();
+    set_parent(dir, x, 0);  // a second root
+    reopen();
+    CHECK(f.store->path_of(y, p) == EIO);
+    f.store.reset();
+    set_parent(dir, x, 1);
+    reopen();
+    REQUIRE(f.store->path_of(file, p) == 0);
+    CHECK(p == "/x/y/file");
+}
+
+TEST_CASE("reads by inode number from several threads while the store changes") {
+    Cluster f;
+    REQUIRE(f.apply(t_mkdir("/d")) == 0);
+    REQUIRE(f.apply(t_write("/d/f", "0")) == 0);
+    const std::uint64_t d = f.stat("/d").ino, file = f.stat("/d/f").ino;
+    std::atomic<bool> stop{false};
+    std::atomic<int> bad{0};
+    std::vector<std::thread> readers;
+    for (int i = 0; i < 3; ++i)
+        readers.emplace_back([&] {
+            while (!stop) {
+                std::string p;
+                EntryInfo info;
+                wire::Bytes b;
+                std::vector<EntryInfo> l;
+                if (f.store->path_of(file, p) != 0 || p != "/d/f") ++bad;
+                if (f.store->lookup(d, "f", info) != 0 || info.ino != file) ++bad;
+                if (f.store->read_ino(file, b, &info) != 0 || b.size() != info.size) ++bad;
+                if (f.store->list_ino(d, l) != 0 || l.empty()) ++bad;
+            }
+        });
+    for (int i = 0; i < 200; ++i) {
+        REQUIRE(f.apply(t_write("/d/f", std::string(static_cast<std::size_t>(i % 50), 'x'))) == 0);
+        REQUIRE(f.apply(t_write("/d/g" + std::to_string(i % 7), "y")) == 0);
+    }
+    stop = true;
+    for (auto& t : readers) t.join();
+    CHECK(bad == 0);
+}
+
+TEST_CASE("kIfInode: the path must still name the entry the client saw") {
+    Cluster f;
+    REQUIRE(f.apply(t_write("/f", "one")) == 0);
+    const std::uint64_t ino = f.stat("/f").ino;
+    CHECK(f.apply(t_if(t_write("/f", "two"), kIfInode, ino)) == 0);
+    CHECK(f.read("/f") == "two");
+    fails_with(f, t_if(t_write("/f", "three"), kIfInode, ino + 100), ESTALE);
+
+    // Replaced behind the client's back (write-tmp-then-rename): the old inode is stale.
+    REQUIRE(f.apply(t_write("/tmp", "new")) == 0);
+    REQUIRE(f.apply(t_rename("/tmp", "/f")) == 0);
+    fails_with(f, t_if(t_write("/f", "stale"), kIfInode, ino), ESTALE);
+    Transition tr = op(Op::truncate, "/f");
+    tr.size = 1;
+    fails_with(f, t_if(tr, kIfInode, ino), ESTALE);
+    Transition mt = op(Op::set_mtime, "/f");
+    mt.size = 5;
+    fails_with(f, t_if(mt, kIfInode, ino), ESTALE);
+    Transition md = op(Op::set_mode, "/f");
+    md.mode = 0600;
+    fails_with(f, t_if(md, kIfInode, ino), ESTALE);
+    fails_with(f, t_if(op(Op::unlink, "/f"), kIfInode, ino), ESTALE);
+    fails_with(f, t_if(op(Op::create, "/f"), kIfInode, ino), ESTALE);
+
+    const std::uint64_t now = f.stat("/f").ino;
+    CHECK(f.apply(t_if(tr, kIfInode, now)) == 0);
+    CHECK(f.read("/f") == "n");
+    CHECK(f.apply(t_if(mt, kIfInode, now)) == 0);
+    CHECK(f.stat("/f").mtime_us == 5);
+    CHECK(f.apply(t_if(md, kIfInode, now)) == 0);
+    CHECK(f.stat("/f").mode == 0600);
+    CHECK(f.apply(t_if(op(Op::create, "/f"), kIfInode, now)) == 0);
+    CHECK(f.stat("/f").size == 0);
+    CHECK(f.apply(t_if(op(Op::unlink, "/f"), kIfInode, now)) == 0);
+
+    // A missing path: ENOENT, and write / create do not create it.
+    fails_with(f, t_if(t_write("/f", "x"), kIfInode, now), ENOENT);
+    fails_with(f, t_if(op(Op::create, "/f"), kIfInode, now), ENOENT);
+    fails_with(f, t_if(op(Op::unlink, "/f"), kIfInode, now), ENOENT);
+    fails_with(f, t_if(t_write("/nope/f", "x"), kIfInode, now), ENOENT);
+    REQUIRE(f.apply(t_write("/g", "x")) == 0);
+    fails_with(f, t_if(t_write("/g/f", "x"), kIfInode, now), ENOTDIR);
+
+    // After the lookups, before the op's own rules.
+    REQUIRE(f.apply(t_mkdir("/d")) == 0);
+    const std::uint64_t d = f.stat("/d").ino;
+    fails_with(f, t_if(t_write("/d", "x"), kIfInode, d), EISDIR);
+    fails_with(f, t_if(t_write("/d", "x"), kIfInode, d + 1), ESTALE);
+    fails_with(f, t_if(op(Op::unlink, "/d"), kIfInode, d), EISDIR);
+    fails_with(f, t_if(t_write("/", "x"), kIfInode, 1), EISDIR);
+    fails_with(f, t_if(t_write("/", "x"), kIfInode, d), ESTALE);
+    Transition big = t_write("/g", std::string(2u << 20, 'x'));
+    fails_with(f, t_if(big, kIfInode, f.stat("/g").ino), EFBIG);
+    fails_with(f, t_if(t_write("/" + std::string(300, 'n'), "x"), kIfInode, 5), ENAMETOOLONG);
+}
+
+TEST_CASE("kIfVersion: remove only an entry nobody changed since") {
+    Cluster f;
+    REQUIRE(f.apply(t_mkdir("/d")) == 0);
+    REQUIRE(f.apply(t_write("/f", "x")) == 0);
+    const std::uint64_t dv = f.stat("/d").version, fv = f.stat("/f").version;
+    CHECK(dv != fv);
+    fails_with(f, t_if(op(Op::rmdir, "/d"), kIfVersion, fv), ESTALE);
+    fails_with(f, t_if(op(Op::unlink, "/f"), kIfVersion, dv), ESTALE);
+    // A change bumps the version: a removal decided before it is stale.
+    REQUIRE(f.apply(t_write("/f", "y")) == 0);
+    fails_with(f, t_if(op(Op::unlink, "/f"), kIfVersion, fv), ESTALE);
+    CHECK(f.apply(t_if(op(Op::unlink, "/f"), kIfVersion, f.stat("/f").version)) == 0);
+    CHECK(f.apply(t_if(op(Op::rmdir, "/d"), kIfVersion, dv)) == 0);
+    fails_with(f, t_if(op(Op::rmdir, "/d"), kIfVersion, dv), ENOENT);
+    fails_with(f, t_if(op(Op::unlink, "/f"), kIfVersion, fv), ENOENT);
+
+    REQUIRE(f.apply(t_mkdir("/e")) == 0);
+    REQUIRE(f.apply(t_write("/e/x", "1")) == 0);
+    const std::uint64_t ev = f.stat("/e").version;
+    fails_with(f, t_if(op(Op::rmdir, "/e"), kIfVersion, ev), ENOTEMPTY);
+    fails_with(f, t_if(op(Op::rmdir, "/e/x"), kIfVersion, f.stat("/e/x").version), ENOTDIR);
+    fails_with(f, t_if(op(Op::rmdir, "/"), kIfVersion, f.stat("/").version), EBUSY);
+    fails_with(f, t_if(op(Op::rmdir, "/"), kIfVersion, 12345), ESTALE);
+
+    // Malformed combinations never reach the history.
+    const Head head = f.store->head();
+    for (const Transition& bad : {t_if(t_if(op(Op::unlink, "/e/x"), kIfInode, 1), kIfVersion, 1),
+                                  t_if(op(Op::unlink, "/e/x"), 0, 3), t_if(t_mkdir("/m"), kIfVersion, 1),
+                                  t_if(t_rename("/e", "/m"), kIfInode, 1)}) {
+        Item item{1, bad, std::nullopt};
+        CHECK_FALSE(f.store->apply(std::span<const Item>(&item, 1)).ok());
+    }
+    CHECK(f.store->head() == head);
+}
+
+TEST_CASE("cluster locks: /priv/lock/NAME is taken by mkdir, renewed by its holder, never moved") {
+    Cluster f;
+    REQUIRE(f.apply(t_mkdir("/priv")) == 0);
+    REQUIRE(f.apply(t_mkdir("/priv/lock")) == 0);
+    Transition take = t_mkdir("/priv/lock/vm-100");
+    take.origin = 2;
+    REQUIRE(f.apply(take) == 0);
+    Transition other = t_mkdir("/priv/lock/vm-100");
+    other.origin = 3;
+    fails_with(f, other, EEXIST);  // the loser of two mkdirs
+    const EntryInfo lock = f.stat("/priv/lock/vm-100");
+    CHECK(lock.writer == 2);
+
+    // Renewal: only the holder, only forwards, never to 0.
+    fails_with(f, t_mtime("/priv/lock/vm-100", lock.mtime_us + 10, 3), EACCES);
+    fails_with(f, t_mtime("/priv/lock/vm-100", lock.mtime_us - 1, 2), EACCES);
+    fails_with(f, t_mtime("/priv/lock/vm-100", 0, 2), EACCES);
+    CHECK(f.apply(t_mtime("/priv/lock/vm-100", lock.mtime_us, 2)) == 0);
+    CHECK(f.apply(t_mtime("/priv/lock/vm-100", lock.mtime_us + 10, 2)) == 0);
+    const EntryInfo renewed = f.stat("/priv/lock/vm-100");
+    CHECK(renewed.mtime_us == lock.mtime_us + 10);
+    CHECK(renewed.writer == 2);
+    CHECK(renewed.version == f.store->head().version);
+    CHECK(renewed.ino == lock.ino);
+    fails_with(f, t_if(t_mtime("/priv/lock/vm-100", lock.mtime_us + 20, 2), kIfInode, lock.ino + 1), ESTALE);
+    fails_with(f, t_mtime("/priv/lock/nope", lock.mtime_us + 20, 2), ENOENT);
+
+    // Only directories at /priv/lock/NAME are locks.
+    CHECK(f.apply(t_mtime("/priv/lock", 1, 3)) == 0);
+    CHECK(f.apply(t_mtime("/priv", 1, 3)) == 0);
+    REQUIRE(f.apply(t_mkdir("/priv/lock/vm-100/sub")) == 0);
+    CHECK(f.apply(t_mtime("/priv/lock/vm-100/sub", 1, 3)) == 0);
+    REQUIRE(f.apply(t_write("/priv/lock/file", "x")) == 0);
+    CHECK(f.apply(t_mtime("/priv/lock/file", 1, 3)) == 0);
+    REQUIRE(f.apply(t_mkdir("/lock")) == 0);
+    CHECK(f.apply(t_mtime("/lock", 1, 3)) == 0);
+
+    // Nothing under /priv/lock, nor what holds it, is renamed (also with kExchange).
+    REQUIRE(f.apply(t_mkdir("/x")) == 0);
+    REQUIRE(f.apply(t_write("/y", "y")) == 0);
+    fails_with(f, t_rename("/priv/lock/vm-100", "/x"), EACCES);
+    fails_with(f, t_rename("/priv/lock/vm-100", "/priv/lock/vm-101"), EACCES);
+    fails_with(f, t_rename("/x", "/priv/lock/vm-100"), EACCES);
+    fails_with(f, t_rename("/x", "/priv/lock/vm-102"), EACCES);
+    fails_with(f, t_rename("/x", "/priv/lock/vm-100", kExchange), EACCES);
+    fails_with(f, t_rename("/priv/lock/vm-100/sub", "/x/sub"), EACCES);
+    fails_with(f, t_rename("/y", "/priv/lock/vm-100/y"), EACCES);
+    fails_with(f, t_rename("/priv/lock/file", "/z"), EACCES);
+    fails_with(f, t_rename("/priv/lock", "/z"), EACCES);
+    fails_with(f, t_rename("/priv", "/z"), EACCES);
+    fails_with(f, t_rename("/x", "/priv", kExchange), EACCES);
+    fails_with(f, t_rename("/priv/lock/gone", "/z"), EACCES);
+    // Their neighbours are ordinary.
+    REQUIRE(f.apply(t_mkdir("/priv/locks")) == 0);
+    CHECK(f.apply(t_rename("/priv/locks", "/priv/other")) == 0);
+    CHECK(f.apply(t_rename("/y", "/priv/y")) == 0);
+    CHECK(f.apply(t_rename("/lock", "/lock2")) == 0);
+
+    // Breaking a lock only if nobody renewed it since it was judged expired.
+    REQUIRE(f.apply(op(Op::rmdir, "/priv/lock/vm-100/sub")) == 0);
+    const EntryInfo seen = f.stat("/priv/lock/vm-100");  // its writer is the rmdir's origin now
+    REQUIRE(f.apply(t_mtime("/priv/lock/vm-100", seen.mtime_us + 30, seen.writer)) == 0);
+    fails_with(f, t_if(op(Op::rmdir, "/priv/lock/vm-100"), kIfVersion, seen.version), ESTALE);
+    CHECK(f.apply(t_if(op(Op::rmdir, "/priv/lock/vm-100"), kIfVersion, f.stat("/priv/lock/vm-100").version)) == 0);
+    other = t_mkdir("/priv/lock/vm-100");
+    other.origin = 3;
+    CHECK(f.apply(other) == 0);
+    CHECK(f.stat("/priv/lock/vm-100").writer == 3);
 }

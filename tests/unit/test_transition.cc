@@ -114,6 +114,72 @@ TEST_CASE("the decoder refuses unknown ops, bad paths and paths an op does not u
     CHECK_FALSE(decode(enc(n)).ok());
 }
 
+TEST_CASE("conditions: expect travels after size; validate and decode refuse misuse") {
+    Transition t;
+    t.op = Op::unlink;
+    t.path = "/priv/lock/a";
+    t.size = 0x1111111111111111ull;
+    t.flags = kIfVersion;
+    t.expect = 0x0807060504030201ull;
+    const wire::Bytes b = enc(t);
+    // u8 op, u32 origin, u64 request, u64 timestamp, u32 flags, u32 mode, u64 size: 37 bytes.
+    REQUIRE(b.size() > 45);
+    CHECK(b[36] == 0x11);
+    for (std::size_t i = 0; i < 8; ++i) CHECK(b[37 + i] == i + 1);
+    auto d = decode(b);
+    REQUIRE(d.ok());
+    CHECK(d.value() == t);
+    Transition other = t;
+    other.expect = 1;
+    CHECK_FALSE(other == t);
+
+    auto accepted = [](Op op, std::uint32_t flags, std::uint64_t expect) {
+        Transition c;
+        c.op = op;
+        c.path = "/a";
+        if (op == Op::rename) c.path2 = "/b";
+        c.flags = flags;
+        c.expect = expect;
+        const bool valid = validate(c) == nullptr;
+        CHECK(decode(enc(c)).ok() == valid);
+        return valid;
+    };
+    for (Op op : {Op::create, Op::write, Op::truncate, Op::set_mtime, Op::set_mode, Op::unlink})
+        CHECK(accepted(op, kIfInode, 7));
+    for (Op op : {Op::mkdir, Op::rmdir, Op::rename}) CHECK_FALSE(accepted(op, kIfInode, 7));
+    for (Op op : {Op::rmdir, Op::unlink}) CHECK(accepted(op, kIfVersion, 7));
+    for (Op op : {Op::create, Op::write, Op::truncate, Op::mkdir, Op::rename, Op::set_mtime, Op::set_mode})
+        CHECK_FALSE(accepted(op, kIfVersion, 7));
+    CHECK_FALSE(accepted(Op::unlink, kIfInode | kIfVersion, 7));
+    CHECK_FALSE(accepted(Op::unlink, 0, 7));       // expect without a condition
+    CHECK_FALSE(accepted(Op::write, kSetMode, 7));
+    CHECK(accepted(Op::unlink, kIfVersion, 0));   // allowed; fails with ESTALE when applied
+    CHECK(accepted(Op::write, 0, 0));
+
+    Transition n = node_transition(Op::node_add, 2, "n2");
+    n.expect = 1;
+    CHECK(validate(n) != nullptr);
+    CHECK_FALSE(decode(enc(n)).ok());
+    n.expect = 0;
+    n.flags = kIfInode;
+    CHECK(validate(n) != nullptr);
+}
+
+TEST_CASE("is_lock_dir_path: exactly /priv/lock/NAME") {
+    CHECK(is_lock_dir_path("/priv/lock/a"));
+    CHECK(is_lock_dir_path("/priv/lock/qemu-server-100.conf"));
+    CHECK_FALSE(is_lock_dir_path("/priv/lock"));
+    CHECK_FALSE(is_lock_dir_path("/priv/lock/"));
+    CHECK_FALSE(is_lock_dir_path("/priv/lock/a/b"));
+    CHECK_FALSE(is_lock_dir_path("/priv/lock/.."));
+    CHECK_FALSE(is_lock_dir_path("/priv/lock//a"));
+    CHECK_FALSE(is_lock_dir_path("/priv/locks/a"));
+    CHECK_FALSE(is_lock_dir_path("/priv/lockx"));
+    CHECK_FALSE(is_lock_dir_path("/x/priv/lock/a"));
+    CHECK_FALSE(is_lock_dir_path("priv/lock/a"));
+    CHECK_FALSE(is_lock_dir_path("/"));
+}
+
 TEST_CASE("op names") {
     CHECK(std::string(op_name(Op::genesis)) == "genesis");
     CHECK(std::string(op_name(Op::set_mode)) == "set_mode");
@@ -217,10 +283,10 @@ TEST_CASE("the hash chain covers the previous hash, epoch, version and the trans
     CHECK(chain(h0, 4, 1, u) != h1);
     CHECK(hex(h1).size() == 64);
     // The encoding and the chain are pinned (a changed encoding changes every history):
-    // SHA-256 of 32 zero bytes, two zero u64s and the 70-byte default (write) transition,
+    // SHA-256 of 32 zero bytes, two zero u64s and the 78-byte default (write) transition,
     // computed independently (Python hashlib).
-    CHECK(enc(Transition{}).size() == 70);
-    CHECK(hex(chain(Hash{}, 0, 0, Transition{})) == "d9e024234ff23d17908b8a36b6c49fda661f2a9abbdd6815b9f3d668df4d241f");
+    CHECK(enc(Transition{}).size() == 78);
+    CHECK(hex(chain(Hash{}, 0, 0, Transition{})) == "0c38d318047ecdbfdf78c91811f1c3fe780f81f51ef3e5d89a2d65c76e84df13");
     Hash a{};
     a[0] = 0x01;
     a[31] = 0xfe;

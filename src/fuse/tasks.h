@@ -1,0 +1,65 @@
+// A thread that runs posted tasks in order (the tree's completion and notifier threads).
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+namespace conclave::fuse {
+
+class TaskThread {
+public:
+    TaskThread() = default;
+    ~TaskThread() { stop(); }
+    TaskThread(const TaskThread&) = delete;
+    TaskThread& operator=(const TaskThread&) = delete;
+
+    void start() {
+        std::lock_guard lock(mu_);
+        if (thread_.joinable()) return;
+        stopping_ = false;
+        thread_ = std::thread([this] { run(); });
+    }
+    // Tasks posted after stop() are dropped.
+    void post(std::function<void()> task) {
+        {
+            std::lock_guard lock(mu_);
+            if (stopping_ || !thread_.joinable()) return;
+            queue_.push_back(std::move(task));
+        }
+        cv_.notify_one();
+    }
+    // Runs what is queued, then ends the thread. Idempotent.
+    void stop() {
+        {
+            std::lock_guard lock(mu_);
+            stopping_ = true;
+        }
+        cv_.notify_one();
+        if (thread_.joinable()) thread_.join();
+    }
+
+private:
+    void run() {
+        std::unique_lock lock(mu_);
+        for (;;) {
+            cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+            if (queue_.empty()) return;
+            auto task = std::move(queue_.front());
+            queue_.pop_front();
+            lock.unlock();
+            task();
+            lock.lock();
+        }
+    }
+
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<std::function<void()>> queue_;
+    bool stopping_ = false;
+    std::thread thread_;
+};
+
+}  // namespace conclave::fuse

@@ -1,0 +1,134 @@
+// Tree's insides, shared by tree.cc (the FUSE operations) and mount.cc (mounting, the
+// apply hooks). Not part of the interface.
+#pragma once
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "fuse/tasks.h"
+#include "fuse/tree.h"
+
+namespace conclave::fuse {
+
+// An open file. Writes go to `buf` (loaded from the store at the first write unless the
+// file was opened with O_TRUNC or just created); flush/fsync submit it whole.
+struct Handle {
+    std::mutex mu;
+    std::uint64_t ino = 0;
+    int flags = 0;
+    bool writable = false;
+    bool loaded = false;
+    bool dirty = false;
+    std::uint64_t gen = 0;                  // bumped by every change to buf
+    wire::Bytes buf;
+    std::optional<std::uint64_t> mtime_us;  // futimens while dirty: set after the contents
+    bool virt = false;                      // a virtual file: `text`, read-only
+    std::string text;
+};
+
+// An open directory: its entries as of opendir (readdir pages through them).
+struct DirHandle {
+    std::uint64_t ino = 0, parent = 0;
+    std::vector<store::EntryInfo> entries;
+    bool virtual_files = false;
+};
+
+struct LockSeen {
+    std::uint64_t version = 0;
+    std::chrono::steady_clock::time_point since;
+};
+
+const struct fuse_lowlevel_ops* tree_ops();
+
+struct Tree::Impl {
+    Impl(store::Store& s, Host& h, Options o) : store(s), host(h), opt(std::move(o)) {}
+
+    static constexpr std::uint64_t format_root = 1;
+    static constexpr std::uint64_t kVirtualBase = 1ull << 62;
+    static constexpr int kVirtualCount = 3;
+    static constexpr const char* kVirtualNames[kVirtualCount] = {".members", ".version", ".quorum"};
+
+    store::Store& store;
+    Host& host;
+    Options opt;
+    std::weak_ptr<Impl> self;
+
+    fuse_session* se = nullptr;
+    std::thread loop;
+    std::mutex loop_mu;
+    std::condition_variable loop_cv;
+    bool loop_done = false;
+    bool mounted = false;
+    std::string canonical_mount_point;
+    unsigned mount_minor = 0;  // the FUSE connection's number (fusectl)
+    std::atomic<bool> ready{false};  // the kernel's INIT is answered: notifications may go
+    std::atomic<bool> closed{false};
+    std::atomic<bool> quorate{false};
+
+    TaskThread completions;  // the cluster's answers to submitted requests
+    TaskThread notifier;     // directory-entry invalidations (may wait for a directory lock)
+
+    std::mutex pending_mu;
+    std::unordered_set<fuse_req_t> pending;  // answered later (after the cluster's answer)
+
+    std::mutex limits_mu;
+    store::Limits limits;
+
+    std::mutex virtual_mu;
+    std::string members_text = "{}\n", quorum_text = "{}\n";
+    std::uint64_t start_time = 0;
+
+    std::mutex known_mu;
+    std::unordered_map<std::uint64_t, std::pair<std::uint64_t, std::string>> known;  // ino -> (parent, name)
+
+    // Files being written on this node: the handle that wrote last (getattr shows its size).
+    // Lock order: writers_mu, then a handle's mu.
+    std::mutex writers_mu;
+    std::unordered_map<std::uint64_t, Handle*> writers;
+    void writing(Handle* h);
+    bool writer_size(std::uint64_t ino, struct stat& st);  // false: nobody writes it here
+    void not_writing(Handle* h, std::optional<std::uint64_t> if_gen = std::nullopt);
+
+    std::mutex locks_mu;
+    std::unordered_map<std::uint64_t, LockSeen> locks;  // lock directory ino -> last change seen
+
+    // before_apply -> after_apply (worker thread only): inodes of entries a batch removes.
+    std::unordered_map<std::string, std::uint64_t> doomed;
+
+    void submit(store::Transition t, std::function<void(int, std::uint64_t)> then);
+    void hold(fuse_req_t req);
+    bool claim(fuse_req_t req);  // false: already answered (unmount)
+    void finish(fuse_req_t req, int err);
+    store::Limits current_limits();
+    void refresh_limits();
+    void remember(std::uint64_t ino, std::uint64_t parent, std::string_view name);
+    bool attr_of(const store::EntryInfo& e, struct stat& st);
+    void entry_of(const store::EntryInfo& e, fuse_entry_param& out);
+    int load(Handle& h);
+    bool lock_expired(std::uint64_t ino, std::uint64_t version);
+    void lock_seen(std::uint64_t ino, std::uint64_t version);
+
+    static int virtual_index(std::string_view name);
+    std::string virtual_text(int index);
+    std::string version_json();
+    void virtual_attr(int index, const std::string& text, struct stat& st);
+
+    // Kernel cache invalidation (no-ops before INIT and after unmount).
+    void inval_inode(std::uint64_t ino);
+    void inval_entry_later(std::uint64_t parent, std::string name);
+    void inval_everything(bool entries);
+};
+
+}  // namespace conclave::fuse
