@@ -578,6 +578,8 @@ void set_open_flags(Handle* h, struct fuse_file_info* fi) {
     // keep the cache, which the tree invalidates whenever a change is applied.
     fi->direct_io = h->writable || h->virt ? 1 : 0;
     fi->keep_cache = h->writable || h->virt ? 0 : 1;
+    // Nothing to submit at close for a handle that cannot write: no FLUSH round trip.
+    fi->noflush = h->writable ? 0 : 1;
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {

@@ -34,6 +34,11 @@ paths {
     state_dir: /var/lib/conclave
     mount_point: /etc/pve
 }
+tree {
+    mount: no
+    group: www-data
+    lock_timeout: 60
+}
 logging {
     level: debug
 }
@@ -71,6 +76,9 @@ TEST_CASE("a full config parses into every field") {
     CHECK(c.next_key_file == "/etc/conclave/authkey.next");
     CHECK(c.cipher == crypto::Cipher::chacha20_poly1305);
     CHECK(c.log_level == config::LogLevel::debug);
+    CHECK(!c.mount);
+    CHECK(c.group == "www-data");
+    CHECK(c.lock_timeout == 60);
     // format() writes a file that parses back to the same thing.
     auto again = parse(config::format(c), "formatted");
     REQUIRE_MESSAGE(again.ok(), again.error());
@@ -86,6 +94,10 @@ TEST_CASE("defaults fill what a minimal file leaves out") {
     CHECK(r->key_file == "/etc/conclave/authkey");
     CHECK(r->cipher == crypto::Cipher::aes_256_gcm);
     CHECK(r->log_level == config::LogLevel::info);
+    CHECK(r->mount);
+    CHECK(r->mount_point == "/etc/pve");
+    CHECK(r->group.empty());  // www-data if it exists, else root
+    CHECK(r->lock_timeout == 120);
 }
 
 TEST_CASE("unicast with peers, IPv4 and IPv6, with and without ports") {
@@ -166,6 +178,9 @@ TEST_CASE("values are type- and range-checked") {
     CHECK(has(error_of(std::string(kMinimal) + "crypto {\n cipher: rc4\n}\n"), "crypto.cipher: 'rc4' is not a cipher"));
     CHECK(has(error_of(std::string(kMinimal) + "crypto {\n key_file: relative/key\n}\n"), "is not an absolute path"));
     CHECK(has(error_of(std::string(kMinimal) + "logging {\n level: chatty\n}\n"), "is not a log level"));
+    CHECK(has(error_of(std::string(kMinimal) + "tree {\n mount: maybe\n}\n"), "tree.mount: 'maybe' is not yes or no"));
+    CHECK(has(error_of(std::string(kMinimal) + "tree {\n lock_timeout: 0\n}\n"), "tree.lock_timeout: 0 is out of range"));
+    CHECK(has(error_of(std::string(kMinimal) + "tree {\n group: a;b\n}\n"), "is not a valid group name"));
     CHECK(has(error_of(std::string(kMinimal) + "paths {\n control_socket: /" + std::string(120, 's') + "\n}\n"),
               "paths.control_socket: socket paths are at most 107 characters"));
 }
