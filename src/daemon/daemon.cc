@@ -317,11 +317,11 @@ int Daemon::run() {
     sd_notify(0, "READY=1\nSTATUS=forming the ring");
     io_.run();
     sd_notify(0, "STOPPING=1");
-    // Unmount first: requests still waiting for the cluster get EIO, nothing hangs.
-    if (tree_) tree_->unmount();
-    // Finish what the apply worker has queued (durable before we go), then close.
+    // Finish what the apply worker has queued (durable before we go; it tells the tree
+    // what changed), then unmount: requests still waiting for the cluster get EIO.
     worker_->stop();
     reader_->join();
+    if (tree_) tree_->unmount();
     log::notice(exit_code_ == 0 ? "stopped" : "stopped on an error");
     return exit_code_;
 }

@@ -198,15 +198,20 @@ void Tree::unmount() {
     bool joined = false;
     {
         std::unique_lock lock(t.loop_mu);
-        joined = t.loop_cv.wait_for(lock, std::chrono::seconds(5), [&] { return t.loop_done; });
+        joined = t.loop_cv.wait_for(lock, std::chrono::seconds(3), [&] { return t.loop_done; });
     }
-    t.notifier.stop();
-    if (joined) {
-        t.loop.join();
+    // The notifier may wait in the kernel for a directory lock that a request the kernel
+    // still holds keeps; it gets going again once the connection ends.
+    bool notifier_done = t.notifier.stop_within(std::chrono::seconds(2));
+    if (joined) t.loop.join();
+    else t.loop.detach();
+    if (joined && notifier_done) {
         fuse_session_destroy(t.se);
     } else {
-        log::warning("tree: the FUSE threads did not stop; leaving them to the process exit");
-        t.loop.detach();
+        // Files are still open on the detached mount (and this node's kernel connection
+        // cannot be aborted without fusectl): the session is left to the process exit.
+        log::warning("tree: the FUSE threads did not all stop (files still open on " + t.opt.mount_point +
+                     "?); the process exit ends them");
     }
     t.se = nullptr;
     log::notice("tree: unmounted " + t.opt.mount_point);

@@ -40,13 +40,37 @@ public:
         cv_.notify_one();
         if (thread_.joinable()) thread_.join();
     }
+    // Drops what is queued and ends the thread; false (the thread left running, detached)
+    // if the task at hand does not return within `limit`.
+    template <class Duration>
+    bool stop_within(Duration limit) {
+        {
+            std::lock_guard lock(mu_);
+            stopping_ = true;
+            queue_.clear();
+            if (!thread_.joinable()) return true;
+        }
+        cv_.notify_one();
+        std::unique_lock lock(mu_);
+        if (!done_cv_.wait_for(lock, limit, [this] { return finished_; })) {
+            thread_.detach();
+            return false;
+        }
+        lock.unlock();
+        thread_.join();
+        return true;
+    }
 
 private:
     void run() {
         std::unique_lock lock(mu_);
         for (;;) {
             cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-            if (queue_.empty()) return;
+            if (queue_.empty()) {
+                finished_ = true;
+                done_cv_.notify_all();
+                return;
+            }
             auto task = std::move(queue_.front());
             queue_.pop_front();
             lock.unlock();
@@ -56,7 +80,8 @@ private:
     }
 
     std::mutex mu_;
-    std::condition_variable cv_;
+    std::condition_variable cv_, done_cv_;
+    bool finished_ = false;
     std::deque<std::function<void()>> queue_;
     bool stopping_ = false;
     std::thread thread_;
