@@ -27,6 +27,11 @@ public:
         if (!valid_path(t_.path) || (t_.op == Op::rename && !valid_path(t_.path2))) return EINVAL;
         if (too_long(t_.path) || (t_.op == Op::rename && too_long(t_.path2))) return ENAMETOOLONG;
         if (const int err = condition()) return err;
+        // A lock directory holds nothing: an entry made in it would re-stamp the lock
+        // (its writer and version), letting anyone renew or keep it from expiring.
+        if ((t_.op == Op::create || t_.op == Op::write || t_.op == Op::mkdir) && below("/priv/lock", t_.path) &&
+            !is_lock_dir_path(t_.path))
+            return EACCES;
         switch (t_.op) {
             case Op::create: return write_file(false);
             case Op::write: return write_file(true);

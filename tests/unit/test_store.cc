@@ -977,8 +977,13 @@ TEST_CASE("cluster locks: /priv/lock/NAME is taken by mkdir, renewed by its hold
     // Only directories at /priv/lock/NAME are locks.
     CHECK(f.apply(t_mtime("/priv/lock", 1, 3)) == 0);
     CHECK(f.apply(t_mtime("/priv", 1, 3)) == 0);
-    REQUIRE(f.apply(t_mkdir("/priv/lock/vm-100/sub")) == 0);
-    CHECK(f.apply(t_mtime("/priv/lock/vm-100/sub", 1, 3)) == 0);
+    // A lock holds nothing: an entry in it would re-stamp it (writer, version) for anyone.
+    fails_with(f, t_mkdir("/priv/lock/vm-100/sub"), EACCES);
+    fails_with(f, t_write("/priv/lock/vm-100/f", "x"), EACCES);
+    Transition inside = t_write("/priv/lock/vm-100/f", "");
+    inside.op = Op::create;
+    fails_with(f, inside, EACCES);
+    CHECK(f.stat("/priv/lock/vm-100").writer == 2);
     REQUIRE(f.apply(t_write("/priv/lock/file", "x")) == 0);
     CHECK(f.apply(t_mtime("/priv/lock/file", 1, 3)) == 0);
     REQUIRE(f.apply(t_mkdir("/lock")) == 0);
@@ -1006,8 +1011,7 @@ TEST_CASE("cluster locks: /priv/lock/NAME is taken by mkdir, renewed by its hold
     CHECK(f.apply(t_rename("/lock", "/lock2")) == 0);
 
     // Breaking a lock only if nobody renewed it since it was judged expired.
-    REQUIRE(f.apply(op(Op::rmdir, "/priv/lock/vm-100/sub")) == 0);
-    const EntryInfo seen = f.stat("/priv/lock/vm-100");  // its writer is the rmdir's origin now
+    const EntryInfo seen = f.stat("/priv/lock/vm-100");
     REQUIRE(f.apply(t_mtime("/priv/lock/vm-100", seen.mtime_us + 30, seen.writer)) == 0);
     fails_with(f, t_if(op(Op::rmdir, "/priv/lock/vm-100"), kIfVersion, seen.version), ESTALE);
     CHECK(f.apply(t_if(op(Op::rmdir, "/priv/lock/vm-100"), kIfVersion, f.stat("/priv/lock/vm-100").version)) == 0);
