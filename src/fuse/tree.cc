@@ -58,6 +58,11 @@ std::uint64_t us_of(const struct timespec& ts) {
 
 bool wants_write(int flags) { return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC); }
 
+// An inode the kernel names may be gone: removed, or replaced by a rename over its name
+// (on any node). ESTALE, not ENOENT, makes the kernel look the path up again, so an
+// open or stat racing an atomic replace finds the new file instead of failing.
+int stale(int err) { return err == ENOENT ? ESTALE : err; }
+
 }  // namespace
 
 bool is_private_path(std::string_view path) {
@@ -237,6 +242,8 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     }
     store::EntryInfo info;
     if (int err = t.store.lookup(parent, name, info); err != 0) {
+        store::EntryInfo dir;
+        if (err == ENOENT && t.store.stat_ino(parent, dir) == ENOENT) err = ESTALE;  // the directory itself went
         fuse_reply_err(req, err);  // ENOENT: not cached (a create elsewhere shows at once)
         return;
     }
@@ -261,11 +268,19 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     }
     store::EntryInfo info;
     if (int err = t.store.stat_ino(ino, info); err != 0) {
-        fuse_reply_err(req, err);
+        auto* h = fi ? reinterpret_cast<Handle*>(fi->fh) : nullptr;
+        if (err == ENOENT && h && !h->virt && !h->writable) {
+            // Removed or replaced while open (the kernel asks through the handle when it
+            // reads): the file as it was opened, with no links left.
+            t.attr_of(h->opened_info, st);
+            st.st_nlink = 0;
+            fuse_reply_attr(req, &st, 0);
+            return;
+        }
+        fuse_reply_err(req, stale(err));
         return;
     }
-    t.attr_of(info, st);
-    (void)fi;  // fstat does not say which handle asks (the kernel passes no file)
+    t.attr_of(info, st);  // fstat does not say which handle asks (the kernel passes no file)
     bool writing = t.writer_size(ino, st);
     fuse_reply_attr(req, &st, writing ? 0 : t.opt.attr_timeout_s);
 }
@@ -364,11 +379,11 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, s
     store::EntryInfo info;
     std::string path;
     if (int err = t.store.stat_ino(ino, info); err != 0) {
-        fuse_reply_err(req, err);
+        fuse_reply_err(req, stale(err));
         return;
     }
     if (int err = t.store.path_of(ino, path); err != 0) {
-        fuse_reply_err(req, err);
+        fuse_reply_err(req, stale(err));
         return;
     }
     Handle* h = fi ? reinterpret_cast<Handle*>(fi->fh) : nullptr;
@@ -434,13 +449,7 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, s
             tr.size = mtime;
             tr.flags = 0;
             tr.expect = 0;
-        } else if (h) {
-            std::lock_guard lock(h->mu);
-            if (h->dirty)
-                h->mtime_us = mtime;  // after the contents, at flush
-            else
-                make(store::Op::set_mtime).size = mtime;
-        } else {
+        } else if (!t.defer_mtime(h, ino, mtime)) {
             make(store::Op::set_mtime).size = mtime;
         }
     }
@@ -463,7 +472,7 @@ int new_path(Impl& t, fuse_ino_t parent, const char* name, std::string& out) {
     if (std::strlen(name) > t.current_limits().max_name) return ENAMETOOLONG;
     if (parent == t.format_root && Impl::virtual_index(name) >= 0) return EEXIST;
     std::string p;
-    if (int err = t.store.path_of(parent, p); err != 0) return err;
+    if (int err = t.store.path_of(parent, p); err != 0) return stale(err);
     out = child_path(p, name);
     return 0;
 }
@@ -512,7 +521,7 @@ void remove(fuse_req_t req, fuse_ino_t parent, const char* name, store::Op op) {
     }
     std::string p;
     if (int err = t.store.path_of(parent, p); err != 0) {
-        fuse_reply_err(req, err);
+        fuse_reply_err(req, stale(err));
         return;
     }
     store::Transition tr;
@@ -547,7 +556,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
     }
     std::string p;
     if (int err = t.store.path_of(parent, p); err != 0) {
-        fuse_reply_err(req, err);
+        fuse_reply_err(req, stale(err));
         return;
     }
     tr.op = store::Op::rename;
@@ -602,8 +611,12 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
         return;
     }
     store::EntryInfo info;
-    if (int err = t.store.stat_ino(ino, info); err != 0) {
-        fuse_reply_err(req, err);
+    wire::Bytes snapshot;
+    const bool reader = !wants_write(fi->flags);
+    // A reader keeps the contents it opened (read_ino serves them if the file is removed
+    // or replaced while open, as POSIX keeps an unlinked file readable).
+    if (int err = reader ? t.store.read_ino(ino, snapshot, &info) : t.store.stat_ino(ino, info); err != 0) {
+        fuse_reply_err(req, err == EISDIR ? EISDIR : stale(err));
         return;
     }
     if (info.dir) {
@@ -611,6 +624,10 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
         return;
     }
     auto* h = new_handle(t, ino, fi->flags);
+    if (reader) {
+        h->opened = std::move(snapshot);
+        h->opened_info = info;
+    }
     if (h->dirty) t.writing(h);  // O_TRUNC: empty until written, also for fstat
     set_open_flags(h, fi);
     if (fuse_reply_open(req, fi) != 0) {
@@ -692,7 +709,12 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
         return;
     }
     if (int err = t.store.read_ino(ino, data); err != 0) {
-        fuse_reply_err(req, err);
+        if (err == ENOENT && !h->writable) {
+            // Removed or replaced since it was opened: what it held then.
+            slice(h->opened.data(), h->opened.size());
+            return;
+        }
+        fuse_reply_err(req, stale(err));
         return;
     }
     slice(data.data(), data.size());
@@ -806,7 +828,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     auto& t = impl_of(req);
     store::EntryInfo self;
     if (int err = t.store.stat_ino(ino, self); err != 0) {
-        fuse_reply_err(req, err);
+        fuse_reply_err(req, stale(err));
         return;
     }
     if (!self.dir) {
@@ -968,6 +990,22 @@ int Impl::load(Handle& h) {
 }
 
 // ---- writers ----
+
+bool Impl::defer_mtime(Handle* h, std::uint64_t ino, std::uint64_t mtime) {
+    // futimens before close (cp -p, tar): the time goes after the buffered contents, or
+    // the write at close would stamp its own. The kernel passes the file only for some
+    // calls, so the writer is also found by inode.
+    std::lock_guard lock(writers_mu);
+    if (!h) {
+        auto it = writers.find(ino);
+        if (it == writers.end()) return false;
+        h = it->second;
+    }
+    std::lock_guard hl(h->mu);
+    if (!h->dirty) return false;
+    h->mtime_us = mtime;
+    return true;
+}
 
 bool Impl::writer_size(std::uint64_t ino, struct stat& st) {
     // A file being written on this node shows the size its writer holds (fstat on the

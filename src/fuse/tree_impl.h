@@ -34,6 +34,8 @@ struct Handle {
     std::uint64_t gen = 0;                  // bumped by every change to buf
     wire::Bytes buf;
     std::optional<std::uint64_t> mtime_us;  // futimens while dirty: set after the contents
+    wire::Bytes opened;                     // a read-only handle: the contents at open
+    store::EntryInfo opened_info;           // ... and its attributes
     bool virt = false;                      // a virtual file: `text`, read-only
     std::string text;
 };
@@ -99,6 +101,9 @@ struct Tree::Impl {
     std::unordered_map<std::uint64_t, Handle*> writers;
     void writing(Handle* h);
     bool writer_size(std::uint64_t ino, struct stat& st);  // false: nobody writes it here
+    // Records a new mtime on the handle with unwritten contents (`h`, else the inode's
+    // writer) so that it is set after them; false if there is none.
+    bool defer_mtime(Handle* h, std::uint64_t ino, std::uint64_t mtime);
     void not_writing(Handle* h, std::optional<std::uint64_t> if_gen = std::nullopt);
 
     std::mutex locks_mu;
