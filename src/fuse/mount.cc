@@ -192,7 +192,11 @@ void Tree::unmount() {
         std::string abort = "/sys/fs/fuse/connections/" + std::to_string(t.mount_minor) + "/abort";
         if (std::ofstream f(abort); f) f << "1";
     }
-    if (::umount2(t.canonical_mount_point.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
+    // libfuse's unmount: closes /dev/fuse and detaches the mount (lazily: files may
+    // still be open); the kernel ends the connection once nothing uses it.
+    fuse_session_unmount(t.se);
+    if (!mounted_at(t.canonical_mount_point).type.empty() &&
+        ::umount2(t.canonical_mount_point.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
         log::warning("tree: unmounting " + t.opt.mount_point + " failed: " + std::strerror(errno) + "; run 'umount -l " +
                      t.opt.mount_point + "'");
     bool joined = false;
