@@ -40,6 +40,8 @@
 #include <string_view>
 #include <vector>
 
+#include "sim/prng.h"
+
 namespace {
 
 constexpr const char* kUsage =
@@ -59,38 +61,11 @@ constexpr std::uint64_t kWalkEvery = 500;
 constexpr std::size_t kHistory = 20;
 constexpr std::size_t kMaxDepth = 3;
 
-// xoshiro256** seeded by splitmix64: the same stream on every platform and library.
-class Rng {
+// The simulator's generator (xoshiro256** seeded by splitmix64): the same stream on every
+// platform and library, so a seed replays exactly.
+class Rng : public conclave::sim::Prng {
 public:
-    explicit Rng(std::uint64_t seed) {
-        for (auto& w : s_) {
-            seed += 0x9e3779b97f4a7c15ull;
-            std::uint64_t z = seed;
-            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-            z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-            w = z ^ (z >> 31);
-        }
-    }
-    std::uint64_t next() {
-        const std::uint64_t result = rotl(s_[1] * 5, 7) * 9;
-        const std::uint64_t t = s_[1] << 17;
-        s_[2] ^= s_[0];
-        s_[3] ^= s_[1];
-        s_[1] ^= s_[2];
-        s_[0] ^= s_[3];
-        s_[2] ^= t;
-        s_[3] = rotl(s_[3], 45);
-        return result;
-    }
-    // Uniform in [0, n); 0 when n is 0.
-    std::uint64_t below(std::uint64_t n) {
-        if (n <= 1) return 0;
-        const std::uint64_t threshold = (0 - n) % n;  // 2^64 mod n
-        for (;;) {
-            const std::uint64_t r = next();
-            if (r >= threshold) return r % n;
-        }
-    }
+    using Prng::Prng;
     bool chance(unsigned percent) { return below(100) < percent; }
     std::string bytes(std::size_t n) {
         std::string s(n, '\0');
@@ -100,10 +75,6 @@ public:
         }
         return s;
     }
-
-private:
-    static std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-    std::uint64_t s_[4];
 };
 
 struct Node {
