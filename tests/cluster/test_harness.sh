@@ -1,6 +1,7 @@
 #!/bin/bash
 # The netns harness itself: up, per-node exec and status, kill -9 and restart, partition
-# and heal, down leaving nothing behind (also when this test fails midway).
+# and heal, down leaving nothing behind (also a killed daemon's stale tree mount, and
+# also when this test fails midway).
 set -u
 top=$1
 export CONCLAVE_BUILD=$2
@@ -31,7 +32,11 @@ cluster exec 1 ping -c1 -W1 "$addr3" >/dev/null 2>&1 && fail "partition let node
 cluster heal >/dev/null || fail "heal"
 cluster exec 1 ping -c1 -W2 "$addr3" >/dev/null || fail "heal did not restore node 1 -> node 3"
 
+# A daemon killed with -9 leaves its tree mount behind (stale): down removes it too.
+cluster kill 3 || fail "kill -9 node 3"
+grep -q "/run/conclave-cluster/$name/node3/mnt " /proc/self/mountinfo || fail "node 3's tree was not mounted"
 cluster down "$name" || fail "down"
+grep -q "/run/conclave-cluster/$name/" /proc/self/mountinfo && fail "tree mounts left behind"
 ip netns list | grep -q "^$name-" && fail "namespaces left behind"
 ip -br link | grep -q "^$name-" && fail "links left behind"
 [ -e "/run/conclave-cluster/$name" ] && fail "state left behind"
