@@ -39,11 +39,6 @@ std::string parent_of(const std::string& path) {
     return slash == 0 || slash == std::string::npos ? std::string("/") : path.substr(0, slash);
 }
 
-std::string_view base_of(std::string_view path) {
-    auto slash = path.rfind('/');
-    return slash == std::string_view::npos ? path : path.substr(slash + 1);
-}
-
 struct timespec ts_of(std::uint64_t us) {
     struct timespec ts {};
     ts.tv_sec = static_cast<time_t>(us / 1'000'000);
@@ -345,8 +340,8 @@ void unlock_request(Impl& t, fuse_req_t req, fuse_ino_t ino, const std::string& 
             t.finish(req, err);
             return;
         }
-        log::notice("tree: expired lock " + std::string(base_of(info.name.empty() ? "" : info.name)) +
-                    " removed on an unlock request");
+        log::notice("tree: lock priv/lock/" + info.name + " removed on an unlock request (unchanged for the lock "
+                    "timeout on this node)");
         reply_attr_now(t, req, ino, &info);
     });
 }
@@ -369,7 +364,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, s
     }
     const int mutating = FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW;
     if (!(to_set & mutating)) {
-        reply_attr_now(t, (t.hold(req), req), ino);
+        t.hold(req);  // (reply_attr_now answers held requests only)
+        reply_attr_now(t, req, ino);
         return;
     }
     if (!t.quorate) {
