@@ -470,6 +470,7 @@ int new_path(Impl& t, fuse_ino_t parent, const char* name, std::string& out) {
     std::string p;
     if (int err = t.store.path_of(parent, p); err != 0) return stale(err);
     out = child_path(p, name);
+    if (out.size() > store::kMaxPath) return ENAMETOOLONG;  // the whole path, as PATH_MAX
     return 0;
 }
 
@@ -523,6 +524,10 @@ void remove(fuse_req_t req, fuse_ino_t parent, const char* name, store::Op op) {
     store::Transition tr;
     tr.op = op;
     tr.path = child_path(p, name);
+    if (tr.path.size() > store::kMaxPath) {
+        fuse_reply_err(req, ENAMETOOLONG);
+        return;
+    }
     t.hold(req);
     t.submit(std::move(tr), [&t, req](int err, std::uint64_t) { t.finish(req, err); });
 }
@@ -557,6 +562,10 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
     }
     tr.op = store::Op::rename;
     tr.path = child_path(p, name);
+    if (tr.path.size() > store::kMaxPath) {
+        fuse_reply_err(req, ENAMETOOLONG);
+        return;
+    }
     if (flags & RENAME_NOREPLACE) tr.flags |= store::kNoReplace;
     if (flags & RENAME_EXCHANGE) tr.flags |= store::kExchange;
     t.hold(req);
