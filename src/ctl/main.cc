@@ -279,6 +279,12 @@ int cmd_status(const std::vector<std::string_view>& args) {
     row("Node:", std::to_string(s.value("node_id", 0u)) + " (" + s.value("node_name", std::string("?")) + ")");
     row("Transport:", s.value("transport", std::string("?")) + ", port " + std::to_string(s.value("port", 0)));
     row("Ring state:", s.value("ring_state", std::string("?")));
+    if (auto t = s.find("tree"); t != s.end() && t->is_object()) {
+        bool mounted = t->value("mounted", false);
+        std::string where = t->value("mount_point", std::string("?"));
+        row("Tree:", mounted ? "mounted at " + where + (t->value("local_mode", false) ? " (local mode)" : "")
+                             : "not mounted (tree.mount: no)");
+    }
     std::puts("\nDatagrams\n---------");
     const auto& d = s["datagrams"];
     for (const char* k : {"sent", "received", "authenticated", "send_errors", "unroutable"}) {

@@ -708,6 +708,7 @@ json Daemon::status(const StoreView& view) const {
         {"boot_epoch", boot_epoch_},
         {"uptime_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count()},
         {"ring_state", totem::state_name(ring.state())},
+        {"tree", {{"mounted", tree_ != nullptr}, {"mount_point", cfg_.mount_point}, {"local_mode", local_}}},
         {"ring", id.seq == 0 && id.rep == 0 ? json(nullptr) : json(ring_id_text())},
         {"ring_rep", id.rep},
         {"ring_seq", id.seq},
