@@ -6,13 +6,9 @@
 set -u
 top=$1
 export CONCLAVE_BUILD=$2
-name=cv$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
-export CONCLAVE_CLUSTER=$name
-dir=/run/conclave-cluster/$name
-work=$(mktemp -d /tmp/conclave-ctl-test.XXXXXX)
-cluster() { "$top/tools/cluster" "$@"; }
-ctl() { "$CONCLAVE_BUILD/src/ctl/conclavectl" -s "$dir/node1/control.sock" "$@"; }
-trap 'cluster down "$name" >/dev/null 2>&1; rm -rf "$work"' EXIT
+. "$top/tests/cluster/lib.sh"
+make_work ctl
+ctl() { "$CONCLAVE_BUILD/src/ctl/conclavectl" -s "$dir/node1/control.sock" "$@"; }  # one node only
 fail() {
     echo "FAIL: $*" >&2
     cluster log 1 2>/dev/null | tail -20 >&2

@@ -6,12 +6,7 @@
 set -u
 top=$1
 export CONCLAVE_BUILD=$2
-name=cv$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
-export CONCLAVE_CLUSTER=$name
-dir=/run/conclave-cluster/$name
-cluster() { "$top/tools/cluster" "$@"; }
-ctl() { local i=$1; shift; "$CONCLAVE_BUILD/src/ctl/conclavectl" -s "$dir/node$i/control.sock" "$@"; }
-trap 'cluster down "$name" >/dev/null 2>&1' EXIT
+. "$top/tests/cluster/lib.sh"
 fail() {
     echo "FAIL: $*" >&2
     for i in 1 2; do echo "--- node $i log:" >&2; cluster log "$i" 2>/dev/null | tail -15 >&2; done

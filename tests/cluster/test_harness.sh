@@ -5,10 +5,7 @@
 set -u
 top=$1
 export CONCLAVE_BUILD=$2
-name=cv$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
-export CONCLAVE_CLUSTER=$name
-cluster() { "$top/tools/cluster" "$@"; }
-trap 'cluster down "$name" >/dev/null 2>&1' EXIT
+. "$top/tests/cluster/lib.sh"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 cluster up 3 --name "$name" >/dev/null || fail "up"

@@ -18,13 +18,8 @@ top=$1
 export CONCLAVE_BUILD=$2
 seed=${3:-${CONCLAVE_SEED:-$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')}}
 timeout=3
-name=cv$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
-export CONCLAVE_CLUSTER=$name
-dir=/run/conclave-cluster/$name
-work=$(mktemp -d /tmp/conclave-locks-test.XXXXXX)
-cluster() { "$top/tools/cluster" "$@"; }
-ctl() { local i=$1; shift; "$CONCLAVE_BUILD/src/ctl/conclavectl" -s "$dir/node$i/control.sock" "$@"; }
-trap 'cluster down "$name" >/dev/null 2>&1; rm -rf "$work"' EXIT
+. "$top/tests/cluster/lib.sh"
+make_work locks
 trap 'exit 1' INT TERM
 fail() {
     echo "FAIL (seed $seed): $*" >&2
@@ -69,17 +64,6 @@ on_every_node() {
         fi
     done
     return 0
-}
-field() {  # field I EXPR: a python expression over s = node I's status JSON
-    ctl "$1" status --json 2>/dev/null | python3 -c "import json,sys; s=json.load(sys.stdin); print($2)" 2>/dev/null
-}
-wait_field() {  # wait_field SECS I EXPR: until EXPR holds on node I
-    local secs=$1 i=$2 expr=$3 end
-    end=$(($(date +%s%N) + secs * 1000000000))
-    until [ "$(field "$i" "$expr")" = True ]; do
-        [ "$(date +%s%N)" -gt $end ] && return 1
-        sleep 0.05
-    done
 }
 echo "seed $seed (rerun with: $0 $top $CONCLAVE_BUILD $seed)"
 

@@ -22,30 +22,14 @@ set -u
 top=$1
 export CONCLAVE_BUILD=$2
 mode=$3
-name=cv$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
-export CONCLAVE_CLUSTER=$name
-dir=/run/conclave-cluster/$name
-work=$(mktemp -d /tmp/conclave-quorum-test.XXXXXX)
-cluster() { "$top/tools/cluster" "$@"; }
-ctl() { local i=$1; shift; "$CONCLAVE_BUILD/src/ctl/conclavectl" -s "$dir/node$i/control.sock" "$@"; }
-trap 'cluster down "$name" >/dev/null 2>&1; rm -rf "$work"' EXIT
+. "$top/tests/cluster/lib.sh"
+make_work quorum
 nodes=0
 fail() {
     echo "FAIL ($mode): $*" >&2
     cluster hashes >&2 2>/dev/null
     for i in $(seq "$nodes"); do echo "--- node $i log:" >&2; cluster log "$i" 2>/dev/null | tail -25 >&2; done
     exit 1
-}
-field() {  # field I EXPR: a python expression over s = node I's status JSON
-    ctl "$1" status --json 2>/dev/null | python3 -c "import json,sys; s=json.load(sys.stdin); print($2)" 2>/dev/null
-}
-wait_field() {  # wait_field SECS I EXPR: until EXPR holds on node I
-    local secs=$1 i=$2 expr=$3 end
-    end=$(($(date +%s%N) + secs * 1000000000))
-    until [ "$(field "$i" "$expr")" = True ]; do
-        [ "$(date +%s%N)" -gt $end ] && return 1
-        sleep 0.05
-    done
 }
 wait_file() {  # wait_file SECS FILE PATTERN: until FILE has a line matching PATTERN
     local end=$(($(date +%s%N) + $1 * 1000000000))

@@ -7,18 +7,11 @@ top=$1
 export CONCLAVE_BUILD=$2
 n=$3
 transport=$4
-name=cv$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
-export CONCLAVE_CLUSTER=$name
-cluster() { "$top/tools/cluster" "$@"; }
-trap 'cluster down "$name" >/dev/null 2>&1' EXIT
+. "$top/tests/cluster/lib.sh"
 fail() {
     echo "FAIL ($n nodes, $transport): $*" >&2
     for i in $(seq "$n"); do echo "--- node $i log:" >&2; cluster log "$i" 2>/dev/null | tail -15 >&2; done
     exit 1
-}
-field() {  # field I EXPR: a python expression over s = node I's status JSON
-    cluster exec "$1" conclavectl status --json 2>/dev/null |
-        python3 -c "import json,sys; s=json.load(sys.stdin); print($2)" 2>/dev/null
 }
 members() { field "$1" "' '.join(str(m['node_id']) for m in s['members']) if s['ring_state']=='operational' else 'not-operational'"; }
 # Waits (deadline in seconds) until every listed node shows exactly these members.
@@ -136,7 +129,6 @@ cluster exec 1 conclavectl counters | grep -q "^rejected.malformed: " || fail "c
 # A node with the wrong key cannot join; its packets are counted as unknown_key.
 cluster kill "$last" || fail "kill node $last"
 wait_members 10 "$rest" $rest || fail "survivors did not reform"
-dir=/run/conclave-cluster/$name
 "$CONCLAVE_BUILD/src/ctl/conclavectl" keygen -o "$dir/wrongkey" >/dev/null || fail "keygen"
 sed -e "s|key_file: .*|key_file: $dir/wrongkey|" -e "s|$dir/node$last/|$dir/rogue/|" \
     "$dir/node$last/conclave.conf" > "$dir/rogue.conf"

@@ -16,31 +16,14 @@ n=${3:-3}
 seed=${4:-${CONCLAVE_SEED:-$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')}}
 last=$n
 majority=$(seq -s , 1 $((n - 1)))
-name=cv$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
-export CONCLAVE_CLUSTER=$name
-dir=/run/conclave-cluster/$name
-work=$(mktemp -d /tmp/conclave-store-test.XXXXXX)
-cluster() { "$top/tools/cluster" "$@"; }
-ctl() { local i=$1; shift; "$CONCLAVE_BUILD/src/ctl/conclavectl" -s "$dir/node$i/control.sock" "$@"; }
-trap 'cluster down "$name" >/dev/null 2>&1; rm -rf "$work"' EXIT
+. "$top/tests/cluster/lib.sh"
+make_work store
 fail() {
     echo "FAIL (seed $seed): $*" >&2
     cluster hashes >&2 2>/dev/null
     for i in $(seq "$n"); do echo "--- node $i log:" >&2; cluster log "$i" 2>/dev/null | tail -25 >&2; done
     [ -f "$work/workload.log" ] && { echo "--- workload log (tail):" >&2; tail -20 "$work/workload.log" >&2; }
     exit 1
-}
-field() {  # field I EXPR: a python expression over s = node I's status JSON
-    ctl "$1" status --json 2>/dev/null | python3 -c "import json,sys; s=json.load(sys.stdin); print($2)" 2>/dev/null
-}
-# until EXPR holds on node I (deadline in seconds)
-wait_field() {
-    local secs=$1 i=$2 expr=$3 end
-    end=$(($(date +%s%N) + secs * 1000000000))
-    until [ "$(field "$i" "$expr")" = True ]; do
-        [ "$(date +%s%N)" -gt $end ] && return 1
-        sleep 0.05
-    done
 }
 echo "seed $seed (rerun with: $0 $top $CONCLAVE_BUILD $n $seed)"
 

@@ -36,15 +36,11 @@ export CONCLAVE_BUILD=$2
 tcase=$3
 seed=${4:-${CONCLAVE_SEED:-$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')}}
 model=$CONCLAVE_BUILD/tests/tree/conclave-tree-model
-name=cv$(od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
-export CONCLAVE_CLUSTER=$name
-dir=/run/conclave-cluster/$name
-work=$(mktemp -d /tmp/conclave-tree-test.XXXXXX)
+. "$top/tests/cluster/lib.sh"
+make_work tree
 n=3
 m1=$dir/node1/mnt m2=$dir/node2/mnt m3=$dir/node3/mnt
 mnt() { echo "$dir/node$1/mnt"; }
-cluster() { "$top/tools/cluster" "$@"; }
-ctl() { local i=$1; shift; "$CONCLAVE_BUILD/src/ctl/conclavectl" -s "$dir/node$i/control.sock" "$@"; }
 grp=root
 getent group www-data >/dev/null && grp=www-data
 exclude=(-x .members -x .version -x .quorum)  # the virtual files differ per node
@@ -120,9 +116,6 @@ mounted() {  # mounted PATH: PATH is a mount point (in /proc/self/mountinfo)
     awk -v m="$1" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo
 }
 mount_count() { awk -v m="$1" '$5 == m { c++ } END { print c + 0 }' /proc/self/mountinfo; }
-field() {  # field I EXPR: a python expression over s = node I's status JSON
-    ctl "$1" status --json 2>/dev/null | python3 -c "import json,sys; s=json.load(sys.stdin); print($2)" 2>/dev/null
-}
 # expect_err MESSAGE CMD...: CMD fails within $expect_secs s (default 10) and says MESSAGE
 expect_err() {
     local msg=$1 out rc secs=${expect_secs:-10}
