@@ -430,10 +430,8 @@ void Daemon::submit(store::Transition t, Done done) {
             done(EIO, 0);
             return;
         }
-        t.timestamp_us = wall_clock_us();
-        std::uint64_t tag = next_tag_++;
-        waiting_[tag] = Waiting{nullptr, std::string("tree: ") + store::op_name(t.op) + " " + t.path, {}, std::move(done)};
-        with_node([this, tag, t = std::move(t)]() mutable { node_->submit(tag, std::move(t)); });
+        std::string what = std::string("tree: ") + store::op_name(t.op) + " " + t.path;
+        submit_waiting(std::move(t), Waiting{nullptr, std::move(what), {}, std::move(done)});
     });
 }
 
@@ -482,17 +480,28 @@ void Daemon::publish_tree() {
     // Local mode on a node without state: a one-node cluster, as pmxcfs -l on a fresh node.
     if (local_ && !local_genesis_sent_ && meta.empty() && node_->phase() == node::Phase::synced) {
         local_genesis_sent_ = true;
-        store::Transition t;
-        t.op = store::Op::genesis;
-        if (RAND_bytes(t.cluster_id.data(), static_cast<int>(t.cluster_id.size())) != 1) return;
-        t.node_id = cfg_.node_id;
-        t.node_name = cfg_.node_name;
-        t.votes = 1;
-        log::notice("local mode: no cluster state yet; creating a one-node cluster " + store::hex(t.cluster_id));
-        submit(std::move(t), [](int err, std::uint64_t) {
-            if (err != 0) log::warning(std::string("local mode: creating the one-node cluster failed: ") + std::strerror(err));
-        });
+        auto t = genesis();
+        if (!t) {
+            log::warning("local mode: cannot get random bytes for a cluster id; create one with 'conclavectl create'");
+            return;
+        }
+        log::notice("local mode: no cluster state yet; creating a one-node cluster " + store::hex(t->cluster_id));
+        submit_waiting(std::move(*t), Waiting{nullptr, "create (local mode)", {}, [](int err, std::uint64_t) {
+                                                  if (err != 0)
+                                                      log::warning(std::string("local mode: creating the one-node "
+                                                                               "cluster failed: ") + std::strerror(err));
+                                              }});
     }
+}
+
+std::optional<store::Transition> Daemon::genesis() const {
+    store::Transition t;
+    t.op = store::Op::genesis;
+    if (RAND_bytes(t.cluster_id.data(), static_cast<int>(t.cluster_id.size())) != 1) return std::nullopt;
+    t.node_id = cfg_.node_id;
+    t.node_name = cfg_.node_name;
+    t.votes = 1;
+    return t;
 }
 
 void Daemon::apply_ring_settings(const std::map<std::string, std::uint64_t>& settings) {
@@ -742,11 +751,15 @@ json Daemon::status(const StoreView& view) const {
 
 json Daemon::submit_request(store::Transition t, const std::shared_ptr<runtime::ControlSession>& session,
                             std::string what, std::string einval) {
+    submit_waiting(std::move(t), Waiting{session, std::move(what), std::move(einval), {}});
+    return runtime::deferred_reply();  // the node's reply answers (drain_effects)
+}
+
+void Daemon::submit_waiting(store::Transition t, Waiting w) {
     t.timestamp_us = wall_clock_us();
     std::uint64_t tag = next_tag_++;
-    waiting_[tag] = Waiting{session, std::move(what), std::move(einval), {}};
+    waiting_[tag] = std::move(w);
     with_node([this, tag, t = std::move(t)]() mutable { node_->submit(tag, std::move(t)); });
-    return runtime::deferred_reply();  // the node's reply answers (drain_effects)
 }
 
 // The cluster's configuration: every change is a transition (one book, DESIGN.md §2.1),
@@ -1030,14 +1043,10 @@ json Daemon::handle(const json& request, const std::shared_ptr<runtime::ControlS
             return json{{"ok", false},
                         {"error", "this node already belongs to cluster " + store::hex(meta.cluster_id) +
                                       " (" + std::to_string(meta.nodes.size()) + " nodes); nothing was changed"}};
-        t.op = store::Op::genesis;
-        if (RAND_bytes(t.cluster_id.data(), static_cast<int>(t.cluster_id.size())) != 1)
-            return json{{"ok", false}, {"error", "cannot get random bytes for the cluster id"}};
-        t.node_id = cfg_.node_id;
-        t.node_name = cfg_.node_name;
-        t.votes = 1;
-        log::notice("creating a new cluster " + store::hex(t.cluster_id) + " with this node (" + cfg_.node_name + ")");
-        return submit_request(std::move(t), session, "create");
+        auto g = genesis();
+        if (!g) return json{{"ok", false}, {"error", "cannot get random bytes for the cluster id"}};
+        log::notice("creating a new cluster " + store::hex(g->cluster_id) + " with this node (" + cfg_.node_name + ")");
+        return submit_request(std::move(*g), session, "create");
     }
     if (cmd == "node.add" || cmd == "node.remove" || cmd == "node.votes" || cmd == "quorum.set" ||
         cmd == "totem.set" || cmd == "expected")

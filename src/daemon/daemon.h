@@ -99,6 +99,12 @@ private:
     nlohmann::json handle(const nlohmann::json& request, const std::shared_ptr<runtime::ControlSession>& session);
     nlohmann::json submit_request(store::Transition t, const std::shared_ptr<runtime::ControlSession>& session,
                                   std::string what, std::string einval = {});
+    // Stamps the transition with this node's clock and gives it to the node; `w` gets the
+    // node's reply (drain_effects). Control requests and the tree's writes alike.
+    void submit_waiting(store::Transition t, Waiting w);
+    // A fresh cluster of this node alone (`conclavectl create`, local mode on an empty
+    // state); nullopt if no random bytes for the cluster id.
+    std::optional<store::Transition> genesis() const;
     // node.add / node.remove / node.votes / votes, quorum.set, totem.set, expected.
     nlohmann::json cluster_request(const std::string& cmd, const nlohmann::json& request,
                                    const std::shared_ptr<runtime::ControlSession>& session);

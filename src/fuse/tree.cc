@@ -27,18 +27,6 @@ std::uint64_t wall_us() {
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
 }
 
-std::string child_path(const std::string& parent, std::string_view name) {
-    std::string p = parent == "/" ? std::string() : parent;
-    p += '/';
-    p += name;
-    return p;
-}
-
-std::string parent_of(const std::string& path) {
-    auto slash = path.rfind('/');
-    return slash == 0 || slash == std::string::npos ? std::string("/") : path.substr(0, slash);
-}
-
 struct timespec ts_of(std::uint64_t us) {
     struct timespec ts {};
     ts.tv_sec = static_cast<time_t>(us / 1'000'000);
@@ -846,7 +834,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     if (ino != t.format_root) {
         std::string path;
         store::EntryInfo parent;
-        if (t.store.path_of(ino, path) == 0 && t.store.stat(parent_of(path), parent) == 0) d->parent = parent.ino;
+        if (t.store.path_of(ino, path) == 0 && t.store.stat(parent_path(path), parent) == 0) d->parent = parent.ino;
     }
     if (int err = t.store.list_ino(ino, d->entries); err != 0) {
         delete d;
@@ -880,8 +868,7 @@ void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
             e.ino = Impl::kVirtualBase + static_cast<std::uint64_t>(v);
             e.generation = 1;
             e.entry_timeout = t.opt.entry_timeout_s;
-            t.virtual_attr(v, std::string(), e.attr);
-            e.attr.st_size = 0;
+            t.virtual_attr(v, std::string(), e.attr);  // size 0: readdir does not build the texts
         } else {
             const auto& c = d->entries[i - 2 - virt];
             name = c.name;

@@ -54,6 +54,22 @@ struct LockSeen {
 
 const struct fuse_lowlevel_ops* tree_ops();
 
+// Tree paths (absolute, normalised: store/transition.h).
+inline std::string child_path(const std::string& parent, std::string_view name) {
+    std::string p = parent == "/" ? std::string() : parent;
+    p += '/';
+    p += name;
+    return p;
+}
+inline std::string parent_path(const std::string& path) {
+    auto slash = path.rfind('/');
+    return slash == 0 || slash == std::string::npos ? std::string("/") : path.substr(0, slash);
+}
+inline std::string base_name(const std::string& path) {
+    auto slash = path.rfind('/');
+    return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
 struct Tree::Impl {
     Impl(store::Store& s, Host& h, Options o) : store(s), host(h), opt(std::move(o)) {}
 
