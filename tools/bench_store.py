@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 
+from benchlib import cpu_seconds, pct
+
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER = os.path.join(TOP, "tools", "cluster")
 RESULTS = os.path.join(TOP, "..", "shared", "peers", "RESULTS.md")
@@ -41,15 +43,6 @@ def etcd_figures():
             if m:
                 out[int(m.group(2))] = (int(cells[4].replace(",", "")), int(cells[5]), int(cells[6]))
     return (out or ETCD_FALLBACK), ("../shared/peers/RESULTS.md" if out else "built-in copy")
-
-
-def cpu_seconds(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except OSError:
-        return 0.0
 
 
 class Client:
@@ -96,12 +89,6 @@ async def run_clients(path, clients, value, keys, secs=None, count=None, rng=Non
     for c in conns:
         c.close()
     return lat, errors, elapsed
-
-
-def pct(sorted_lat, p):
-    if not sorted_lat:
-        return float("nan")
-    return sorted_lat[min(len(sorted_lat) - 1, int(len(sorted_lat) * p))] * 1e6
 
 
 def main():

@@ -25,25 +25,12 @@ import sys
 import tempfile
 import time
 
+from benchlib import cpu_seconds, pct
+
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER = os.path.join(TOP, "tools", "cluster")
 PMXCFS = os.path.join(TOP, "..", "shared", "peers", "RESULTS-pmxcfs.md")
 KIB = 1024
-
-
-def cpu_seconds(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except OSError:
-        return 0.0
-
-
-def pct(sorted_lat, p):
-    if not sorted_lat:
-        return float("nan")
-    return sorted_lat[min(len(sorted_lat) - 1, int(len(sorted_lat) * p))] * 1e6
 
 
 def err_name(e):
