@@ -108,13 +108,15 @@ void Impl::remember(std::uint64_t ino, std::uint64_t parent, std::string_view na
     k.second.assign(name);
 }
 
-bool Impl::attr_of(const store::EntryInfo& e, struct stat& st) {
+void Impl::attr_of(const store::EntryInfo& e, struct stat& st, const std::string* path) {
     std::memset(&st, 0, sizeof st);
     bool root = e.ino == format_root;
     bool priv = false;
-    if (!root) {
-        std::string path;
-        if (store.path_of(e.ino, path) == 0) priv = is_private_path(path);
+    if (path) {
+        priv = is_private_path(*path);
+    } else if (!root) {
+        std::string found;
+        if (store.path_of(e.ino, found) == 0) priv = is_private_path(found);
     }
     st.st_ino = e.ino;
     st.st_mode = shown_mode(e.dir, e.mode, priv, quorate.load(), root);
@@ -125,16 +127,15 @@ bool Impl::attr_of(const store::EntryInfo& e, struct stat& st) {
     st.st_blksize = 4096;
     st.st_blocks = static_cast<blkcnt_t>((e.size + 511) / 512);
     st.st_mtim = st.st_ctim = st.st_atim = ts_of(e.mtime_us);
-    return true;
 }
 
-void Impl::entry_of(const store::EntryInfo& e, fuse_entry_param& out) {
+void Impl::entry_of(const store::EntryInfo& e, fuse_entry_param& out, const std::string* path) {
     std::memset(&out, 0, sizeof out);
     out.ino = e.ino;
     out.generation = 1;
     out.entry_timeout = opt.entry_timeout_s;
     out.attr_timeout = opt.attr_timeout_s;
-    attr_of(e, out.attr);
+    attr_of(e, out.attr, path);
 }
 
 // ---- virtual files ----
@@ -263,7 +264,8 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
         fuse_reply_err(req, stale(err));
         return;
     }
-    t.attr_of(info, st);  // fstat does not say which handle asks (the kernel passes no file)
+    t.attr_of(info, st);
+    // fstat does not say which handle asks (the kernel passes no file): the writer's size.
     bool writing = t.writer_size(ino, st);
     fuse_reply_attr(req, &st, writing ? 0 : t.opt.attr_timeout_s);
 }
@@ -831,10 +833,11 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     auto* d = new DirHandle;
     d->ino = ino;
     d->parent = ino;
-    if (ino != t.format_root) {
-        std::string path;
+    if (t.store.path_of(ino, d->path) != 0) {
+        d->path.clear();  // (a directory deeper than a path can name: each entry finds its own)
+    } else if (ino != t.format_root) {
         store::EntryInfo parent;
-        if (t.store.path_of(ino, path) == 0 && t.store.stat(parent_path(path), parent) == 0) d->parent = parent.ino;
+        if (t.store.stat(parent_path(d->path), parent) == 0) d->parent = parent.ino;
     }
     if (int err = t.store.list_ino(ino, d->entries); err != 0) {
         delete d;
@@ -872,7 +875,8 @@ void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
         } else {
             const auto& c = d->entries[i - 2 - virt];
             name = c.name;
-            t.entry_of(c, e);
+            const std::string path = d->path.empty() ? std::string() : child_path(d->path, c.name);
+            t.entry_of(c, e, d->path.empty() ? nullptr : &path);  // one walk up per directory, not per entry
         }
         std::size_t n;
         if (plus) {

@@ -43,6 +43,7 @@ struct Handle {
 // An open directory: its entries as of opendir (readdir pages through them).
 struct DirHandle {
     std::uint64_t ino = 0, parent = 0;
+    std::string path;
     std::vector<store::EntryInfo> entries;
     bool virtual_files = false;
 };
@@ -135,8 +136,10 @@ struct Tree::Impl {
     store::Limits current_limits();
     void refresh_limits();
     void remember(std::uint64_t ino, std::uint64_t parent, std::string_view name);
-    bool attr_of(const store::EntryInfo& e, struct stat& st);
-    void entry_of(const store::EntryInfo& e, fuse_entry_param& out);
+    // What stat shows for an entry; `path` (its path, if the caller knows it) spares the
+    // walk up its parents that tells whether it is private.
+    void attr_of(const store::EntryInfo& e, struct stat& st, const std::string* path = nullptr);
+    void entry_of(const store::EntryInfo& e, fuse_entry_param& out, const std::string* path = nullptr);
     int load(Handle& h);
     bool lock_expired(std::uint64_t ino, std::uint64_t version);
     void lock_seen(std::uint64_t ino, std::uint64_t version);
