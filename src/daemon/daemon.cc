@@ -378,7 +378,7 @@ void Daemon::drain_effects() {
     if (!fx.jobs.empty()) worker_->push(std::move(fx.jobs));
     // A rise moves an idle ring by itself (hold-cancel or release): the acknowledgement
     // that waits for it does not wait for the hold timer.
-    if (fx.local_watermark) driver_->set_local_watermark(*fx.local_watermark);
+    if (fx.local_watermark) driver_->set_local_watermark(*fx.local_watermark, fx.watermark_notify);
     for (const auto& r : fx.replies) {
         auto it = waiting_.find(r.tag);
         if (it == waiting_.end()) continue;
@@ -742,7 +742,10 @@ json Daemon::status(const StoreView& view) const {
           {"token_retransmits", rs.token_retransmits},
           {"malformed", rs.malformed},
           {"foreign_ring", rs.foreign_ring},
-          {"duplicate_frames", rs.duplicate_frames}}},
+          {"duplicate_frames", rs.duplicate_frames},
+          {"stale", rs.stale},
+          {"watermark_notices_sent", rs.watermark_notices_sent},
+          {"watermark_notices_received", rs.watermark_notices_received}}},
         {"groups", {{"clients", groups_.sessions()}, {"delivered", groups_.delivered()}, {"blocked", groups_.blocked()}}},
     };
 }

@@ -409,7 +409,10 @@ void Node::on_job_done(JobResult r) {
     if (auto* a = std::get_if<ResultApplied>(&r)) {
         durable_ = a->head;
         for (const auto& ap : a->applied) {
-            if (ap.origin != config_.self) continue;
+            if (ap.origin != config_.self) {
+                notify_.insert(ap.origin);
+                continue;
+            }
             auto it = pending_.find(ap.request);
             if (it != pending_.end() && it->second.state == Pending::State::applied && it->second.version == ap.version)
                 it->second.err = ap.err;
@@ -709,6 +712,8 @@ void Node::update_local_watermark() {
     if (v != last_local_watermark_) {
         last_local_watermark_ = v;
         effects_.local_watermark = v;
+        effects_.watermark_notify.assign(notify_.begin(), notify_.end());
+        notify_.clear();
     }
 }
 

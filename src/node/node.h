@@ -107,6 +107,9 @@ struct Effects {
     std::vector<Job> jobs;                         // to the apply worker, in order
     std::vector<Reply> replies;
     std::optional<std::uint64_t> local_watermark;  // give to Ring::set_local_watermark
+    // With local_watermark: the origins of what it newly covers (not this node), who
+    // wait for it: the ring sends them the rise at once (Ring::set_local_watermark).
+    std::vector<NodeId> watermark_notify;
     std::vector<std::string> log;                  // one line per event, for the log
     // The node must not go on (its state belongs to another cluster, or its store
     // failed): the driver logs this one line and stops (the daemon exits 1).
@@ -271,6 +274,7 @@ private:
     std::map<std::uint64_t, Pending> pending_;  // by request number
     std::uint64_t ring_watermark_ = 0;
     std::uint64_t last_local_watermark_ = 0;
+    std::set<NodeId> notify_;  // origins applied since the last local watermark rise
     std::deque<std::pair<wire::Bytes, totem::Guarantee>> outbox_;
     std::uint64_t malformed_ = 0;
     quorum::Votequorum vq_{quorum::Options{}};

@@ -42,8 +42,8 @@ totem::SubmitResult RingDriver::submit(wire::Bytes message, totem::Guarantee gua
     return r;
 }
 
-void RingDriver::set_local_watermark(std::uint64_t value) {
-    ring_.set_local_watermark(value, now());
+void RingDriver::set_local_watermark(std::uint64_t value, const std::vector<std::uint32_t>& notify) {
+    ring_.set_local_watermark(value, now(), notify);
     apply();
 }
 
@@ -60,8 +60,15 @@ void RingDriver::on_timer(totem::TimerId id) {
 
 void RingDriver::apply() {
     totem::Effects fx = ring_.take_effects();
-    for (auto& u : fx.unicasts) transport_.send_to(u.to, u.bytes);
+    {
+        std::uint64_t safe = 0, agreed = 0;
+        for (auto& e : fx.events)
+            if (auto* d = std::get_if<totem::Delivery>(&e)) (d->guarantee == totem::Guarantee::safe ? safe : agreed)++;
+    }
+    // Frames before the token that announces them (Totem §3.1): a token that overtakes
+    // its frames makes the successor report them missing and costs a rotation.
     transport_.send_all_batch(fx.multicasts);
+    for (auto& u : fx.unicasts) transport_.send_to(u.to, u.bytes);
     for (const auto& op : fx.timers) {
         auto& timer = *timers_[static_cast<std::size_t>(op.timer)];
         timer.cancel();

@@ -43,7 +43,7 @@ public:
     totem::SubmitResult submit(wire::Bytes message, totem::Guarantee guarantee);
     // The application's durable value for the ring watermark; a rise moves an idle ring
     // (its effects are carried out here, as for submit()).
-    void set_local_watermark(std::uint64_t value);
+    void set_local_watermark(std::uint64_t value, const std::vector<std::uint32_t>& notify = {});
     // Cluster-wide ring settings from the replicated state; returns why they were
     // refused (empty: applied).
     std::string update_settings(const totem::Config& c) { return ring_.update_settings(c); }

@@ -181,26 +181,7 @@ void Simulation::apply_effects(std::uint32_t node, std::uint64_t now) {
     if (!sn.up()) return;
     Ring& ring = *sn.ring;
     totem::Effects fx = ring.take_effects();
-    for (auto& u : fx.unicasts) {
-        // The simulator decodes what it carries only to write the trace.
-        wt::DecodeResult d = wt::decode(u.bytes);
-        if (d.ok()) {
-            if (const auto* t = std::get_if<wt::Token>(&d.packet)) {
-                if (u.bytes == sn.last_token) {
-                    add(now, Ev::token_rexmit, node, u.to);
-                } else {
-                    add(now, Ev::token, node, u.to, t->seq, t->aru, t->token_seq, 0, t->rtr.size());
-                    sn.last_token = u.bytes;
-                }
-            } else if (const auto* c = std::get_if<wt::CommitToken>(&d.packet)) {
-                add(now, Ev::log, node, 0, result_.trace.notes.size());
-                result_.trace.notes.push_back("commit token -> n" + std::to_string(u.to) + " ring " +
-                                              std::to_string(c->header.ring_id.seq) + " filled " +
-                                              std::to_string(c->filled) + "/" + std::to_string(c->members.size()));
-            }
-        }
-        send_packet(node, u.to, u.bytes, false, 0, now, 0);
-    }
+    // Frames before the token that announces them (Totem §3.1), as the runtime sends.
     for (auto& m : fx.multicasts) {
         wt::DecodeResult d = wt::decode(m);
         bool is_frame = false;
@@ -221,6 +202,26 @@ void Simulation::apply_effects(std::uint32_t node, std::uint64_t now) {
         }
         for (std::uint32_t y = 1; y <= n_; ++y)
             if (y != node) send_packet(node, y, m, is_frame, seq, now, is_frame ? 0 : 1);
+    }
+    for (auto& u : fx.unicasts) {
+        // The simulator decodes what it carries only to write the trace.
+        wt::DecodeResult d = wt::decode(u.bytes);
+        if (d.ok()) {
+            if (const auto* t = std::get_if<wt::Token>(&d.packet)) {
+                if (u.bytes == sn.last_token) {
+                    add(now, Ev::token_rexmit, node, u.to);
+                } else {
+                    add(now, Ev::token, node, u.to, t->seq, t->aru, t->token_seq, 0, t->rtr.size());
+                    sn.last_token = u.bytes;
+                }
+            } else if (const auto* c = std::get_if<wt::CommitToken>(&d.packet)) {
+                add(now, Ev::log, node, 0, result_.trace.notes.size());
+                result_.trace.notes.push_back("commit token -> n" + std::to_string(u.to) + " ring " +
+                                              std::to_string(c->header.ring_id.seq) + " filled " +
+                                              std::to_string(c->filled) + "/" + std::to_string(c->members.size()));
+            }
+        }
+        send_packet(node, u.to, u.bytes, false, 0, now, 0);
     }
     for (const auto& op : fx.timers) {
         if (!op.arm) continue;  // a cancelled timer's event fires and is ignored by the core
@@ -260,8 +261,14 @@ void Simulation::apply_effects(std::uint32_t node, std::uint64_t now) {
         result_.trace.notes.push_back(std::move(line));
     }
     if (fx.watermark) add(now, Ev::watermark, node, 0, *fx.watermark);
-    // Local watermark = deliveries so far: monotone, and the checker knows it.
-    ring.set_local_watermark(sn.delivered);
+    // Local watermark = deliveries so far: monotone, and the checker knows it. The
+    // senders of what was delivered are told at once (watermark notices), as the store
+    // tells the origins of what it applied.
+    std::vector<totem::NodeId> notify;
+    for (const auto& ev : fx.events)
+        if (const auto* dl = std::get_if<totem::Delivery>(&ev)) notify.push_back(dl->sender);
+    ring.set_local_watermark(sn.delivered, now, notify);
+    if (ring.has_effects()) apply_effects(node, now);
 }
 
 void Simulation::on_submit(SimEvent& e, std::uint64_t now) {

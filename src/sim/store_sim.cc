@@ -370,7 +370,7 @@ bool StoreSim::drain_node(std::uint32_t node) {
                                  " (" + rep.why + ")");
         }
     }
-    if (nx.local_watermark) sn.ring->set_local_watermark(*nx.local_watermark, now_);
+    if (nx.local_watermark) sn.ring->set_local_watermark(*nx.local_watermark, now_, nx.watermark_notify);
     if (nx.totem_settings) {
         auto why = sn.ring->update_settings(totem::with_settings(ring_config(node), *nx.totem_settings));
         if (!why.empty()) note(now_, node, "ring settings refused: " + why);
@@ -398,15 +398,7 @@ void StoreSim::drive(std::uint32_t node) {
     SNode& sn = nodes_[node];
     for (int round = 0; round < 1000 && sn.up(); ++round) {
         totem::Effects fx = sn.ring->take_effects();
-        for (auto& u : fx.unicasts)
-            for (auto t : net_.route(node - 1, u.to - 1, now_, rng_)) {
-                Ev2 e;
-                e.kind = Ev2::Kind::packet;
-                e.node = u.to;
-                e.from = node;
-                e.bytes = u.bytes;
-                queue_.push(t, std::move(e));
-            }
+        // Frames before the token that announces them (Totem §3.1), as the runtime sends.
         for (auto& m : fx.multicasts)
             for (std::uint32_t y = 1; y <= n_; ++y) {
                 if (y == node) continue;
@@ -418,6 +410,15 @@ void StoreSim::drive(std::uint32_t node) {
                     e.bytes = m;
                     queue_.push(t, std::move(e));
                 }
+            }
+        for (auto& u : fx.unicasts)
+            for (auto t : net_.route(node - 1, u.to - 1, now_, rng_)) {
+                Ev2 e;
+                e.kind = Ev2::Kind::packet;
+                e.node = u.to;
+                e.from = node;
+                e.bytes = u.bytes;
+                queue_.push(t, std::move(e));
             }
         for (const auto& op : fx.timers) {
             if (!op.arm) continue;

@@ -1,7 +1,8 @@
 // Effects: what the pure core asks its driver (runtime or simulator) to do after an
 // event. The etcd-raft "Ready" model (STYLE.md): the core appends effects while it
 // handles an event; the driver takes them with Ring::take_effects() and performs them in
-// the listed order of each vector (sends first, then timers, then deliveries).
+// the listed order of each vector (sends first, multicasts before unicasts so that a
+// token never overtakes the frames it announces; then timers, then deliveries).
 #pragma once
 
 #include <cstdint>

@@ -8,10 +8,14 @@
 // when present and, if it asks for the safe guarantee, when the safe point covers it. A
 // safe frame thus holds back the agreed frames behind it, exactly as in EVS.
 //
-// The safe point is min(token.aru seen on my previous visit, token.aru on this visit):
-// after a full rotation in which aru stayed >= s, every member held s (Totem §3.3; the
-// token's aru rule only lets the node that lowered aru raise it again). The same point
-// frees the retransmit store (DESIGN.md §5: freed only after aru covered it on two visits).
+// The safe point is min(token.aru as I forwarded it on my previous visit, token.aru on
+// this visit): after a full rotation in which aru stayed >= s, every member held s
+// (Totem §3.3; the token's aru rule only lets the node that lowered aru raise it again,
+// so a member without s would have kept it below s until the token came back to me).
+// Counting the aru I forwarded, not the one I received, matters to an originator: it
+// raises aru over its own new frames, so they are safe for it one rotation after it
+// sent them instead of two. The same point frees the retransmit store (DESIGN.md §5:
+// freed only after aru covered it on two visits).
 #pragma once
 
 #include <cstdint>
@@ -40,8 +44,10 @@ public:
     void note_high(Seq seq);
     const wire::totem::McastFrame* find(Seq seq) const;
 
-    // Called with the token's aru on each accepted token visit.
+    // Called with the token's aru on each accepted token visit, and with its aru as this
+    // node forwards it (after the visit changed it).
     void on_token_aru(Seq token_aru);
+    void on_forwarded_aru(Seq token_aru) { prev_token_aru_ = token_aru; }
 
     // For each missing seq in (my_aru, high] bumps its miss count; appends (ascending)
     // those missed on at least `threshold` visits, up to out.size() == max.

@@ -212,6 +212,8 @@ void Ring::on_ring_packet(NodeId from, wt::Packet& p, Micros now) {
             on_token(*r, std::move(*t), now);
         } else if (auto* f = std::get_if<wt::McastFrame>(&p)) {
             on_mcast(*r, std::move(*f), now);
+        } else if (auto* n = std::get_if<wt::WatermarkNotice>(&p)) {
+            if (state_ == State::operational) on_watermark_notice(*r, from, n->value);
         } else if (r->held) {
             release_held_token(*r, now);  // hold-cancel: only the holder acts on it
         } else if (config_.self == r->rep()) {
@@ -234,6 +236,10 @@ void Ring::on_ring_packet(NodeId from, wt::Packet& p, Micros now) {
         return;
     }
     if (forming_ && h.ring_id == forming_->id) return;  // COMMIT: the new ring's first packets
+    if (std::holds_alternative<wt::WatermarkNotice>(p)) {
+        ++stats_.stale;  // a notice of a ring we left (or never had) starts nothing
+        return;
+    }
     const char* what = std::holds_alternative<wt::Token>(p) ? "token" : std::holds_alternative<wt::McastFrame>(p) ? "frame" : "hold-cancel";
     on_foreign(from, h.ring_id, what, now);
 }
@@ -309,11 +315,13 @@ SubmitResult Ring::submit(wire::Bytes message, Guarantee guarantee, Micros now) 
     return r;
 }
 
-void Ring::set_local_watermark(std::uint64_t value, Micros now) {
+void Ring::set_local_watermark(std::uint64_t value, Micros now, const std::vector<NodeId>& notify) {
     const bool rose = value > local_watermark_;
     local_watermark_ = value;
     if (!rose || state_ != State::operational) return;
     RingInstance& ring = *installed_;
+    send_watermark_notices(notify);
+    fold_notices(ring);
     if (ring.held) {
         // Only I have seen the rotation this held token opened: it opens with my new value.
         ring.held->watermark_partial = local_watermark_;

@@ -60,6 +60,8 @@ struct RingStats {
     std::uint64_t token_retransmits = 0;
     std::uint64_t tokens_held = 0;
     std::uint64_t hold_cancels_sent = 0;
+    std::uint64_t watermark_notices_sent = 0;
+    std::uint64_t watermark_notices_received = 0;
     std::uint64_t inconsistent_frames = 0;  // reassembly found a broken chunk sequence
     // Membership.
     std::uint64_t gathers = 0;          // entries into GATHER
@@ -90,6 +92,8 @@ struct RingInstance {
     std::uint64_t rep_opened_watermark = 0;  // rep only: its value when it opened this rotation
     bool cancel_pending = false;        // rep only: a hold-cancel came while the token was away
     std::uint32_t last_seen_idle = 0;   // idle_rotations on the last token seen
+    // Watermark notices: the highest value each other member sent me on this ring.
+    std::map<NodeId, std::uint64_t> announced;
     // Failure to receive (Totem §4.1): the same aru and aru_id seen visit after visit.
     Seq stuck_aru = 0;
     NodeId stuck_id = 0;
@@ -123,13 +127,18 @@ public:
     // them (validate()), empty when applied.
     std::string update_settings(const Config& c);
     // This node's application value for the ring watermark (DESIGN.md §6.3).
+    // REQUIRES: it never decreases on one ring (the ring resets it to 0 at a change).
     void set_local_watermark(std::uint64_t value) { local_watermark_ = value; }
     // The same, and a rise on an idle ring gets the token moving (hold-cancel, or the
     // rep releases its held token): a client waiting for the watermark must not wait for
-    // the hold timer. Take the effects afterwards.
-    void set_local_watermark(std::uint64_t value, Micros now);
+    // the hold timer. A rise is also sent at once to the members in `notify` (those
+    // that wait for it; a WatermarkNotice, unicast to a few, multicast to more), who
+    // fold it into their ring watermark without waiting for the token. Take the effects
+    // afterwards.
+    void set_local_watermark(std::uint64_t value, Micros now, const std::vector<NodeId>& notify = {});
 
     Effects take_effects();
+    bool has_effects() const { return !effects_.empty(); }
 
     // Introspection (conclavectl status, the simulator's trace, tests).
     NodeId self() const { return config_.self; }
@@ -173,6 +182,12 @@ private:
     void release_held_token(RingInstance& r, Micros now);
     void forward(RingInstance& r, wire::totem::Token token, Micros now);
     void send_hold_cancel(Micros now);
+    void send_watermark_notices(const std::vector<NodeId>& notify);
+    void on_watermark_notice(RingInstance& r, NodeId from, std::uint64_t value);
+    // The ring watermark only rises on one ring: to the min over the members of what the
+    // token or their notices showed (DESIGN.md §6.3).
+    void raise_ring_watermark(std::uint64_t candidate);
+    void fold_notices(RingInstance& r);
     void deliver(RingInstance& r);
     void multicast_frame(const wire::totem::McastFrame& frame);
     // Gives a frame of mine the next seq of this ring (Totem §3.1: seq = ++token.seq),

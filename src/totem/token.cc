@@ -63,10 +63,7 @@ void Ring::accept_token(RingInstance& r, wt::Token t, Micros now) {
     } else {
         t.watermark_partial = std::min(t.watermark_partial, local_watermark_);
     }
-    if (state_ == State::operational && t.watermark_ring != ring_watermark_) {
-        ring_watermark_ = t.watermark_ring;
-        effects_.watermark = ring_watermark_;
-    }
+    if (state_ == State::operational) raise_ring_watermark(t.watermark_ring);
 
     // Idleness, counted by the rep once per rotation: no new frame, no pending request,
     // everything received everywhere, nothing queued anywhere.
@@ -215,6 +212,7 @@ void Ring::visit(RingInstance& r, wt::Token t, Micros now, bool may_hold) {
 void Ring::forward(RingInstance& r, wt::Token t, Micros now) {
     t.header = {r.id, config_.self};
     t.token_seq = *r.last_token_seq + 1;
+    r.window.on_forwarded_aru(t.aru);
     if (r.successor == config_.self) {
         // A singleton ring passes the token to itself: keep it and visit again at once
         // while there is work (queued data, undelivered frames, recovery), else after
@@ -285,6 +283,50 @@ void Ring::send_hold_cancel(Micros now) {
     waiting_for_token_ = true;
     // Hold-cancels can be lost too; keep asking until the token shows up.
     arm(TimerId::hold_cancel_retry, now + config_.hold_cancel_retry_us);
+}
+
+// Few waiters get a unicast each; more share one multicast (a 64-node ring must not
+// cost 63 datagrams per rise).
+void Ring::send_watermark_notices(const std::vector<NodeId>& notify) {
+    constexpr std::size_t kMaxUnicasts = 4;
+    const RingInstance& r = *installed_;
+    NodeSet to;
+    for (NodeId n : notify)
+        if (n != config_.self && r.is_member(n)) insert_node(to, n);
+    if (to.empty()) return;
+    wire::Bytes bytes;
+    wt::encode(wt::WatermarkNotice{{r.id, config_.self}, local_watermark_}, bytes);
+    ++stats_.watermark_notices_sent;
+    if (to.size() > kMaxUnicasts) {
+        multicast(std::move(bytes));
+        return;
+    }
+    for (NodeId n : to) effects_.unicasts.push_back(Unicast{n, bytes});
+}
+
+void Ring::on_watermark_notice(RingInstance& r, NodeId from, std::uint64_t value) {
+    ++stats_.watermark_notices_received;
+    auto& a = r.announced[from];
+    if (value <= a) return;  // reordered or duplicated: values only rise on a ring
+    a = value;
+    fold_notices(r);
+}
+
+// A member that sent nothing yet counts as 0, so nothing rises before all have.
+void Ring::fold_notices(RingInstance& r) {
+    std::uint64_t low = local_watermark_;
+    for (NodeId m : r.members) {
+        if (m == config_.self) continue;
+        auto it = r.announced.find(m);
+        low = std::min(low, it == r.announced.end() ? 0 : it->second);
+    }
+    raise_ring_watermark(low);
+}
+
+void Ring::raise_ring_watermark(std::uint64_t candidate) {
+    if (candidate <= ring_watermark_) return;
+    ring_watermark_ = candidate;
+    effects_.watermark = ring_watermark_;
 }
 
 void Ring::deliver(RingInstance& r) {

@@ -224,6 +224,12 @@ void encode(const Leave& l, Bytes& out) {
     put_header(w, PacketType::leave, l.header);
 }
 
+void encode(const WatermarkNotice& n, Bytes& out) {
+    Writer w(out);
+    put_header(w, PacketType::watermark, n.header);
+    w.u64(n.value);
+}
+
 const Header& header_of(const Packet& p) {
     return std::visit([](const auto& v) -> const Header& { return v.header; }, p);
 }
@@ -294,6 +300,15 @@ DecodeResult decode_packet(ByteView data, bool nested) {
         case PacketType::leave:
             res.packet = Leave{h};
             break;
+        case PacketType::watermark: {
+            WatermarkNotice n{h};
+            if (!r.u64(n.value)) {
+                res.error = "watermark notice truncated";
+                return res;
+            }
+            res.packet = n;
+            break;
+        }
         default:
             res.error = "unknown packet type";
             return res;

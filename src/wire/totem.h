@@ -55,6 +55,7 @@ enum class PacketType : std::uint8_t {
     commit_token = 5,
     merge_detect = 6,
     leave = 7,
+    watermark = 8,
 };
 
 struct RingId {
@@ -197,7 +198,19 @@ struct Leave {
     friend bool operator==(const Leave&, const Leave&) = default;
 };
 
-using Packet = std::variant<Token, McastFrame, HoldCancel, Join, CommitToken, MergeDetect, Leave>;
+// A member's application watermark (DESIGN.md §6.3), sent straight to the nodes waiting
+// for it (the origins of what it covers) as soon as it rises, so that they need not wait
+// for the token to carry it round the ring. Unsequenced and unreliable: the token still
+// carries every member's value, and a lost notice only costs that wait. Never starts a
+// membership change: a notice of another ring is stale and ignored.
+struct WatermarkNotice {
+    Header header;
+    std::uint64_t value = 0;
+    friend bool operator==(const WatermarkNotice&, const WatermarkNotice&) = default;
+};
+inline constexpr std::size_t kWatermarkNoticeSize = kHeaderSize + 8;
+
+using Packet = std::variant<Token, McastFrame, HoldCancel, Join, CommitToken, MergeDetect, Leave, WatermarkNotice>;
 
 // Encoders append to `out`.
 void encode(const Token& t, Bytes& out);
@@ -207,6 +220,7 @@ void encode(const Join& j, Bytes& out);
 void encode(const CommitToken& c, Bytes& out);
 void encode(const MergeDetect& m, Bytes& out);
 void encode(const Leave& l, Bytes& out);
+void encode(const WatermarkNotice& n, Bytes& out);
 void encode(const Packet& p, Bytes& out);
 std::size_t encoded_size(const Token& t);
 std::size_t encoded_size(const McastFrame& f);

@@ -241,3 +241,11 @@ TEST_CASE("an encapsulated old-ring frame round trips and fits the budget") {
     encode(twice, t);
     CHECK_FALSE(decode(t).ok());
 }
+
+TEST_CASE("a watermark notice round trips; its size is fixed") {
+    const WatermarkNotice n{{{2, 12}, 3}, 0x0102030405060708ull};
+    check_round_trip_sized(n);
+    Bytes b;
+    encode(n, b);
+    CHECK(b.size() == kWatermarkNoticeSize);
+}

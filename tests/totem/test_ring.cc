@@ -50,14 +50,15 @@ struct Harness {
 
     Effects collect(NodeId id) {
         Effects fx = node(id).take_effects();
-        for (auto& u : fx.unicasts) {
-            CHECK(u.bytes.size() <= budget);
-            net.push_back({id, u.to, u.bytes});
-        }
+        // As the drivers send: frames before the token that announces them.
         for (auto& m : fx.multicasts) {
             CHECK(m.size() <= budget);
             for (NodeId y = 1; y <= rings.size(); ++y)
                 if (y != id) net.push_back({id, y, m});
+        }
+        for (auto& u : fx.unicasts) {
+            CHECK(u.bytes.size() <= budget);
+            net.push_back({id, u.to, u.bytes});
         }
         for (auto& t : fx.timers) {
             if (t.arm) timers[{id, static_cast<int>(t.timer)}] = t.deadline;
@@ -173,6 +174,27 @@ TEST_CASE("safe delivery waits until the token showed aru past the frame on two 
     }
 }
 
+TEST_CASE("an originator's safe frame is safe for it one rotation after it sent it") {
+    // It raised aru over its own frame: aru stayed there for the whole rotation that
+    // followed, so every member held the frame when the token came back.
+    Harness h(3);
+    h.start();
+    h.node(2).submit({9}, Guarantee::safe, h.now);
+    h.run_until([&] { return h.node(2).window().high() == 1; });
+    bool returned = false;
+    while (!returned && !h.net.empty()) {
+        const InFlight& p = h.net.front();
+        returned = p.to == 2 && std::holds_alternative<wt::Token>(wt::decode(p.bytes).packet);
+        h.step();
+    }
+    REQUIRE(returned);
+    CHECK(h.count(2) == 1);
+    // Node 3 had forwarded aru 0 before the frame existed: one more visit for it.
+    CHECK(h.count(3) == 0);
+    h.run_until([&] { return h.count(3) == 1; });
+    CHECK(h.count(3) == 1);
+}
+
 TEST_CASE("a safe message holds back the agreed message behind it (EVS order)") {
     Harness h(2);
     h.start();
@@ -277,6 +299,47 @@ TEST_CASE("the ring watermark is the minimum of the members' values over a rotat
     h.node(1).submit({1}, Guarantee::agreed, h.now);  // keep the token moving
     h.run_until([&] { return h.node(1).ring_watermark() == 5; });
     CHECK(h.node(1).ring_watermark() == 5);
+}
+
+TEST_CASE("watermark notices raise the ring watermark without the token, once every member sent one") {
+    Harness h(3);  // the fixed ring starts operational
+    h.start();
+    h.net.clear();  // no token moves in this test
+    h.node(1).set_local_watermark(4, h.now, {});
+    CHECK(h.collect(1).unicasts.empty());  // nobody to tell
+    h.node(2).set_local_watermark(5, h.now, {1, 2});  // itself and duplicates are ignored
+    Effects fx = h.collect(2);
+    REQUIRE(fx.unicasts.size() == 1);
+    CHECK(fx.unicasts[0].to == 1);
+    CHECK(std::holds_alternative<wt::WatermarkNotice>(wt::decode(fx.unicasts[0].bytes).packet));
+    h.net.clear();
+    h.node(1).on_packet(2, fx.unicasts[0].bytes, h.now);
+    CHECK_FALSE(h.collect(1).watermark);  // node 3 has not said anything: min is 0
+    CHECK(h.node(1).ring_watermark() == 0);
+    h.node(3).set_local_watermark(9, h.now, {1});
+    fx = h.collect(3);
+    REQUIRE(fx.unicasts.size() == 1);
+    h.node(1).on_packet(3, fx.unicasts[0].bytes, h.now);
+    fx = h.collect(1);
+    REQUIRE(fx.watermark);
+    CHECK(*fx.watermark == 4);  // min(own 4, 5, 9)
+    // A rise of its own value is folded in at once.
+    h.node(1).set_local_watermark(7, h.now, {});
+    fx = h.collect(1);
+    REQUIRE(fx.watermark);
+    CHECK(*fx.watermark == 5);
+    // A reordered (lower) notice changes nothing; a notice of another ring is stale and
+    // starts no membership change.
+    wire::Bytes old_notice, other_ring;
+    wt::encode(wt::WatermarkNotice{{{1, 1}, 2}, 3}, old_notice);
+    wt::encode(wt::WatermarkNotice{{{1, 99}, 2}, 50}, other_ring);
+    h.node(1).on_packet(2, old_notice, h.now);
+    h.node(1).on_packet(2, other_ring, h.now);
+    fx = h.collect(1);
+    CHECK_FALSE(fx.watermark);
+    CHECK(h.node(1).ring_watermark() == 5);
+    CHECK(h.node(1).state() == State::operational);
+    CHECK(h.node(1).stats().stale == 1);
 }
 
 TEST_CASE("submit refuses with TryAgain past the bounded queue") {
