@@ -262,7 +262,7 @@ Status Daemon::start() {
     }
     worker_ = std::make_unique<ApplyWorker>(
         *store_, cfg_.node_id,
-        [this](node::JobResult r) { asio::post(io_, [this, r = std::move(r)]() mutable { on_job_done(std::move(r)); }); },
+        [this](node::JobResult r) { job_done(std::move(r)); },
         std::move(hooks));
     reader_ = std::make_unique<asio::thread_pool>(1);
     if (meta.empty())
@@ -322,6 +322,9 @@ int Daemon::run() {
     worker_->stop();
     reader_->join();
     if (tree_) tree_->unmount();
+    // A clean stop: the next start needs no journal replay, on any boot.
+    if (auto st = store_->close(); !st)
+        log::warning(st.error() + "; the next start replays the journal");
     log::notice(exit_code_ == 0 ? "stopped" : "stopped on an error");
     return exit_code_;
 }
@@ -562,9 +565,30 @@ void Daemon::record_discarded(std::vector<store::LogRecord> records) {
     });
 }
 
-void Daemon::on_job_done(node::JobResult r) {
+void Daemon::job_done(node::JobResult r) {
+    bool post = false;
+    {
+        std::lock_guard lock(done_mu_);
+        done_queue_.push_back(std::move(r));
+        post = !done_posted_;
+        done_posted_ = true;
+    }
+    if (post) asio::post(io_, [this] { on_jobs_done(); });
+}
+
+void Daemon::on_jobs_done() {
+    std::vector<node::JobResult> done;
+    {
+        std::lock_guard lock(done_mu_);
+        done.swap(done_queue_);
+        done_posted_ = false;
+    }
     if (stopping_) return;
-    with_node([this, r = std::move(r)]() mutable { node_->on_job_done(std::move(r)); });
+    // One round of the node's effects for all of them: one watermark rise (and one set
+    // of notices) per commit, not per job.
+    with_node([this, done = std::move(done)]() mutable {
+        for (auto& r : done) node_->on_job_done(std::move(r));
+    });
 }
 
 void Daemon::on_progress() {

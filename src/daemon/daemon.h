@@ -32,6 +32,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 
 #include "base/result.h"
@@ -117,7 +118,10 @@ private:
     template <class F>
     void with_node(F&& f);
     void drain_effects();
-    void on_job_done(node::JobResult r);
+    // The apply worker's results (worker thread): queued, and handed to the node together
+    // on the protocol thread (on_jobs_done).
+    void job_done(node::JobResult r);
+    void on_jobs_done();
     // The replicated state's ring settings laid over ring_base_, given to the running ring.
     void apply_ring_settings(const std::map<std::string, std::uint64_t>& settings);
     // Changes a sync replaced: a loud warning, and one JSON line each in discarded_path_
@@ -170,6 +174,9 @@ private:
     } content_cache_;
 
     std::map<std::uint64_t, Waiting> waiting_;  // by tag
+    std::mutex done_mu_;                          // job_done() <-> on_jobs_done()
+    std::vector<node::JobResult> done_queue_;
+    bool done_posted_ = false;
     std::uint64_t next_tag_ = 1;
     bool was_quorate_ = false;
     std::uint64_t boot_epoch_ = 0;

@@ -712,7 +712,8 @@ void Node::update_local_watermark() {
     if (v != last_local_watermark_) {
         last_local_watermark_ = v;
         effects_.local_watermark = v;
-        effects_.watermark_notify.assign(notify_.begin(), notify_.end());
+        // Several results in one round of effects: every origin they cover is told.
+        effects_.watermark_notify.insert(effects_.watermark_notify.end(), notify_.begin(), notify_.end());
         notify_.clear();
     }
 }

@@ -60,11 +60,6 @@ void RingDriver::on_timer(totem::TimerId id) {
 
 void RingDriver::apply() {
     totem::Effects fx = ring_.take_effects();
-    {
-        std::uint64_t safe = 0, agreed = 0;
-        for (auto& e : fx.events)
-            if (auto* d = std::get_if<totem::Delivery>(&e)) (d->guarantee == totem::Guarantee::safe ? safe : agreed)++;
-    }
     // Frames before the token that announces them (Totem §3.1): a token that overtakes
     // its frames makes the successor report them missing and costs a rotation.
     transport_.send_all_batch(fx.multicasts);

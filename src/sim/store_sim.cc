@@ -57,6 +57,7 @@ struct SNode {
     std::deque<node::Job> jobs;
     bool job_scheduled = false;
     bool slow_disk = false;  // drawn per seed: every commit takes 2..30 ms
+    std::uint32_t boots = 0;  // power failures so far: the store sees a new boot after each
     std::uint64_t lms_generation = 0;
     // The configuration this node is in (for the quorum checker).
     std::string config_key;
@@ -121,6 +122,10 @@ private:
         so.sync = false;
         so.map_size = 64ull << 20;
         so.retain = 1'000'000;
+        // Small journal files: rotations and checkpoints happen every few dozen commits.
+        so.journal_capacity = 1u << 20;
+        so.background_checkpoint = false;
+        so.boot_id = "sim-boot-" + std::to_string(nodes_[node].boots);
         auto st = store::Store::open(node_dir(node), so);
         if (!st) {
             violate("node stopped", "cannot open the store: " + st.error(), node);
@@ -132,6 +137,10 @@ private:
     void create_state(std::uint32_t node);
     void start_node(std::uint32_t node);
     void crash_node(std::uint32_t node, bool clean);
+    // A power failure: a crash, and what only the page cache held is gone. LMDB commits
+    // are not synced (the journal is), so its file is lost here outright: the store
+    // must rebuild it from its checkpoint and journal on the next (new) boot.
+    void lose_power(std::uint32_t node);
     void drive(std::uint32_t node);
     bool drain_node(std::uint32_t node);
     void run_job(std::uint32_t node);
@@ -266,6 +275,7 @@ void StoreSim::crash_node(std::uint32_t node, bool clean) {
         sn.ring->leave(now_);
         result_.trace.add(TraceEvent{now_, Ev::leave, node});
         drive(node);
+        if (auto st = sn.store->close(); !st) violate("node stopped", "cannot close the store: " + st.error(), node);
     } else if (!sn.jobs.empty()) {
         note(now_, node, std::to_string(sn.jobs.size()) + " store job(s) lost in the crash (not yet committed)");
     }
@@ -275,6 +285,14 @@ void StoreSim::crash_node(std::uint32_t node, bool clean) {
     sn.store.reset();
     ++sn.inc;
     result_.trace.add(TraceEvent{now_, Ev::crash, node});
+}
+
+void StoreSim::lose_power(std::uint32_t node) {
+    if (!nodes_[node].up()) return;
+    crash_node(node, false);
+    ++nodes_[node].boots;
+    std::error_code ec;
+    std::filesystem::remove(node_dir(node) + "/data.mdb", ec);
 }
 
 void StoreSim::schedule_job(std::uint32_t node) {
@@ -533,7 +551,7 @@ void StoreSim::on_action(Ev2& e) {
                 for (std::size_t i = 0; i < k; ++i) {
                     const auto j = i + static_cast<std::size_t>(rng_.below(live.size() - i));
                     std::swap(live[i], live[j]);
-                    crash_node(live[i], false);
+                    lose_power(live[i]);
                     push_action(std::min(now_ + rng_.range(20'000, e.arg), kStoreHealUs), Action::restart, live[i]);
                 }
                 note(now_, 0, std::to_string(k) + " nodes lost power at once");
@@ -549,7 +567,7 @@ void StoreSim::on_action(Ev2& e) {
             std::uint32_t k = 0;
             for (std::uint32_t y = 1; y <= n_; ++y) {
                 if (!nodes_[y].up()) continue;
-                crash_node(y, false);
+                lose_power(y);
                 push_action(std::min(now_ + rng_.range(20'000, e.arg), kStoreHealUs), Action::restart, y);
                 ++k;
             }

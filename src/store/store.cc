@@ -3,12 +3,21 @@
 // the snapshot and content-hash formats in format.h / store.h.
 #include "store/store.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <fstream>
+#include <mutex>
+#include <thread>
 
 #include "store/apply.h"
 #include "store/db.h"
 #include "store/format.h"
+#include "store/journal.h"
 
 namespace conclave::store {
 namespace {
@@ -118,16 +127,198 @@ void trim_log(db::Txn& txn, db::State& st, std::uint64_t retain) {
 
 EntryInfo info_of(const format::Node& n) { return n.info; }
 
+std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+bool exists(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0;
+}
+
+Status fsync_path(const std::string& path, bool dir) {
+    const int fd = ::open(path.c_str(), (dir ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
+    if (fd < 0) return Error{errno_text("store: cannot open " + path)};
+    const int rc = ::fsync(fd);
+    ::close(fd);
+    if (rc != 0) return Error{errno_text("store: cannot sync " + path)};
+    return Ok{};
+}
+
+// Writes `text` to `path` atomically (a temporary file renamed over it), durably if `sync`.
+Status replace_file(const std::string& dir, const std::string& path, const std::string& text, bool sync) {
+    const std::string tmp = path + ".tmp";
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return Error{errno_text("store: cannot create " + tmp)};
+    const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    const bool synced = !sync || ::fsync(fd) == 0;
+    ::close(fd);
+    if (!written || !synced) return Error{errno_text("store: cannot write " + tmp)};
+    if (::rename(tmp.c_str(), path.c_str()) != 0) return Error{errno_text("store: cannot rename " + tmp)};
+    return sync ? fsync_path(dir, true) : Status{Ok{}};
+}
+
+// Copies `from` over `to` (through a temporary file renamed over it), durably if `sync`.
+Status copy_file(const std::string& dir, const std::string& from, const std::string& to, bool sync) {
+    const int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+    if (in < 0) return Error{errno_text("store: cannot open " + from)};
+    const std::string tmp = to + ".tmp";
+    const int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (out < 0) {
+        ::close(in);
+        return Error{errno_text("store: cannot create " + tmp)};
+    }
+    std::vector<char> buf(1u << 20);
+    bool ok = true;
+    for (;;) {
+        const ssize_t n = ::read(in, buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            ok = n == 0;
+            break;
+        }
+        if (::write(out, buf.data(), static_cast<std::size_t>(n)) != n) {
+            ok = false;
+            break;
+        }
+    }
+    ok = ok && (!sync || ::fsync(out) == 0);
+    ::close(in);
+    ::close(out);
+    if (!ok) return Error{errno_text("store: cannot copy " + from + " to " + tmp)};
+    if (::rename(tmp.c_str(), to.c_str()) != 0) return Error{errno_text("store: cannot rename " + tmp)};
+    return sync ? fsync_path(dir, true) : Status{Ok{}};
+}
+
+std::string machine_boot_id() {
+    std::ifstream f("/proc/sys/kernel/random/boot_id");
+    std::string id;
+    std::getline(f, id);
+    return id.empty() ? "unknown" : id;
+}
+
+// The session file: "<boot id> clean|dirty". Missing: a fresh store (or one from before
+// the journal, whose LMDB commits were synced).
+struct Session {
+    bool exists = false;
+    std::string boot;
+    bool clean = false;
+};
+
+Session read_session(const std::string& path) {
+    Session s;
+    std::ifstream f(path);
+    std::string state;
+    if (f >> s.boot >> state) {
+        s.exists = true;
+        s.clean = state == "clean";
+    }
+    return s;
+}
+
 }  // namespace
 
 struct Store::Impl {
     MDB_env* env = nullptr;
     db::Dbs dbs;
     Options options;
+    std::string dir;
+    std::string boot;
+    std::unique_ptr<Journal> journal;
+    bool closed = false;
+
+    // The checkpointer: copies the environment to base.mdb when asked (background
+    // thread, or inline when !options.background_checkpoint).
+    std::mutex ck_mu;
+    std::condition_variable ck_cv;
+    bool ck_requested = false, ck_running = false, ck_stop = false;
+    std::string ck_error;
+    std::uint64_t base_size = 0;  // bytes of the last checkpoint
+    std::thread ck_thread;
 
     ~Impl() {
+        stop_checkpointer();
         if (env) mdb_env_close(env);
     }
+
+    std::string path(const char* name) const { return dir + "/" + name; }
+
+    void stop_checkpointer() {
+        {
+            std::lock_guard l(ck_mu);
+            ck_stop = true;
+        }
+        ck_cv.notify_all();
+        if (ck_thread.joinable()) ck_thread.join();
+    }
+
+    // A compacted copy of the environment as base.mdb, durable when it returns.
+    Status checkpoint() {
+        const std::string tmp = path("base.mdb.tmp");
+        const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0) return Error{errno_text("store: checkpoint: cannot create " + tmp)};
+        int rc = mdb_env_copyfd2(env, fd, MDB_CP_COMPACT);
+        struct stat st {};
+        if (rc == 0 && options.sync && ::fsync(fd) != 0) rc = errno;
+        if (rc == 0 && ::fstat(fd, &st) != 0) rc = errno;
+        ::close(fd);
+        if (rc != 0) return Error{lmdb_error(("store: checkpoint: cannot write " + tmp).c_str(), rc)};
+        if (::rename(tmp.c_str(), path("base.mdb").c_str()) != 0)
+            return Error{errno_text("store: checkpoint: cannot rename " + tmp)};
+        if (options.sync)
+            if (auto s = fsync_path(dir, true); !s) return s;
+        std::lock_guard l(ck_mu);
+        base_size = static_cast<std::uint64_t>(st.st_size);
+        return Ok{};
+    }
+
+    void checkpointer() {
+        std::unique_lock l(ck_mu);
+        for (;;) {
+            ck_cv.wait(l, [&] { return ck_requested || ck_stop; });
+            if (!ck_requested) return;
+            ck_requested = false;
+            ck_running = true;
+            l.unlock();
+            Status s = checkpoint();
+            l.lock();
+            ck_running = false;
+            if (!s && ck_error.empty()) ck_error = s.error();
+            ck_cv.notify_all();
+        }
+    }
+
+    // Waits for the checkpoint in progress (if any); its error, if it failed.
+    Status wait_checkpoint() {
+        std::unique_lock l(ck_mu);
+        ck_cv.wait(l, [&] { return !ck_requested && !ck_running; });
+        if (!ck_error.empty()) return Error{ck_error};
+        return Ok{};
+    }
+
+    // The active journal file is full: the batch after `head` goes to the other one, and
+    // a checkpoint (at or past `head`) frees the file that held the records up to it.
+    Status rotate_journal(const Head& head, std::size_t room) {
+        if (auto s = wait_checkpoint(); !s) return s;
+        journal->release_retired();  // the last checkpoint covers it
+        std::uint64_t want;
+        {
+            std::lock_guard l(ck_mu);
+            want = std::max<std::uint64_t>(options.journal_capacity, 2 * base_size);
+        }
+        if (auto s = journal->rotate(head.version, head.hash, std::max<std::uint64_t>(room, want)); !s) return s;
+        if (!options.background_checkpoint) {
+            if (auto s = checkpoint(); !s) return s;
+            journal->release_retired();
+            return Ok{};
+        }
+        {
+            std::lock_guard l(ck_mu);
+            ck_requested = true;
+        }
+        ck_cv.notify_all();
+        return Ok{};
+    }
+
+    Result<std::vector<Applied>> apply(std::span<const Item> items, bool journaled);
 
     // A read transaction (MVCC snapshot) for fn(db::Txn&); false if LMDB failed.
     template <typename Fn>
@@ -159,14 +350,36 @@ Store::~Store() = default;
 Result<std::unique_ptr<Store>> Store::open(const std::string& dir, Options options) {
     auto impl = std::make_unique<Impl>();
     impl->options = options;
+    impl->dir = dir;
+    impl->boot = options.boot_id.empty() ? machine_boot_id() : options.boot_id;
+
+    // Is LMDB's file what was last committed? Its commits are not synced: only the page
+    // cache holds them until the kernel writes them back, so after a stop that was not
+    // clean on an earlier boot it may be torn. Then it is rebuilt from the last
+    // checkpoint, and the journal brings it to the last durable commit.
+    const Session session = read_session(impl->path("session"));
+    const bool journal_exists = exists(impl->path("journal.0")) || exists(impl->path("journal.1"));
+    const bool trusted = session.exists ? session.clean || session.boot == impl->boot : !journal_exists;
+    if (!trusted) {
+        if (!exists(impl->path("base.mdb")))
+            return Error{"store: " + dir + " was not closed cleanly on an earlier boot and has no checkpoint "
+                         "(base.mdb) to recover from; remove the directory and start again: the node then "
+                         "syncs the state from the cluster"};
+        if (auto st = copy_file(dir, impl->path("base.mdb"), impl->path("data.mdb"), options.sync); !st)
+            return Error{st.error()};
+    }
+    // From here on LMDB commits without syncing: the next open must know.
+    if (auto st = replace_file(dir, impl->path("session"), impl->boot + " dirty\n", options.sync); !st)
+        return Error{st.error()};
+
     int rc = mdb_env_create(&impl->env);
     if (rc) return Error{lmdb_error("store: cannot create LMDB environment", rc)};
     mdb_env_set_maxdbs(impl->env, 8);
     if ((rc = mdb_env_set_mapsize(impl->env, options.map_size)))
         return Error{lmdb_error("store: cannot set the LMDB map size", rc)};
     // MDB_NOTLS: read transactions are not tied to a thread (FUSE workers, any thread).
-    const unsigned flags = MDB_NOTLS | (options.sync ? 0u : MDB_NOSYNC);
-    if ((rc = mdb_env_open(impl->env, dir.c_str(), flags, 0600)))
+    // MDB_NOSYNC: durability is the journal's.
+    if ((rc = mdb_env_open(impl->env, dir.c_str(), MDB_NOTLS | MDB_NOSYNC | MDB_WRITEMAP, 0600)))
         return Error{lmdb_error(("store: cannot open LMDB environment in " + dir).c_str(), rc)};
 
     TxnGuard g;
@@ -197,7 +410,55 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, Options optio
     }
     if (!txn.ok()) return Error{lmdb_error("store: cannot initialise", txn.rc())};
     if ((rc = g.commit())) return Error{lmdb_error("store: cannot commit", rc)};
-    return std::unique_ptr<Store>(new Store(std::move(impl)));
+
+    // What the journal holds past the head: committed durably, but not (or no longer)
+    // in LMDB's file. Applied again, each record checked against the hash it recorded.
+    auto journal = Journal::open(dir, options.journal_capacity, options.sync);
+    if (!journal) return Error{"store: " + journal.error()};
+    impl->journal = std::move(journal.value());
+    auto records = impl->journal->read_all();
+    if (!records) return Error{"store: " + records.error()};
+    Store store(std::move(impl));
+    Head head = store.head();
+    for (const JournalRecord& rec : records.value()) {
+        if (rec.last_version() <= head.version) continue;
+        if (rec.first_version != head.version + 1)
+            return Error{"store: the journal in " + dir + " does not continue the state (it resumes at version " +
+                         std::to_string(rec.first_version) + ", the state is at " + std::to_string(head.version) +
+                         "); remove the directory and start again: the node then syncs the state from the cluster"};
+        std::vector<Item> items;
+        for (const JournalEntry& e : rec.entries) {
+            auto t = decode(e.transition);
+            if (!t) return Error{"store: a journal record does not decode: " + t.error()};
+            items.push_back(Item{e.epoch, std::move(t.value()), std::nullopt});
+        }
+        if (auto r = store.impl_->apply(items, false); !r) return Error{r.error()};
+        head = store.head();
+        if (head.hash != rec.last_hash)
+            return Error{"store: replaying the journal in " + dir + " gave another history at version " +
+                         std::to_string(head.version) + "; remove the directory and start again: the node then "
+                         "syncs the state from the cluster"};
+    }
+    // A checkpoint at the head: the journal starts afresh.
+    if (auto c = store.impl_->checkpoint(); !c) return Error{c.error()};
+    if (auto r = store.impl_->journal->reset(head.version, head.hash); !r) return Error{"store: " + r.error()};
+    if (options.background_checkpoint) {
+        Impl* i = store.impl_.get();
+        i->ck_thread = std::thread([i] { i->checkpointer(); });
+    }
+    return std::unique_ptr<Store>(new Store(std::move(store.impl_)));
+}
+
+Status Store::close() {
+    Impl& i = *impl_;
+    if (i.closed) return Ok{};
+    i.closed = true;
+    auto waited = i.wait_checkpoint();
+    i.stop_checkpointer();
+    if (!waited) return waited;
+    if (i.options.sync)
+        if (const int rc = mdb_env_sync(i.env, 1)) return Error{lmdb_error("store: cannot sync", rc)};
+    return replace_file(i.dir, i.path("session"), i.boot + " clean\n", i.options.sync);
 }
 
 Head Store::head() const {
@@ -212,16 +473,20 @@ Meta Store::meta() const {
     return st.meta;
 }
 
-Result<std::vector<Applied>> Store::apply(std::span<const Item> items) {
+Result<std::vector<Applied>> Store::apply(std::span<const Item> items) { return impl_->apply(items, true); }
+
+Result<std::vector<Applied>> Store::Impl::apply(std::span<const Item> items, bool journaled) {
     if (items.empty()) return std::vector<Applied>{};
     TxnGuard g;
-    if (const int rc = g.begin(impl_->env, false)) return Error{lmdb_error("store: cannot begin a transaction", rc)};
-    db::Txn txn(g.get(), impl_->dbs);
+    if (const int rc = g.begin(env, false)) return Error{lmdb_error("store: cannot begin a transaction", rc)};
+    db::Txn txn(g.get(), dbs);
     db::State st;
     if (!txn.load_state(st)) return Error{lmdb_error("store: state record unreadable", txn.ok() ? MDB_CORRUPTED : txn.rc())};
+    const Head before = st.head;
 
     std::vector<Applied> applied;
     applied.reserve(items.size());
+    JournalRecord rec_j;  // every entry of the batch, split into records below
     wire::Bytes value;
     for (const Item& item : items) {
         const Transition& t = item.t;
@@ -241,14 +506,39 @@ Result<std::vector<Applied>> Store::apply(std::span<const Item> items) {
         value.clear();
         wire::Writer w(value);
         db::put_log_value(w, rec);
-        txn.put(impl_->dbs.log, VersionKey(version).view(), value);
+        txn.put(dbs.log, VersionKey(version).view(), value);
         if (!txn.ok()) return Error{lmdb_error("store: apply failed", txn.rc())};
         applied.push_back(Applied{item.epoch, version, hash, err, t.origin, t.request});
+        if (journaled) rec_j.entries.push_back(JournalEntry{item.epoch, std::move(rec.transition)});
     }
-    trim_log(txn, st, impl_->options.retain);
+    trim_log(txn, st, options.retain);
     txn.save_state(st);
     if (!txn.ok()) return Error{lmdb_error("store: apply failed", txn.rc())};
+    if (journaled) {
+        // The batch goes to the journal before LMDB commits it, in records of a few MiB.
+        std::vector<JournalRecord> records;
+        std::size_t bytes = 0, total = 0;
+        for (std::size_t i = 0; i < rec_j.entries.size(); ++i) {
+            const std::size_t n = kJournalEntryOverhead + rec_j.entries[i].transition.size();
+            if (records.empty() || bytes + n > kJournalRecordTarget) {
+                records.emplace_back();
+                records.back().first_version = before.version + 1 + i;
+                bytes = kJournalRecordOverhead;
+                total += kJournalRecordOverhead;
+            }
+            records.back().entries.push_back(std::move(rec_j.entries[i]));
+            records.back().last_hash = applied[i].hash;
+            bytes += n;
+            total += n;
+        }
+        if (!journal->fits(total))
+            if (auto r = rotate_journal(before, total); !r) return Error{r.error()};
+        for (const JournalRecord& r : records)
+            if (auto a = journal->append(r); !a) return Error{"store: " + a.error()};
+    }
     if (const int rc = g.commit()) return Error{lmdb_error("store: commit failed", rc)};
+    if (journaled)
+        if (auto r = journal->sync(); !r) return Error{"store: " + r.error()};
     return applied;
 }
 
@@ -317,6 +607,9 @@ Result<Head> Store::install(wire::ByteView snapshot) {
     auto parsed = parse_snapshot(snapshot);
     if (!parsed.ok()) return Error{"store: snapshot refused: " + parsed.error()};
     const SnapshotContents& s = parsed.value();
+    // The journal's records lead to the state being replaced: a checkpoint of the new
+    // state ends them (after the one in progress, which may still need its file).
+    if (auto w = impl_->wait_checkpoint(); !w) return Error{w.error()};
 
     TxnGuard g;
     if (const int rc = g.begin(impl_->env, false)) return Error{lmdb_error("store: cannot begin a transaction", rc)};
@@ -348,6 +641,8 @@ Result<Head> Store::install(wire::ByteView snapshot) {
     txn.save_state(st);
     if (!txn.ok()) return Error{lmdb_error("store: install failed", txn.rc())};
     if (const int rc = g.commit()) return Error{lmdb_error("store: commit failed", rc)};
+    if (auto c = impl_->checkpoint(); !c) return Error{c.error()};
+    if (auto r = impl_->journal->reset(s.head.version, s.head.hash); !r) return Error{"store: " + r.error()};
     return s.head;
 }
 

@@ -7,7 +7,11 @@
 //   * a bounded retained log of recent transitions (for sync by log)
 // One writer (the apply worker) and many lock-free readers (MVCC read transactions, any
 // thread). Every apply() is one write transaction and, unless Options::sync is off (the
-// simulator), one fsync: group commit.
+// simulator), one fsync: group commit. The fsync is the journal's (journal.h): LMDB
+// commits without syncing, each batch is appended to the journal and synced there, and
+// a background checkpoint (a compacted copy, base.mdb) bounds the journal. Files in the
+// directory: data.mdb and lock.mdb (LMDB), journal.0, journal.1, base.mdb, session (this
+// boot's id and whether the store was closed cleanly).
 //
 // Determinism: apply() computes the result and errno of each transition from the state
 // and the transition only; the same sequence gives the same tree, meta, head and
@@ -32,6 +36,14 @@ struct Options {
     bool sync = true;                        // fsync at every commit (off in the simulator)
     std::uint64_t map_size = 1ull << 30;     // LMDB map size (address space, not disk)
     std::uint64_t retain = 10000;            // transitions kept in the retained log
+    // Each of the two journal files (zero-filled when created). A full one starts a
+    // checkpoint; the next file is made at least twice the last checkpoint's size, so
+    // a checkpoint writes at most about half as much as the journal took.
+    std::uint64_t journal_capacity = 16u << 20;
+    bool background_checkpoint = true;       // off: checkpoints run inside apply() (simulator)
+    // This machine's boot (empty: /proc/sys/kernel/random/boot_id). The simulator gives
+    // a new one for a power failure.
+    std::string boot_id;
 };
 
 struct Head {
@@ -91,7 +103,15 @@ struct EntryInfo {
 class Store {
 public:
     // Opens (creating if needed) the environment in directory `dir` (which must exist).
+    // After a stop that was not clean on an earlier boot (a power failure), LMDB's file
+    // may be torn: it is rebuilt from base.mdb and the journal. Otherwise it is used as
+    // it is and the journal's records past its head are applied again. Either way a
+    // checkpoint at the head starts the new journal.
     static Result<std::unique_ptr<Store>> open(const std::string& dir, Options options = {});
+    // A clean stop: LMDB synced, the session marked clean (the next open needs no
+    // journal). REQUIRES: no apply() or install() afterwards; reads still work.
+    Status close();
+    // Without close(), the store stays as a crash would leave it.
     ~Store();
     Store(const Store&) = delete;
     Store& operator=(const Store&) = delete;
@@ -100,7 +120,7 @@ public:
     Meta meta() const;
 
     // Applies the items in order in one write transaction and commits it (durable when
-    // it returns, with Options::sync). Each gets version = previous + 1. An error (LMDB
+    // it returns, with Options::sync: journaled and synced). Each gets version = previous + 1. An error (LMDB
     // failure, `expect` mismatch, non-genesis transition on an empty state, a transition
     // validate() refuses) aborts the whole batch: nothing is applied. The per-op errno
     // rules are in apply.h.
