@@ -1,25 +1,21 @@
 #!/usr/bin/env python3
 """tools/bench store: durable put latency and throughput on a real 3-node cluster.
 
-A put is acknowledged only when every node of the quorate ring holds it durably (LMDB,
-fsync'd): the like of an etcd put (a majority-committed, durable write). The client talks
-to node 1's control socket (JSON lines, what conclavectl sends), 1 KiB values, keys random
-in 10,000, as the peers' etcd rig did (../shared/peers, RESULTS.md), and the etcd figures
-from there are printed alongside. Prints figures; never passes or fails on time.
+A put is acknowledged only when every node of the quorate ring holds it durably (journal
+fsync'd): the like of an etcd put (a majority-committed, durable write). The client
+(conclave-bench store-put, C++) talks to node 1's control socket (JSON lines, what
+conclavectl sends), 1 KiB values, keys random in 10,000, as the peers' etcd rig did
+(../shared/peers, RESULTS.md), and the etcd figures from there are printed alongside.
+Prints figures; never passes or fails on time.
 """
 import argparse
-import asyncio
-import base64
 import json
 import os
-import random
 import re
-import statistics
 import subprocess
 import sys
-import time
 
-from benchlib import cpu_seconds, pct
+from benchlib import cpu_seconds
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER = os.path.join(TOP, "tools", "cluster")
@@ -45,50 +41,17 @@ def etcd_figures():
     return (out or ETCD_FALLBACK), ("../shared/peers/RESULTS.md" if out else "built-in copy")
 
 
-class Client:
-    def __init__(self, path):
-        self.path = path
-
-    async def open(self):
-        self.reader, self.writer = await asyncio.open_unix_connection(self.path, limit=16 << 20)
-
-    async def call(self, req):
-        self.writer.write((json.dumps(req) + "\n").encode())
-        await self.writer.drain()
-        return json.loads(await self.reader.readline())
-
-    def close(self):
-        self.writer.close()
-
-
-async def run_clients(path, clients, value, keys, secs=None, count=None, rng=None):
-    """`clients` connections, each putting sequentially, for `secs` or `count` puts in all.
-    Returns (latencies in s, errors, elapsed s)."""
-    rng = rng or random.Random(1)
-    conns = [Client(path) for _ in range(clients)]
-    for c in conns:
-        await c.open()
-    lat, errors = [], []
-    left = [count if count is not None else 1 << 62]
-    start = time.perf_counter()
-    end = start + secs if secs else None
-
-    async def worker(c):
-        while left[0] > 0 and (end is None or time.perf_counter() < end):
-            left[0] -= 1
-            key = f"/bench/k{rng.randrange(keys):05d}"
-            t = time.perf_counter()
-            r = await c.call({"cmd": "put", "path": key, "data": value})
-            if r.get("ok"):
-                lat.append(time.perf_counter() - t)
-            else:
-                errors.append(r.get("error", "?"))
-
-    await asyncio.gather(*(worker(c) for c in conns))
-    elapsed = time.perf_counter() - start
-    for c in conns:
-        c.close()
-    return lat, errors, elapsed
+def run_clients(env, node, socket, clients, size, keys, secs=None, count=None, seed=1):
+    """`clients` connections of conclave-bench store-put (C++: one thread polling every
+    connection, one put outstanding on each), for `secs` or `count` puts in all.
+    Returns its JSON figures."""
+    cmd = [CLUSTER, "exec", str(node), "conclave-bench", "store-put", "--socket", socket, "--clients",
+           str(clients), "--size", str(size), "--keys", str(keys), "--seed", str(seed)]
+    cmd += ["--secs", str(secs)] if secs else ["--count", str(count)]
+    p = subprocess.run(cmd, env=env, text=True, capture_output=True)
+    if p.returncode != 0:
+        sys.exit("tools/bench store: conclave-bench store-put failed: " + p.stderr.strip())
+    return json.loads(p.stdout)
 
 
 def main():
@@ -119,28 +82,19 @@ def main():
         base = f"/run/conclave-cluster/{name}"
         path = f"{base}/node{args.node}/control.sock"
         pids = [int(open(f"{base}/node{i}/pid").read()) for i in range(1, args.nodes + 1)]
-        value = base64.b64encode(os.urandom(args.size)).decode()
         rows = []
-
-        async def bench():
-            c = Client(path)
-            await c.open()
-            r = await c.call({"cmd": "mkdir", "path": "/bench"})
-            c.close()
-            if not r.get("ok") and r.get("errno") != 17:
-                sys.exit(f"tools/bench store: mkdir /bench: {r}")
-            await run_clients(path, 4, value, args.keys, count=400)  # warm-up
+        mk = subprocess.run([CLUSTER, "exec", str(args.node), "conclavectl", "-s", path, "mkdir", "/bench"],
+                            env=env, text=True, capture_output=True)
+        if mk.returncode != 0 and "exists" not in mk.stderr:
+            sys.exit(f"tools/bench store: mkdir /bench: {mk.stderr.strip()}")
+        run_clients(env, args.node, path, 4, args.size, args.keys, count=400)  # warm-up
+        cpu0 = sum(cpu_seconds(p) for p in pids)
+        r = run_clients(env, args.node, path, 1, args.size, args.keys, count=args.count, seed=2)
+        rows.append(("seq", 1, r, sum(cpu_seconds(p) for p in pids) - cpu0))
+        for n in levels:
             cpu0 = sum(cpu_seconds(p) for p in pids)
-            lat, errors, elapsed = await run_clients(path, 1, value, args.keys, count=args.count)
-            cpu = sum(cpu_seconds(p) for p in pids) - cpu0
-            rows.append(("seq", 1, lat, errors, elapsed, cpu))
-            for n in levels:
-                cpu0 = sum(cpu_seconds(p) for p in pids)
-                lat, errors, elapsed = await run_clients(path, n, value, args.keys, secs=args.secs)
-                cpu = sum(cpu_seconds(p) for p in pids) - cpu0
-                rows.append(("load", n, lat, errors, elapsed, cpu))
-
-        asyncio.run(bench())
+            r = run_clients(env, args.node, path, n, args.size, args.keys, secs=args.secs, seed=3 + n)
+            rows.append(("load", n, r, sum(cpu_seconds(p) for p in pids) - cpu0))
         status = subprocess.run([CLUSTER, "exec", str(args.node), "conclavectl", "status", "--json"], env=env,
                                 text=True, capture_output=True)
         try:
@@ -161,15 +115,16 @@ def main():
            f"| {'etcd puts/s':>11} | {'etcd p50':>8} | {'etcd p99':>8} |")
     print(hdr)
     print("|" + "|".join("-" * (len(c)) for c in hdr.split("|")[1:-1]) + "|")
-    for kind, n, lat, errors, elapsed, cpu in rows:
-        lat.sort()
-        rate = len(lat) / elapsed if elapsed > 0 else 0
+    for kind, n, r, cpu in rows:
+        puts, elapsed = r["puts"], r["elapsed"]
+        rate = puts / elapsed if elapsed > 0 else 0
         case = "sequential put, 1 client" if kind == "seq" else f"puts at {n} client{'s' if n > 1 else ''}"
         e = etcd.get(n)
         etcd_cells = (f"{e[0]:>11,} | {e[1]:>8} | {e[2]:>8}" if e else f"{'-':>11} | {'-':>8} | {'-':>8}")
-        cpu_per = cpu / len(lat) * 1e6 if lat else float("nan")
-        print(f"| {case:<26} | {len(lat):>7} | {rate:>8,.0f} | {pct(lat, 0.5):>8.0f} | {pct(lat, 0.99):>8.0f} "
-              f"| {cpu_per:>10.0f} | {etcd_cells} |" + (f"  {len(errors)} errors: {errors[0]}" if errors else ""))
+        cpu_per = cpu / puts * 1e6 if puts else float("nan")
+        print(f"| {case:<26} | {puts:>7} | {rate:>8,.0f} | {r['p50_us']:>8.0f} | {r['p99_us']:>8.0f} "
+              f"| {cpu_per:>10.0f} | {etcd_cells} |" +
+              (f"  {r['errors']} errors: {r['first_error']}" if r["errors"] else ""))
     print()
     print(f"etcd 3.4.23 (3 members, data on disk, plain http; from {source}). CPU µs/put: all "
           f"{args.nodes} daemons summed.")

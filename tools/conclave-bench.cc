@@ -135,12 +135,17 @@ constexpr const char* kUsage =
     "                                [--warmup W] [--senders all|one] [--window K] [--pid P] [--lat FILE]\n"
     "  crypto     seal+open throughput of the datagram layer beside raw OpenSSL EVP,\n"
     "             64 B / 1 KiB / 8 KiB, both ciphers (S seconds per figure, default 1.5)\n"
+    "       conclave-bench store-put --socket PATH (--count N | --secs S) [--clients C] [--size B]\n"
+    "                                [--keys K] [--prefix P] [--seed X]\n"
     "  ring-node  one node's client of `tools/bench ring` (ordered group messages through\n"
-    "             the local conclaved); prints one JSON object\n";
+    "             the local conclaved); prints one JSON object\n"
+    "  store-put  the client of `tools/bench store`: C connections, one put each outstanding,\n"
+    "             B-byte values at P + a random key below K; prints one JSON object\n";
 
 }  // namespace
 
 int ring_node_main(const std::vector<std::string_view>& args);
+int store_put_main(const std::vector<std::string_view>& args);
 
 int main(int argc, char** argv) {
     std::vector<std::string_view> args(argv + 1, argv + argc);
@@ -149,6 +154,7 @@ int main(int argc, char** argv) {
         return args.empty() ? 2 : 0;
     }
     if (args[0] == "ring-node") return ring_node_main(std::vector<std::string_view>(args.begin() + 1, args.end()));
+    if (args[0] == "store-put") return store_put_main(std::vector<std::string_view>(args.begin() + 1, args.end()));
     if (args[0] != "crypto") {
         std::fprintf(stderr, "conclave-bench: unknown benchmark '%s'\n%s", std::string(args[0]).c_str(), kUsage);
         return 2;
