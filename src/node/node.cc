@@ -409,6 +409,11 @@ void Node::on_job_done(JobResult r) {
     if (auto* a = std::get_if<ResultApplied>(&r)) {
         durable_ = a->head;
         for (const auto& ap : a->applied) {
+            // Every member checks a node list change's durability before the next one
+            // (submit's EBUSY): all of them wait for this one.
+            if (ap.version == last_node_list_version_)
+                for (NodeId m : members_)
+                    if (m != config_.self) notify_.insert(m);
             if (ap.origin != config_.self) {
                 notify_.insert(ap.origin);
                 continue;

@@ -68,7 +68,9 @@ struct Config {
     Micros token_retransmit_us = 30'000;  // resend the last token if no sign it arrived
     Micros hold_us = 10'000;              // how long an idle rep holds the token
     Micros hold_cancel_retry_us = 5'000;  // re-multicast hold-cancel while still waiting
-    std::uint32_t idle_rotations_before_hold = 3;
+    // Idle rotations (nothing new, everything everywhere) before the rep holds the token;
+    // it never holds while a safe frame may still be undelivered somewhere.
+    std::uint32_t idle_rotations_before_hold = 1;
 
     // Membership (Totem §4; DESIGN.md §5 "faster failover"). Defaults: a dead node is
     // excluded and the survivors operational in token_loss + consensus + a few round

@@ -1,8 +1,9 @@
 // Effects: what the pure core asks its driver (runtime or simulator) to do after an
 // event. The etcd-raft "Ready" model (STYLE.md): the core appends effects while it
-// handles an event; the driver takes them with Ring::take_effects() and performs them in
-// the listed order of each vector (sends first, multicasts before unicasts so that a
-// token never overtakes the frames it announces; then timers, then deliveries).
+// handles an event; the driver takes them with Ring::take_effects() and performs each
+// vector in its order, multicasts before unicasts (a token never overtakes the frames it
+// announces). Deliveries may go before or after the sends: the runtime delivers first
+// (its local clients need not wait for the network stack), the simulators send first.
 #pragma once
 
 #include <cstdint>

@@ -76,6 +76,14 @@ void ReceiveWindow::collect_missing(std::uint32_t threshold, std::size_t max, st
     }
 }
 
+bool ReceiveWindow::has_safe_frame_above(std::optional<Seq> low) const {
+    for (Seq s = low ? seq_max(*low + 1, base_) : base_; seq_le(s, high_); ++s) {
+        const auto& f = slot(s).frame;
+        if (f && (f->flags & wt::kFrameSafe)) return true;
+    }
+    return false;
+}
+
 std::vector<wt::McastFrame> ReceiveWindow::frames_above(Seq low) const {
     std::vector<wt::McastFrame> out;
     for (Seq s = seq_max(low + 1, base_); seq_le(s, high_); ++s)

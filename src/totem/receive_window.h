@@ -61,6 +61,10 @@ public:
     std::uint32_t deliver(Reassembler& reassembler, bool ignore_safe, std::vector<Delivery>& out,
                           bool recovering = false);
 
+    // Whether a retained frame with seq > `low` (every retained frame if nullopt) asks
+    // for safe delivery.
+    bool has_safe_frame_above(std::optional<Seq> low) const;
+
     // Frames held with seq > `low`, ascending (RECOVERY re-sends them).
     std::vector<wire::totem::McastFrame> frames_above(Seq low) const;
 

@@ -264,7 +264,6 @@ void Ring::on_timer(TimerId timer, Micros now) {
             if (r && r->held) release_held_token(*r, now);
             break;
         case TimerId::hold_cancel_retry:
-            // Also for a watermark rise (nothing queued): someone waits for it.
             if (state_ == State::operational && waiting_for_token_) send_hold_cancel(now);
             break;
         case TimerId::token_loss: {
@@ -316,21 +315,15 @@ SubmitResult Ring::submit(wire::Bytes message, Guarantee guarantee, Micros now) 
 }
 
 void Ring::set_local_watermark(std::uint64_t value, Micros now, const std::vector<NodeId>& notify) {
+    (void)now;
     const bool rose = value > local_watermark_;
     local_watermark_ = value;
     if (!rose || state_ != State::operational) return;
     RingInstance& ring = *installed_;
     send_watermark_notices(notify);
     fold_notices(ring);
-    if (ring.held) {
-        // Only I have seen the rotation this held token opened: it opens with my new value.
-        ring.held->watermark_partial = local_watermark_;
-        ring.rep_opened_watermark = local_watermark_;
-        release_held_token(ring, now);
-    } else if (!waiting_for_token_ && config_.self != ring.rep() &&
-               ring.last_seen_idle + 1 >= config_.idle_rotations_before_hold) {
-        send_hold_cancel(now);
-    }
+    // Only I have seen the rotation a held token opened: it opens with my new value.
+    if (ring.held && config_.self == ring.rep()) ring.held->watermark_partial = local_watermark_;
 }
 
 void Ring::leave(Micros now) {

@@ -87,9 +87,13 @@ struct RingInstance {
     wire::Bytes last_sent_token;        // encoded copy kept for token retransmission
     std::optional<Seq> last_sent_seq;   // its seq: a newer frame from the successor acks it
     std::optional<wire::totem::Token> held;  // the rep's held token on an idle ring
-    Seq rep_last_seq = 0;               // rep only: token.seq at its previous visit
-    std::uint64_t rep_last_watermark = 0;  // rep only: watermark_ring at its previous visit
-    std::uint64_t rep_opened_watermark = 0;  // rep only: its value when it opened this rotation
+    // Rep only: token.seq as it passed the token on (or held it) at its previous visit;
+    // whether it did yet on this ring; its safe point at its previous visit; whether this
+    // visit may hold (accept_token).
+    Seq rep_last_seq = 0;
+    bool rep_passed = false;
+    std::optional<Seq> rep_prev_safe;
+    bool rep_may_hold = false;
     bool cancel_pending = false;        // rep only: a hold-cancel came while the token was away
     std::uint32_t last_seen_idle = 0;   // idle_rotations on the last token seen
     // Watermark notices: the highest value each other member sent me on this ring.
@@ -129,12 +133,10 @@ public:
     // This node's application value for the ring watermark (DESIGN.md §6.3).
     // REQUIRES: it never decreases on one ring (the ring resets it to 0 at a change).
     void set_local_watermark(std::uint64_t value) { local_watermark_ = value; }
-    // The same, and a rise on an idle ring gets the token moving (hold-cancel, or the
-    // rep releases its held token): a client waiting for the watermark must not wait for
-    // the hold timer. A rise is also sent at once to the members in `notify` (those
-    // that wait for it; a WatermarkNotice, unicast to a few, multicast to more), who
-    // fold it into their ring watermark without waiting for the token. Take the effects
-    // afterwards.
+    // The same, and a rise is sent at once to the members in `notify` (those that wait
+    // for it; a WatermarkNotice, unicast to a few, multicast to more), who fold it into
+    // their ring watermark without waiting for the token; the token carries it to
+    // everyone else when it next goes round. Take the effects afterwards.
     void set_local_watermark(std::uint64_t value, Micros now, const std::vector<NodeId>& notify = {});
 
     Effects take_effects();

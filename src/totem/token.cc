@@ -52,28 +52,31 @@ void Ring::accept_token(RingInstance& r, wt::Token t, Micros now) {
 
     // Watermark (DESIGN.md §6.3): the rep closes one rotation's running min and opens the
     // next; everyone else folds in its value. The ring value is thus the min over one
-    // full rotation, a valid lower bound as long as local values never decrease.
-    // The rep's own value rising during a rotation is not in that rotation's min: the
-    // ring is then not idle (below), so one more rotation carries it.
-    const bool rep_rose = config_.self == r.rep() && local_watermark_ != r.rep_opened_watermark;
+    // full rotation, a valid lower bound as long as local values never decrease. The
+    // token is the watermark's slow path: whoever waits for a value (the origins of what
+    // it covers) gets every member's rise at once in a notice, so a moving watermark
+    // does not keep the ring from holding the token.
     if (config_.self == r.rep()) {
         t.watermark_ring = t.watermark_partial;
         t.watermark_partial = local_watermark_;
-        r.rep_opened_watermark = local_watermark_;
     } else {
         t.watermark_partial = std::min(t.watermark_partial, local_watermark_);
     }
     if (state_ == State::operational) raise_ring_watermark(t.watermark_ring);
 
-    // Idleness, counted by the rep once per rotation: no new frame, no pending request,
-    // everything received everywhere, nothing queued anywhere.
+    // Idleness, counted by the rep once per rotation: no new frame since the rep passed
+    // the token on, no pending request, everything received everywhere (aru = seq: every
+    // member forwarded seq in the rotation just closed), nothing queued anywhere.
     if (config_.self == r.rep()) {
-        // A watermark still moving is work too: someone waits for it (DESIGN.md §6.3).
-        const bool idle = t.seq == r.rep_last_seq && t.rtr.empty() && t.aru == t.seq && t.backlog == 0 &&
-                          t.watermark_ring == r.rep_last_watermark && !rep_rose && state_ == State::operational;
+        const bool idle = r.rep_passed && t.seq == r.rep_last_seq && t.rtr.empty() && t.aru == t.seq &&
+                          t.backlog == 0 && state_ == State::operational;
         t.idle_rotations = idle ? t.idle_rotations + 1 : 0;
-        r.rep_last_seq = t.seq;
-        r.rep_last_watermark = t.watermark_ring;
+        // A safe frame is delivered everywhere one rotation after the rep learnt that
+        // every member holds it (that rotation brings each member its second visit): a
+        // hold must wait for any safe frame above the safe point the rep had at its
+        // previous visit, or it would strand that frame on the others until the hold ends.
+        r.rep_may_hold = idle && !r.window.has_safe_frame_above(r.rep_prev_safe);
+        r.rep_prev_safe = r.window.safe_point();
     }
     r.last_seen_idle = t.idle_rotations;
 
@@ -196,11 +199,19 @@ void Ring::visit(RingInstance& r, wt::Token t, Micros now, bool may_hold) {
     const std::uint32_t left = recovering ? static_cast<std::uint32_t>(to_resend_.size()) : queue_.frames_needed();
     r.flow.update_token(t.fcc, t.backlog, sent, left);
 
-    // 6. Token hold on an idle ring (Corosync deviation, kept: idle CPU near zero).
+    // 6. Token hold on an idle ring (Corosync deviation, kept: idle CPU near zero): once
+    // every member has every frame and has delivered every safe one (accept_token), the
+    // rep keeps the token instead of sending it round for nothing. A sender that finds
+    // the token at home (the rep's own clients, or after a hold-cancel) sends at once.
     const bool cancelled = r.cancel_pending;
     r.cancel_pending = false;
-    if (may_hold && !cancelled && config_.self == r.rep() && t.idle_rotations >= config_.idle_rotations_before_hold &&
-        queue_.empty() && t.rtr.empty() && sent == 0 && r.members.size() > 1) {
+    if (config_.self == r.rep()) {
+        r.rep_last_seq = t.seq;  // after my own new frames
+        r.rep_passed = true;
+    }
+    if (may_hold && !cancelled && config_.self == r.rep() && r.rep_may_hold &&
+        t.idle_rotations >= config_.idle_rotations_before_hold && queue_.empty() && t.rtr.empty() && sent == 0 &&
+        r.members.size() > 1) {
         ++stats_.tokens_held;
         r.held = std::move(t);
         arm(TimerId::token_hold, now + config_.hold_us);

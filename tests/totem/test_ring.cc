@@ -131,8 +131,12 @@ TEST_CASE("the rep originates the token; it circulates in ascending node-id orde
     CHECK(h.net.front().to == 1);
     const wt::Token t = decode_token(h.net.front().bytes);
     CHECK(t.token_seq == 3);
-    h.step();  // 3 -> 1: the token came back, node 1's retransmit timer was re-armed
-    CHECK(h.net.front().to == 2);
+    h.step();  // 3 -> 1: the token came back
+    // Nothing was sent in two rotations (the origination counts as the first): the rep
+    // holds the token; a submit anywhere gets it moving again.
+    CHECK(h.net.empty());
+    CHECK(h.node(1).holding_token());
+    CHECK(h.timers.count({1, static_cast<int>(TimerId::token_hold)}) == 1);
 }
 
 TEST_CASE("a submitted message gets the next seq on the sender's visit and is delivered agreed everywhere") {
@@ -272,6 +276,26 @@ TEST_CASE("an idle ring's rep holds the token; a submit elsewhere cancels the ho
     h.run_until([&] { return h.count(1) == 1 && h.count(2) == 1 && h.count(3) == 1; });
     CHECK(h.count(3) == 1);
     CHECK(h.now == held_at);  // no timer had to fire: the hold-cancel released the token
+}
+
+TEST_CASE("the rep holds the token one idle rotation after agreed frames, never before every safe frame is delivered") {
+    // From node 3, the last before the rep: when the rep first sees the ring idle, node 2
+    // has not yet had the visit that makes the frame safe for it.
+    for (Guarantee g : {Guarantee::agreed, Guarantee::safe})
+    for (NodeId sender : {2u, 3u}) {
+        CAPTURE(g == Guarantee::safe);
+        CAPTURE(sender);
+        Harness h(3);
+        h.start();
+        h.run_until([&] { return h.node(1).holding_token(); });
+        h.node(sender).submit({5}, g, h.now);
+        h.collect(sender);  // a hold-cancel
+        h.run_until([&] { return !h.node(1).holding_token(); });
+        // Until the rep holds again: every member has delivered the message by then.
+        h.run_until([&] { return h.node(1).holding_token(); });
+        REQUIRE(h.node(1).holding_token());
+        for (NodeId n = 1; n <= 3; ++n) CHECK(h.count(n) == 1);
+    }
 }
 
 TEST_CASE("the rep's own submit releases its held token") {
