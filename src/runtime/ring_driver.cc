@@ -60,6 +60,17 @@ void RingDriver::on_timer(totem::TimerId id) {
 
 void RingDriver::apply() {
     totem::Effects fx = ring_.take_effects();
+    // Deliveries first: the core decided them already, and a sender's own message (or a
+    // safe delivery that starts a commit) must not wait for the sends below, each of
+    // which runs the bridge and the receivers' network stack on this CPU. Outside a
+    // batch of received datagrams the clients get their frames at once, too.
+    for (auto& e : fx.events)
+        if (callbacks_.event) callbacks_.event(std::move(e));
+    bool progressed = false;
+    if (!fx.events.empty() && !in_batch_ && callbacks_.progress) {
+        callbacks_.progress();
+        progressed = true;
+    }
     // Frames before the token that announces them (Totem §3.1): a token that overtakes
     // its frames makes the successor report them missing and costs a rotation.
     transport_.send_all_batch(fx.multicasts);
@@ -75,14 +86,12 @@ void RingDriver::apply() {
             if (!ec) on_timer(id);
         });
     }
-    for (auto& e : fx.events)
-        if (callbacks_.event) callbacks_.event(std::move(e));
     if (fx.watermark && callbacks_.watermark) callbacks_.watermark(*fx.watermark);
     for (const auto& line : fx.log)
         if (callbacks_.log) callbacks_.log(line);
     if (in_batch_)
         progress_pending_ = true;
-    else if (callbacks_.progress)
+    else if (callbacks_.progress && !progressed)
         callbacks_.progress();
 }
 

@@ -1,7 +1,7 @@
 // Drives the pure totem core from the protocol thread (DESIGN.md §3): datagrams from the
 // Transport and steady_timer fires go in as events with `now`; the effects come out and
-// are carried out here in order: sends first, then timers, then deliveries and
-// configuration changes (one ordered stream: the EVS contract), then log lines.
+// are carried out here in order: deliveries and configuration changes (one ordered
+// stream: the EVS contract), then sends, then timers, then log lines.
 //
 // Time: microseconds of CLOCK_MONOTONIC (steady_clock), the clock the core's deadlines
 // are expressed in.
