@@ -267,6 +267,11 @@ Status Journal::write_header(int index, const JournalHeader& h) {
     return Ok{};
 }
 
+Status Journal::grow_other(std::uint64_t capacity) {
+    const int other = 1 - active_;
+    return capacity_[other] < capacity ? grow(other, capacity) : Status{Ok{}};
+}
+
 Status Journal::reset(std::uint64_t base_version, const Hash& base_hash) {
     if (auto s = rotate(base_version, base_hash, 0); !s) return s;
     retired_ = false;

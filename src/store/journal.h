@@ -95,6 +95,11 @@ public:
     // segment is retired. REQUIRES: other_free().
     Status rotate(std::uint64_t base_version, const Hash& base_hash, std::size_t room);
     bool other_free() const { return !retired_; }
+    // Zero-fills the file that is not active up to `capacity` bytes, ahead of the next
+    // rotation, so that the rotation does not have to. May run on another thread while
+    // the active segment takes appends (it touches only the other file), never while
+    // rotate() or reset() runs.
+    Status grow_other(std::uint64_t capacity);
     // A checkpoint at or past the active segment's base is durable: the retired file is free.
     void release_retired() { retired_ = false; }
     std::uint64_t active_base() const { return active_base_; }

@@ -279,6 +279,8 @@ struct Store::Impl {
             ck_running = true;
             l.unlock();
             Status s = checkpoint();
+            // The next journal file at its next size, now rather than at the rotation.
+            if (s) s = journal->grow_other(next_journal_size());
             l.lock();
             ck_running = false;
             if (!s && ck_error.empty()) ck_error = s.error();
@@ -294,19 +296,24 @@ struct Store::Impl {
         return Ok{};
     }
 
+    // A journal file at least twice the last checkpoint: a checkpoint then writes at most
+    // about half as many bytes as the journal took since the previous one.
+    std::uint64_t next_journal_size() {
+        std::lock_guard l(ck_mu);
+        return std::max<std::uint64_t>(options.journal_capacity, 2 * base_size);
+    }
+
     // The active journal file is full: the batch after `head` goes to the other one, and
     // a checkpoint (at or past `head`) frees the file that held the records up to it.
     Status rotate_journal(const Head& head, std::size_t room) {
         if (auto s = wait_checkpoint(); !s) return s;
         journal->release_retired();  // the last checkpoint covers it
-        std::uint64_t want;
-        {
-            std::lock_guard l(ck_mu);
-            want = std::max<std::uint64_t>(options.journal_capacity, 2 * base_size);
-        }
-        if (auto s = journal->rotate(head.version, head.hash, std::max<std::uint64_t>(room, want)); !s) return s;
+        // The checkpointer grew the file already (grow_other); only a batch larger than
+        // that grows it here.
+        if (auto s = journal->rotate(head.version, head.hash, room); !s) return s;
         if (!options.background_checkpoint) {
             if (auto s = checkpoint(); !s) return s;
+            if (auto s = journal->grow_other(next_journal_size()); !s) return s;
             journal->release_retired();
             return Ok{};
         }
