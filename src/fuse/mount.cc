@@ -231,13 +231,23 @@ void Tree::set_start_time(std::uint64_t unix_seconds) {
 
 // ---- invalidation ----
 
+// The kernel caches only what it was handed: an inode no lookup, readdirplus, create or
+// mkdir ever returned has nothing to drop (a reply racing the change is bounded by the
+// attribute timeout either way). Skipping them spares a write to /dev/fuse per change
+// that nobody on this node looked at (writes through conclavectl, other nodes' files).
+bool Tree::Impl::maybe_cached(std::uint64_t ino) {
+    if (ino == format_root) return true;
+    std::lock_guard lock(known_mu);
+    return known.count(ino) != 0;
+}
+
 void Tree::Impl::inval_inode(std::uint64_t ino) {
-    if (!ready || closed || !se) return;
+    if (!ready || closed || !se || !maybe_cached(ino)) return;
     fuse_lowlevel_notify_inval_inode(se, ino, 0, 0);  // attributes and every cached page
 }
 
 void Tree::Impl::inval_entry_later(std::uint64_t parent, std::string name) {
-    if (!ready || closed) return;
+    if (!ready || closed || !maybe_cached(parent)) return;  // no entry under an unknown directory
     notifier.post([this, parent, name = std::move(name)] {
         if (!closed && se) fuse_lowlevel_notify_inval_entry(se, parent, name.c_str(), name.size());
     });

@@ -111,6 +111,7 @@ struct Tree::Impl {
 
     std::mutex known_mu;
     std::unordered_map<std::uint64_t, std::pair<std::uint64_t, std::string>> known;  // ino -> (parent, name)
+    bool maybe_cached(std::uint64_t ino);  // the root, or known
 
     // Files being written on this node: the handle that wrote last (getattr shows its size).
     // Lock order: writers_mu, then a handle's mu.
