@@ -262,7 +262,7 @@ Status Daemon::start() {
     }
     worker_ = std::make_unique<ApplyWorker>(
         *store_, cfg_.node_id,
-        [this](node::JobResult r) { job_done(std::move(r)); },
+        [this](std::vector<node::JobResult> results) { jobs_done(std::move(results)); },
         std::move(hooks));
     reader_ = std::make_unique<asio::thread_pool>(1);
     if (meta.empty())
@@ -565,11 +565,11 @@ void Daemon::record_discarded(std::vector<store::LogRecord> records) {
     });
 }
 
-void Daemon::job_done(node::JobResult r) {
+void Daemon::jobs_done(std::vector<node::JobResult> results) {
     bool post = false;
     {
         std::lock_guard lock(done_mu_);
-        done_queue_.push_back(std::move(r));
+        for (auto& r : results) done_queue_.push_back(std::move(r));
         post = !done_posted_;
         done_posted_ = true;
     }

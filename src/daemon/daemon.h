@@ -120,7 +120,7 @@ private:
     void drain_effects();
     // The apply worker's results (worker thread): queued, and handed to the node together
     // on the protocol thread (on_jobs_done).
-    void job_done(node::JobResult r);
+    void jobs_done(std::vector<node::JobResult> results);
     void on_jobs_done();
     // The replicated state's ring settings laid over ring_base_, given to the running ring.
     void apply_ring_settings(const std::map<std::string, std::uint64_t>& settings);
@@ -174,7 +174,7 @@ private:
     } content_cache_;
 
     std::map<std::uint64_t, Waiting> waiting_;  // by tag
-    std::mutex done_mu_;                          // job_done() <-> on_jobs_done()
+    std::mutex done_mu_;                          // jobs_done() <-> on_jobs_done()
     std::vector<node::JobResult> done_queue_;
     bool done_posted_ = false;
     std::uint64_t next_tag_ = 1;

@@ -115,10 +115,8 @@ void ApplyWorker::execute(std::vector<node::Job>& batch) {
         std::size_t items = 0;
         for (std::size_t k = i; k < i + merged; ++k)
             if (auto* a = std::get_if<node::JobApply>(&batch[k])) items += a->items.size();
-        for (auto& r : results) {
-            failed = failed || std::holds_alternative<node::ResultFailed>(r);
-            done_(std::move(r));
-        }
+        for (const auto& r : results) failed = failed || std::holds_alternative<node::ResultFailed>(r);
+        done_(std::move(results));
         {
             std::lock_guard lock(mu_);
             stats_.jobs += merged;

@@ -30,8 +30,9 @@ struct ApplyHooks {
 
 class ApplyWorker {
 public:
-    // `done` runs on the worker thread, once per job, in job order.
-    using Done = std::function<void(node::JobResult)>;
+    // `done` runs on the worker thread, once per commit with the results of the jobs it
+    // covered, in job order.
+    using Done = std::function<void(std::vector<node::JobResult>)>;
     ApplyWorker(store::Store& store, node::NodeId self, Done done, ApplyHooks hooks = {});
     ~ApplyWorker();
     ApplyWorker(const ApplyWorker&) = delete;
