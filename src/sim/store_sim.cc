@@ -123,7 +123,7 @@ private:
         so.map_size = 64ull << 20;
         so.retain = 1'000'000;
         // Small journal files: rotations and checkpoints happen every few dozen commits.
-        so.journal_capacity = 1u << 20;
+        so.journal_capacity = 256u << 10;
         so.background_checkpoint = false;
         so.boot_id = "sim-boot-" + std::to_string(nodes_[node].boots);
         auto st = store::Store::open(node_dir(node), so);

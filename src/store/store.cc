@@ -143,17 +143,25 @@ Status fsync_path(const std::string& path, bool dir) {
     return Ok{};
 }
 
-// Writes `text` to `path` atomically (a temporary file renamed over it), durably if `sync`.
-Status replace_file(const std::string& dir, const std::string& path, const std::string& text, bool sync) {
-    const std::string tmp = path + ".tmp";
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return Error{errno_text("store: cannot create " + tmp)};
-    const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-    const bool synced = !sync || ::fsync(fd) == 0;
+// The session record: "<boot id> clean|dirty", padded with spaces to a fixed size well
+// inside one disk sector, written in place (a sector is written whole or not at all; a
+// record that does not parse reads as no session, which makes the next open rebuild
+// LMDB's file: the safe side).
+constexpr std::size_t kSessionSize = 128;
+
+Status write_session(const std::string& dir, const std::string& path, const std::string& boot, bool clean,
+                     bool sync) {
+    std::string text = boot + (clean ? " clean\n" : " dirty\n");
+    if (text.size() > kSessionSize) return Error{"store: boot id too long"};
+    text.resize(kSessionSize, ' ');
+    const bool fresh = !exists(path);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return Error{errno_text("store: cannot open " + path)};
+    const bool written = ::pwrite(fd, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size());
+    const bool synced = !sync || ::fdatasync(fd) == 0;
     ::close(fd);
-    if (!written || !synced) return Error{errno_text("store: cannot write " + tmp)};
-    if (::rename(tmp.c_str(), path.c_str()) != 0) return Error{errno_text("store: cannot rename " + tmp)};
-    return sync ? fsync_path(dir, true) : Status{Ok{}};
+    if (!written || !synced) return Error{errno_text("store: cannot write " + path)};
+    return sync && fresh ? fsync_path(dir, true) : Status{Ok{}};
 }
 
 // Copies `from` over `to` (through a temporary file renamed over it), durably if `sync`.
@@ -381,7 +389,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, Options optio
             return Error{st.error()};
     }
     // From here on LMDB commits without syncing: the next open must know.
-    if (auto st = replace_file(dir, impl->path("session"), impl->boot + " dirty\n", options.sync); !st)
+    if (auto st = write_session(dir, impl->path("session"), impl->boot, false, options.sync); !st)
         return Error{st.error()};
 
     int rc = mdb_env_create(&impl->env);
@@ -390,8 +398,11 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, Options optio
     if ((rc = mdb_env_set_mapsize(impl->env, options.map_size)))
         return Error{lmdb_error("store: cannot set the LMDB map size", rc)};
     // MDB_NOTLS: read transactions are not tied to a thread (FUSE workers, any thread).
-    // MDB_NOSYNC: durability is the journal's.
-    if ((rc = mdb_env_open(impl->env, dir.c_str(), MDB_NOTLS | MDB_NOSYNC | MDB_WRITEMAP, 0600)))
+    // MDB_NOSYNC: durability is the journal's. MDB_WRITEMAP: a commit writes the map in
+    // place instead of copying every dirty page with pwrite. MDB_NORDAHEAD: the writable
+    // map spans a sparse file as large as the map; readahead would fault in (zero-fill)
+    // much of it.
+    if ((rc = mdb_env_open(impl->env, dir.c_str(), MDB_NOTLS | MDB_NOSYNC | MDB_WRITEMAP | MDB_NORDAHEAD, 0600)))
         return Error{lmdb_error(("store: cannot open LMDB environment in " + dir).c_str(), rc)};
 
     TxnGuard g;
@@ -472,7 +483,7 @@ Status Store::close() {
     if (!waited) return waited;
     if (i.options.sync)
         if (const int rc = mdb_env_sync(i.env, 1)) return Error{lmdb_error("store: cannot sync", rc)};
-    return replace_file(i.dir, i.path("session"), i.boot + " clean\n", i.options.sync);
+    return write_session(i.dir, i.path("session"), i.boot, true, i.options.sync);
 }
 
 Head Store::head() const {
