@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -397,33 +398,49 @@ std::string base64_encode(const std::uint8_t* data, std::size_t size) {
     return out;
 }
 
+namespace {
+
+// Each character's 6-bit value, 64 for anything outside the alphabet (padding included).
+constexpr std::array<std::uint8_t, 256> kBase64Values = [] {
+    std::array<std::uint8_t, 256> t{};
+    t.fill(64);
+    constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (std::uint8_t i = 0; i < 64; ++i) t[static_cast<unsigned char>(kAlphabet[i])] = i;
+    return t;
+}();
+
+}  // namespace
+
+// A put's whole file arrives through here: a table and direct writes, no per-byte append.
 bool base64_decode(std::string_view text, std::string& out) {
-    auto value = [](char c) -> int {
-        if (c >= 'A' && c <= 'Z') return c - 'A';
-        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-        if (c >= '0' && c <= '9') return c - '0' + 52;
-        if (c == '+') return 62;
-        if (c == '/') return 63;
-        return -1;
-    };
     out.clear();
     if (text.size() % 4 != 0) return false;
-    out.reserve(text.size() / 4 * 3);
-    for (std::size_t i = 0; i < text.size(); i += 4) {
-        bool last = i + 4 == text.size();
-        int pad = 0;
-        if (last && text[i + 3] == '=') pad = text[i + 2] == '=' ? 2 : 1;
-        std::uint32_t v = 0;
-        for (int k = 0; k < 4; ++k) {
-            int d = k >= 4 - pad ? 0 : value(text[i + static_cast<std::size_t>(k)]);
-            if (d < 0) return false;
-            v = (v << 6) | static_cast<std::uint32_t>(d);
-        }
+    const std::size_t groups = text.size() / 4;
+    std::size_t pad = 0;
+    if (groups > 0 && text.back() == '=') pad = text[text.size() - 2] == '=' ? 2 : 1;
+    out.resize(groups * 3 - pad);
+    auto* dst = reinterpret_cast<std::uint8_t*>(out.data());
+    const auto* src = reinterpret_cast<const std::uint8_t*>(text.data());
+    std::uint32_t bad = 0;
+    for (std::size_t g = 0; g + (pad ? 1 : 0) < groups; ++g, src += 4, dst += 3) {
+        const std::uint32_t a = kBase64Values[src[0]], b = kBase64Values[src[1]], c = kBase64Values[src[2]],
+                            d = kBase64Values[src[3]];
+        bad |= a | b | c | d;
+        const std::uint32_t v = (a << 18) | (b << 12) | (c << 6) | d;
+        dst[0] = static_cast<std::uint8_t>(v >> 16);
+        dst[1] = static_cast<std::uint8_t>(v >> 8);
+        dst[2] = static_cast<std::uint8_t>(v);
+    }
+    if (bad & 64) return false;  // a character outside the alphabet (or '=' inside)
+    if (pad) {
+        const std::uint32_t a = kBase64Values[src[0]], b = kBase64Values[src[1]];
+        const std::uint32_t c = pad == 2 ? 0 : kBase64Values[src[2]];
+        if ((a | b | c) & 64) return false;
+        const std::uint32_t v = (a << 18) | (b << 12) | (c << 6);
         // Canonical form only: the bits under the padding are zero.
         if ((pad == 1 && (v & 0xff) != 0) || (pad == 2 && (v & 0xffff) != 0)) return false;
-        out += static_cast<char>((v >> 16) & 0xff);
-        if (pad < 2) out += static_cast<char>((v >> 8) & 0xff);
-        if (pad < 1) out += static_cast<char>(v & 0xff);
+        dst[0] = static_cast<std::uint8_t>(v >> 16);
+        if (pad == 1) dst[1] = static_cast<std::uint8_t>(v >> 8);
     }
     return true;
 }

@@ -300,4 +300,19 @@ TEST_CASE("base64: round trip, canonical form only") {
     CHECK_FALSE(runtime::base64_decode("Z=8=", out));    // padding inside
     CHECK_FALSE(runtime::base64_decode("Zm8=Zm8=", out));
     CHECK_FALSE(runtime::base64_decode("Zm 8", out));
+    CHECK_FALSE(runtime::base64_decode("====", out));
+    CHECK_FALSE(runtime::base64_decode("A===", out));
+    CHECK_FALSE(runtime::base64_decode("Zg==Zg==", out));
+    CHECK_FALSE(runtime::base64_decode(std::string("Zm9v\0mFy", 8), out));
+    CHECK(runtime::base64_decode("", out));
+    CHECK(out.empty());
+    // Every single-character change of a valid text either fails or decodes to what
+    // encodes back to it (one text per byte string: the canonical form).
+    const std::string valid = runtime::base64_encode("conclave!?");
+    for (std::size_t i = 0; i < valid.size(); ++i)
+        for (int c = 0; c < 256; ++c) {
+            std::string t = valid;
+            t[i] = static_cast<char>(c);
+            if (runtime::base64_decode(t, out)) CHECK(runtime::base64_encode(out) == t);
+        }
 }
