@@ -59,10 +59,19 @@ Transition genesis(Limits limits = {}) {
     return t;
 }
 
+// Options for a test store: a 64 MiB map, the given sync and retained log.
+Options options(bool sync, std::uint64_t retain) {
+    Options o;
+    o.sync = sync;
+    o.map_size = 64ull << 20;
+    o.retain = retain;
+    return o;
+}
+
 struct Fixture {
     test::TempDir dir;
     std::unique_ptr<Store> store;
-    explicit Fixture(Options o = {.sync = false, .map_size = 64ull << 20, .retain = 10000}) {
+    explicit Fixture(Options o = options(false, 10000)) {
         auto s = Store::open(dir.path, o);
         REQUIRE_MESSAGE(s.ok(), s.error());
         store = std::move(s.value());
@@ -504,7 +513,7 @@ TEST_CASE("expect: a hash mismatch aborts the whole batch") {
 }
 
 TEST_CASE("log_after: on-history, off-history, beyond the retained log") {
-    Fixture f({.sync = false, .map_size = 64ull << 20, .retain = 4});
+    Fixture f(options(false, 4));
     const std::vector<Item> items = workload();  // 10 transitions
     auto r = f.store->apply(items);
     REQUIRE(r.ok());
@@ -580,7 +589,7 @@ TEST_CASE("retained_from lists a node's surviving requests") {
 }
 
 TEST_CASE("snapshot round-trips into a fresh store") {
-    Fixture src({.sync = false, .map_size = 64ull << 20, .retain = 3});
+    Fixture src(options(false, 3));
     const std::vector<Item> items = workload();
     REQUIRE(src.store->apply(items).ok());
     auto snap = src.store->snapshot();
@@ -644,7 +653,7 @@ TEST_CASE("a corrupted snapshot is refused and the store is unchanged") {
 
 TEST_CASE("reopening a store keeps everything") {
     test::TempDir dir;
-    const Options o{.sync = true, .map_size = 64ull << 20, .retain = 5};
+    const Options o = options(true, 5);
     Head head;
     Hash content;
     Meta meta;
@@ -681,7 +690,11 @@ namespace {
 // the boot it names; power_failure() also loses LMDB's unsynced file.
 struct Durability {
     test::TempDir dir;
-    Options o{.sync = true, .map_size = 64ull << 20, .retain = 10000, .journal_capacity = 16 << 10};
+    Options o = [] {
+        Options x = options(true, 10000);
+        x.journal_capacity = 16 << 10;
+        return x;
+    }();
     std::unique_ptr<Store> store;
     explicit Durability(bool background = true) {
         o.background_checkpoint = background;
@@ -944,7 +957,7 @@ TEST_CASE("path_of: deeper than kMaxPath, broken chains and cycles") {
     const std::uint64_t x = f.stat("/x").ino, y = f.stat("/x/y").ino, file = f.stat("/x/y/file").ino;
     const std::string dir = f.dir.path;
     auto reopen = [&] {
-        auto s = Store::open(dir, Options{.sync = false, .map_size = 64ull << 20, .retain = 10000});
+        auto s = Store::open(dir, options(false, 10000));
         REQUIRE(s.ok());
         f.store = std::move(s.value());
     };
