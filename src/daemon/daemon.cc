@@ -769,7 +769,9 @@ json Daemon::status(const StoreView& view) const {
           {"duplicate_frames", rs.duplicate_frames},
           {"stale", rs.stale},
           {"watermark_notices_sent", rs.watermark_notices_sent},
-          {"watermark_notices_received", rs.watermark_notices_received}}},
+          {"watermark_notices_received", rs.watermark_notices_received},
+          {"safe_notices_sent", rs.safe_notices_sent},
+          {"safe_notices_received", rs.safe_notices_received}}},
         {"groups", {{"clients", groups_.sessions()}, {"delivered", groups_.delivered()}, {"blocked", groups_.blocked()}}},
     };
 }

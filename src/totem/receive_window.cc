@@ -76,6 +76,19 @@ void ReceiveWindow::collect_missing(std::uint32_t threshold, std::size_t max, st
     }
 }
 
+bool ReceiveWindow::has_own_safe_frame(std::optional<Seq> low, Seq high, std::uint32_t originator) const {
+    for (Seq s = low ? seq_max(*low + 1, base_) : base_; seq_le(s, high) && seq_le(s, high_); ++s) {
+        const auto& f = slot(s).frame;
+        if (f && f->originator == originator && (f->flags & wt::kFrameSafe)) return true;
+    }
+    return false;
+}
+
+void ReceiveWindow::raise_safe_point(Seq s) {
+    const Seq p = seq_min(s, aru_);
+    safe_point_ = safe_point_ ? seq_max(*safe_point_, p) : p;
+}
+
 bool ReceiveWindow::has_safe_frame_above(std::optional<Seq> low) const {
     for (Seq s = low ? seq_max(*low + 1, base_) : base_; seq_le(s, high_); ++s) {
         const auto& f = slot(s).frame;

@@ -62,8 +62,12 @@ public:
                           bool recovering = false);
 
     // Whether a retained frame with seq > `low` (every retained frame if nullopt) asks
-    // for safe delivery.
+    // for safe delivery; the same for frames in (low, high] originated by `originator`.
     bool has_safe_frame_above(std::optional<Seq> low) const;
+    bool has_own_safe_frame(std::optional<Seq> low, Seq high, std::uint32_t originator) const;
+    // Another member's safe point (a SafeNotice): every member held every frame up to
+    // it. Never beyond my own aru (I am a member: I held them too).
+    void raise_safe_point(Seq s);
 
     // Frames held with seq > `low`, ascending (RECOVERY re-sends them).
     std::vector<wire::totem::McastFrame> frames_above(Seq low) const;

@@ -62,6 +62,8 @@ struct RingStats {
     std::uint64_t hold_cancels_sent = 0;
     std::uint64_t watermark_notices_sent = 0;
     std::uint64_t watermark_notices_received = 0;
+    std::uint64_t safe_notices_sent = 0;
+    std::uint64_t safe_notices_received = 0;
     std::uint64_t inconsistent_frames = 0;  // reassembly found a broken chunk sequence
     // Membership.
     std::uint64_t gathers = 0;          // entries into GATHER
@@ -185,6 +187,8 @@ private:
     void forward(RingInstance& r, wire::totem::Token token, Micros now);
     void send_hold_cancel(Micros now);
     void send_watermark_notices(const std::vector<NodeId>& notify);
+    void send_safe_notice(RingInstance& r, std::optional<Seq> before);
+    void on_safe_notice(RingInstance& r, Seq seq);
     void on_watermark_notice(RingInstance& r, NodeId from, std::uint64_t value);
     // The ring watermark only rises on one ring: to the min over the members of what the
     // token or their notices showed (DESIGN.md §6.3).

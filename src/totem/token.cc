@@ -48,7 +48,9 @@ void Ring::accept_token(RingInstance& r, wt::Token t, Micros now) {
     }
 
     r.window.note_high(t.seq);
+    const std::optional<Seq> safe_before = r.window.safe_point();
     r.window.on_token_aru(t.aru);
+    send_safe_notice(r, safe_before);
 
     // Watermark (DESIGN.md §6.3): the rep closes one rotation's running min and opens the
     // next; everyone else folds in its value. The ring value is thus the min over one
@@ -313,6 +315,26 @@ void Ring::send_watermark_notices(const std::vector<NodeId>& notify) {
         return;
     }
     for (NodeId n : to) effects_.unicasts.push_back(Unicast{n, bytes});
+}
+
+// The originator of a safe frame is the first to learn it is safe (ReceiveWindow): the
+// others learn it from this notice one hop later instead of at their next visit, which
+// on a three-node ring is up to two hops later. Only for its own safe frames, so a busy
+// ring sends at most one per visit of a sender of safe messages.
+void Ring::send_safe_notice(RingInstance& r, std::optional<Seq> before) {
+    const std::optional<Seq> now = r.window.safe_point();
+    if (state_ != State::operational || !now || (before && !seq_gt(*now, *before)) || r.members.size() < 2) return;
+    if (!r.window.has_own_safe_frame(before, *now, config_.self)) return;
+    wire::Bytes bytes;
+    wt::encode(wt::SafeNotice{{r.id, config_.self}, *now}, bytes);
+    multicast(std::move(bytes));
+    ++stats_.safe_notices_sent;
+}
+
+void Ring::on_safe_notice(RingInstance& r, Seq seq) {
+    ++stats_.safe_notices_received;
+    r.window.raise_safe_point(seq);
+    deliver(r);
 }
 
 void Ring::on_watermark_notice(RingInstance& r, NodeId from, std::uint64_t value) {

@@ -230,6 +230,12 @@ void encode(const WatermarkNotice& n, Bytes& out) {
     w.u64(n.value);
 }
 
+void encode(const SafeNotice& n, Bytes& out) {
+    Writer w(out);
+    put_header(w, PacketType::safe, n.header);
+    w.u32(n.seq);
+}
+
 const Header& header_of(const Packet& p) {
     return std::visit([](const auto& v) -> const Header& { return v.header; }, p);
 }
@@ -304,6 +310,15 @@ DecodeResult decode_packet(ByteView data, bool nested) {
             WatermarkNotice n{h};
             if (!r.u64(n.value)) {
                 res.error = "watermark notice truncated";
+                return res;
+            }
+            res.packet = n;
+            break;
+        }
+        case PacketType::safe: {
+            SafeNotice n{h};
+            if (!r.u32(n.seq)) {
+                res.error = "safe notice truncated";
                 return res;
             }
             res.packet = n;

@@ -56,6 +56,7 @@ enum class PacketType : std::uint8_t {
     merge_detect = 6,
     leave = 7,
     watermark = 8,
+    safe = 9,
 };
 
 struct RingId {
@@ -210,7 +211,20 @@ struct WatermarkNotice {
 };
 inline constexpr std::size_t kWatermarkNoticeSize = kHeaderSize + 8;
 
-using Packet = std::variant<Token, McastFrame, HoldCancel, Join, CommitToken, MergeDetect, Leave, WatermarkNotice>;
+// An originator learnt at its token visit that every member holds every frame up to
+// `seq` (its safe point rose over frames it sent with the safe guarantee): the others
+// may deliver them now instead of at their own next visit (Totem's safe delivery, its
+// knowledge shared one hop sooner). Unsequenced and unreliable: the token still brings
+// each member the same knowledge at its next visit.
+struct SafeNotice {
+    Header header;
+    std::uint32_t seq = 0;
+    friend bool operator==(const SafeNotice&, const SafeNotice&) = default;
+};
+inline constexpr std::size_t kSafeNoticeSize = kHeaderSize + 4;
+
+using Packet =
+    std::variant<Token, McastFrame, HoldCancel, Join, CommitToken, MergeDetect, Leave, WatermarkNotice, SafeNotice>;
 
 // Encoders append to `out`.
 void encode(const Token& t, Bytes& out);
@@ -221,6 +235,7 @@ void encode(const CommitToken& c, Bytes& out);
 void encode(const MergeDetect& m, Bytes& out);
 void encode(const Leave& l, Bytes& out);
 void encode(const WatermarkNotice& n, Bytes& out);
+void encode(const SafeNotice& n, Bytes& out);
 void encode(const Packet& p, Bytes& out);
 std::size_t encoded_size(const Token& t);
 std::size_t encoded_size(const McastFrame& f);

@@ -249,3 +249,11 @@ TEST_CASE("a watermark notice round trips; its size is fixed") {
     encode(n, b);
     CHECK(b.size() == kWatermarkNoticeSize);
 }
+
+TEST_CASE("a safe notice round trips; its size is fixed") {
+    const SafeNotice n{{{2, 12}, 3}, 0xfffffff0u};
+    check_round_trip_sized(n);
+    Bytes b;
+    encode(n, b);
+    CHECK(b.size() == kSafeNoticeSize);
+}

@@ -199,6 +199,37 @@ TEST_CASE("an originator's safe frame is safe for it one rotation after it sent 
     CHECK(h.count(3) == 1);
 }
 
+TEST_CASE("the originator's safe notice lets the others deliver before their own next visit") {
+    Harness h(3);
+    h.start();
+    h.node(1).submit({7}, Guarantee::safe, h.now);
+    h.collect(1);
+    // Until node 1 knows the frame is safe (the token came back to it once).
+    h.run_until([&] { return h.count(1) == 1; });
+    REQUIRE(h.count(1) == 1);
+    CHECK(h.node(1).stats().safe_notices_sent == 1);
+    // Deliver only the notices now, holding the token back: nodes 2 and 3 deliver from them.
+    std::deque<InFlight> rest;
+    while (!h.net.empty()) {
+        InFlight p = std::move(h.net.front());
+        h.net.pop_front();
+        if (std::holds_alternative<wt::SafeNotice>(wt::decode(p.bytes).packet)) {
+            h.node(p.to).on_packet(p.from, p.bytes, h.now);
+            h.collect(p.to);
+        } else {
+            rest.push_back(std::move(p));
+        }
+    }
+    CHECK(h.count(2) == 1);
+    CHECK(h.count(3) == 1);
+    CHECK(h.node(3).stats().safe_notices_received == 1);
+    // An agreed message sends none.
+    h.net = std::move(rest);
+    h.node(1).submit({8}, Guarantee::agreed, h.now);
+    h.run_until([&] { return h.count(1) == 2 && h.count(2) == 2 && h.count(3) == 2; });
+    CHECK(h.node(1).stats().safe_notices_sent == 1);
+}
+
 TEST_CASE("a safe message holds back the agreed message behind it (EVS order)") {
     Harness h(2);
     h.start();
