@@ -272,7 +272,10 @@ struct Store::Impl {
         if (rc == 0 && options.sync && ::fsync(fd) != 0) rc = errno;
         if (rc == 0 && ::fstat(fd, &st) != 0) rc = errno;
         ::close(fd);
-        if (rc != 0) return Error{lmdb_error(("store: checkpoint: cannot write " + tmp).c_str(), rc)};
+        if (rc != 0) {
+            ::unlink(tmp.c_str());  // a partial copy only takes space (a full disk, say)
+            return Error{lmdb_error(("store: checkpoint: cannot write " + tmp).c_str(), rc)};
+        }
         if (::rename(tmp.c_str(), path("base.mdb").c_str()) != 0)
             return Error{errno_text("store: checkpoint: cannot rename " + tmp)};
         if (options.sync)
@@ -291,8 +294,10 @@ struct Store::Impl {
             ck_running = true;
             l.unlock();
             Status s = checkpoint();
-            // The next journal file at its next size, now rather than at the rotation.
-            if (s) s = journal->grow_other(next_journal_size());
+            // The next journal file at its next size, now rather than at the rotation. Only
+            // an optimisation: a file that could not grow (a full disk) stays as it is,
+            // and a rotation grows it if a batch needs it.
+            if (s) (void)journal->grow_other(next_journal_size());
             l.lock();
             ck_running = false;
             if (!s && ck_error.empty()) ck_error = s.error();
@@ -310,10 +315,12 @@ struct Store::Impl {
 
     // A journal file at least four times the last checkpoint: a checkpoint then writes at
     // most about a quarter as many bytes as the journal took since the previous one (a
-    // checkpoint slows every commit while it runs).
+    // checkpoint slows every commit while it runs). At most 256 MiB: a state near the
+    // largest allowed checkpoints more often instead of holding gigabytes of journal.
     std::uint64_t next_journal_size() {
         std::lock_guard l(ck_mu);
-        return std::max<std::uint64_t>(options.journal_capacity, 4 * base_size);
+        const std::uint64_t want = std::min<std::uint64_t>(4 * base_size, 256u << 20);
+        return std::max<std::uint64_t>(options.journal_capacity, want);
     }
 
     // The active journal file is full: the batch after `head` goes to the other one, and
@@ -326,7 +333,7 @@ struct Store::Impl {
         if (auto s = journal->rotate(head.version, head.hash, room); !s) return s;
         if (!options.background_checkpoint) {
             if (auto s = checkpoint(); !s) return s;
-            if (auto s = journal->grow_other(next_journal_size()); !s) return s;
+            (void)journal->grow_other(next_journal_size());
             journal->release_retired();
             return Ok{};
         }
@@ -403,7 +410,10 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, Options optio
     // map spans a sparse file as large as the map; readahead would fault in (zero-fill)
     // much of it.
     if ((rc = mdb_env_open(impl->env, dir.c_str(), MDB_NOTLS | MDB_NOSYNC | MDB_WRITEMAP | MDB_NORDAHEAD, 0600)))
-        return Error{lmdb_error(("store: cannot open LMDB environment in " + dir).c_str(), rc)};
+        return Error{lmdb_error(("store: cannot open LMDB environment in " + dir).c_str(), rc) +
+                     (trusted ? "" : " (rebuilt from the checkpoint base.mdb after an unclean stop on an earlier "
+                                     "boot); remove the directory and start again: the node then syncs the state "
+                                     "from the cluster")};
 
     TxnGuard g;
     if ((rc = g.begin(impl->env, false))) return Error{lmdb_error("store: cannot begin a transaction", rc)};

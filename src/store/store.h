@@ -37,9 +37,9 @@ struct Options {
     std::uint64_t map_size = 1ull << 30;     // LMDB map size (address space, not disk)
     std::uint64_t retain = 10000;            // transitions kept in the retained log
     // Each of the two journal files (zero-filled; they start at 4 MiB and grow in the
-    // background). A full one starts a checkpoint; the next file is made at least four
-    // times the last checkpoint's size, so a checkpoint writes at most about a quarter
-    // as much as the journal took.
+    // background). A full one starts a checkpoint; the next file is made four times the
+    // last checkpoint's size (at least this, at most 256 MiB), so a checkpoint writes at
+    // most about a quarter as much as the journal took.
     std::uint64_t journal_capacity = 64u << 20;
     bool background_checkpoint = true;       // off: checkpoints run inside apply() (simulator)
     // This machine's boot (empty: /proc/sys/kernel/random/boot_id). The simulator gives
