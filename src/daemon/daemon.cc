@@ -379,8 +379,8 @@ void Daemon::drain_effects() {
             log::notice(line);
     }
     if (!fx.jobs.empty()) worker_->push(std::move(fx.jobs));
-    // A rise moves an idle ring by itself (hold-cancel or release): the acknowledgement
-    // that waits for it does not wait for the hold timer.
+    // A rise reaches the nodes whose requests it covers at once (watermark notices): an
+    // acknowledgement waits for no token rotation.
     if (fx.local_watermark) driver_->set_local_watermark(*fx.local_watermark, fx.watermark_notify);
     for (const auto& r : fx.replies) {
         auto it = waiting_.find(r.tag);

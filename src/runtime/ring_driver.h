@@ -41,8 +41,9 @@ public:
     // An authenticated datagram's body from the transport.
     void on_packet(std::uint32_t sender, wire::ByteView body);
     totem::SubmitResult submit(wire::Bytes message, totem::Guarantee guarantee);
-    // The application's durable value for the ring watermark; a rise moves an idle ring
-    // (its effects are carried out here, as for submit()).
+    // The application's durable value for the ring watermark; a rise is sent at once to
+    // the nodes in `notify` (Ring::set_local_watermark; its effects are carried out
+    // here, as for submit()).
     void set_local_watermark(std::uint64_t value, const std::vector<std::uint32_t>& notify = {});
     // Cluster-wide ring settings from the replicated state; returns why they were
     // refused (empty: applied).
