@@ -521,7 +521,7 @@ Result<std::vector<Applied>> Store::Impl::apply(std::span<const Item> items, boo
 
     std::vector<Applied> applied;
     applied.reserve(items.size());
-    JournalRecord rec_j;  // every entry of the batch, split into records below
+    std::vector<JournalEntry> journal_entries;  // the batch's, split into records below
     wire::Bytes value;
     for (const Item& item : items) {
         const Transition& t = item.t;
@@ -544,7 +544,7 @@ Result<std::vector<Applied>> Store::Impl::apply(std::span<const Item> items, boo
         txn.put(dbs.log, VersionKey(version).view(), value);
         if (!txn.ok()) return Error{lmdb_error("store: apply failed", txn.rc())};
         applied.push_back(Applied{item.epoch, version, hash, err, t.origin, t.request});
-        if (journaled) rec_j.entries.push_back(JournalEntry{item.epoch, std::move(rec.transition)});
+        if (journaled) journal_entries.push_back(JournalEntry{item.epoch, std::move(rec.transition)});
     }
     trim_log(txn, st, options.retain);
     txn.save_state(st);
@@ -553,15 +553,15 @@ Result<std::vector<Applied>> Store::Impl::apply(std::span<const Item> items, boo
         // The batch goes to the journal before LMDB commits it, in records of a few MiB.
         std::vector<JournalRecord> records;
         std::size_t bytes = 0, total = 0;
-        for (std::size_t i = 0; i < rec_j.entries.size(); ++i) {
-            const std::size_t n = kJournalEntryOverhead + rec_j.entries[i].transition.size();
+        for (std::size_t i = 0; i < journal_entries.size(); ++i) {
+            const std::size_t n = kJournalEntryOverhead + journal_entries[i].transition.size();
             if (records.empty() || bytes + n > kJournalRecordTarget) {
                 records.emplace_back();
                 records.back().first_version = before.version + 1 + i;
                 bytes = kJournalRecordOverhead;
                 total += kJournalRecordOverhead;
             }
-            records.back().entries.push_back(std::move(rec_j.entries[i]));
+            records.back().entries.push_back(std::move(journal_entries[i]));
             records.back().last_hash = applied[i].hash;
             bytes += n;
             total += n;
