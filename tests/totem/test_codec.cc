@@ -242,18 +242,14 @@ TEST_CASE("an encapsulated old-ring frame round trips and fits the budget") {
     CHECK_FALSE(decode(t).ok());
 }
 
-TEST_CASE("a watermark notice round trips; its size is fixed") {
-    const WatermarkNotice n{{{2, 12}, 3}, 0x0102030405060708ull};
-    check_round_trip_sized(n);
-    Bytes b;
-    encode(n, b);
-    CHECK(b.size() == kWatermarkNoticeSize);
-}
-
-TEST_CASE("a safe notice round trips; its size is fixed") {
+TEST_CASE("watermark and safe notices round trip; their sizes are fixed") {
+    const WatermarkNotice w{{{2, 12}, 3}, 0x0102030405060708ull};
     const SafeNotice n{{{2, 12}, 3}, 0xfffffff0u};
+    check_round_trip_sized(w);
     check_round_trip_sized(n);
-    Bytes b;
-    encode(n, b);
-    CHECK(b.size() == kSafeNoticeSize);
+    Bytes bw, bn;
+    encode(w, bw);
+    encode(n, bn);
+    CHECK(bw.size() == kWatermarkNoticeSize);
+    CHECK(bn.size() == kSafeNoticeSize);
 }
