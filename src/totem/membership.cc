@@ -44,6 +44,11 @@ void Ring::enter_gather(const std::string& reason, Micros now) {
     state_ = State::gather;
     gather_.joins.clear();
     gather_.consensus_expiries = 0;
+    // No singleton ring before one consensus expiry: fail sets are merged by union, so
+    // joins still in flight from an earlier round can fail everyone at once, and an instant
+    // singleton ring restarts the round for every node that hears of it (a livelock at six
+    // nodes). A node that is really alone loses one consensus timeout.
+    gather_.wait_for_others = true;
     waiting_for_token_ = false;
     ++stats_.gathers;
     cancel_all_timers();
@@ -102,7 +107,9 @@ void Ring::on_join(NodeId from, const wt::Join& j, Micros now) {
             return;
         }
         if (config_.test_hooks.no_merge && !installed_->is_member(from)) return;
-        if (contains(j.fail, config_.self) && !installed_->is_member(from)) return;  // it gave up on us already
+        // A non-member that gave up on us, or on any of our members, would split this ring
+        // to merge: it forms its own ring first (which empties its fail set) and merges then.
+        if (!installed_->is_member(from) && !set_intersection(j.fail, installed_->members).empty()) return;
         enter_gather("join from node " + std::to_string(from) + ", forming a new ring", now);
     } else if (state_ == State::commit || state_ == State::recovery) {
         // A member of the ring being formed that gathers with other sets than the
@@ -151,8 +158,12 @@ void Ring::on_join(NodeId from, const wt::Join& j, Micros now) {
 void Ring::on_leave(NodeId from, Micros now) {
     const bool member = (installed_ && installed_->is_member(from)) || (forming_ && forming_->is_member(from));
     if (!member && !contains(gather_.proc, from)) return;
-    if (state_ != State::gather) enter_gather("node " + std::to_string(from) + " left the ring", now);
-    else log("node " + std::to_string(from) + " left the ring");
+    if (state_ != State::gather) {
+        enter_gather("node " + std::to_string(from) + " left the ring", now);
+        gather_.wait_for_others = false;  // it said so itself: no need to wait for it
+    } else {
+        log("node " + std::to_string(from) + " left the ring");
+    }
     insert_node(gather_.proc, from);
     if (insert_node(gather_.fail, from)) send_join(now);
     check_consensus(now);

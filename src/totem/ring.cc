@@ -167,7 +167,6 @@ void Ring::start(Micros now) {
         return;
     }
     gather_.proc = {config_.self};
-    gather_.wait_for_others = true;
     enter_gather("starting: looking for a ring to join", now);
 }
 
