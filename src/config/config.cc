@@ -267,6 +267,16 @@ const std::vector<SectionSpec>& schema() {
              {"group", name_setter(&Config::group, 32, "-_.", "group name")},
              {"lock_timeout", uint_setter(&Config::lock_timeout, 1, 86400)},
          }},
+        {"system",
+         {
+             {"sched_rr",
+              [](std::string_view v, Config& c) -> std::optional<std::string> {
+                  if (v == "yes" || v == "on" || v == "1") c.sched_rr = true;
+                  else if (v == "no" || v == "off" || v == "0") c.sched_rr = false;
+                  else return "'" + std::string(v) + "' is not yes or no";
+                  return std::nullopt;
+              }},
+         }},
         {"logging",
          {
              {"level",
@@ -539,6 +549,7 @@ std::string format(const Config& c) {
     o << "tree {\n    mount: " << (c.mount ? "yes" : "no") << "\n";
     if (!c.group.empty()) o << "    group: " << c.group << "\n";
     o << "    lock_timeout: " << c.lock_timeout << "\n}\n";
+    o << "system {\n    sched_rr: " << (c.sched_rr ? "yes" : "no") << "\n}\n";
     o << "logging {\n    level: " << log_level_name(c.log_level) << "\n}\n";
     return o.str();
 }

@@ -60,6 +60,8 @@ struct Config {
     bool mount = true;              // mount the configuration tree at mount_point
     std::string group;              // group of the tree's entries; empty: www-data if it exists, else root
     std::uint32_t lock_timeout = 120;  // seconds before an unchanged priv/lock/NAME may be unlocked
+    // system { }
+    bool sched_rr = true;  // the protocol thread runs SCHED_RR at the highest priority (Corosync's default)
     // logging { }
     LogLevel log_level = LogLevel::info;
 };

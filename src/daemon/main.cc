@@ -14,13 +14,15 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: conclaved [-c FILE] [-f] [-l] [-t] [--print-config]\n"
+    "usage: conclaved [-c FILE] [-f] [-l] [-p] [-t] [--print-config]\n"
     "\n"
     "  -c, --config FILE   the node's configuration (default /etc/conclave/conclave.conf)\n"
     "  -f, --foreground    accepted for Corosync compatibility; conclaved never forks\n"
     "  -l, --local         local mode (pmxcfs -l): this node alone, no network, always\n"
     "                      quorate; the tree is writable. A node with no state gets a\n"
     "                      one-node cluster. For repairs of a node cut off from its cluster\n"
+    "  -p, --no-realtime   do not run the protocol thread with SCHED_RR (Corosync's -p);\n"
+    "                      the same as 'system { sched_rr: no }'\n"
     "  -t, --test-config   check the configuration and the key files, print the result, exit\n"
     "  --print-config      print the configuration with every default filled in, exit\n"
     "  -h, --help          show this text\n"
@@ -56,6 +58,7 @@ int main(int argc, char** argv) {
     bool test = false;
     bool print = false;
     bool local = false;
+    bool no_realtime = false;
     for (std::size_t i = 0; i < args.size(); ++i) {
         std::string_view a = args[i];
         if (a == "-c" || a == "--config") {
@@ -65,6 +68,8 @@ int main(int argc, char** argv) {
             // conclaved never daemonizes; systemd supervises it.
         } else if (a == "-l" || a == "--local") {
             local = true;
+        } else if (a == "-p" || a == "--no-realtime") {
+            no_realtime = true;
         } else if (a == "-t" || a == "--test-config") {
             test = true;
         } else if (a == "--print-config") {
@@ -84,6 +89,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "conclaved: %s\n", cfg.error().c_str());
         return 1;
     }
+    if (no_realtime) cfg->sched_rr = false;
     if (print) {
         std::fputs(conclave::config::format(cfg.value()).c_str(), stdout);
         return 0;

@@ -39,6 +39,9 @@ tree {
     group: www-data
     lock_timeout: 60
 }
+system {
+    sched_rr: no
+}
 logging {
     level: debug
 }
@@ -73,6 +76,7 @@ TEST_CASE("a full config parses into every field") {
     CHECK(c.mcast_group == "239.192.10.1");
     CHECK(c.port == 5405);
     CHECK(c.mtu == 9000);
+    CHECK_FALSE(c.sched_rr);
     CHECK(c.next_key_file == "/etc/conclave/authkey.next");
     CHECK(c.cipher == crypto::Cipher::chacha20_poly1305);
     CHECK(c.log_level == config::LogLevel::debug);
@@ -179,6 +183,7 @@ TEST_CASE("values are type- and range-checked") {
     CHECK(has(error_of(std::string(kMinimal) + "crypto {\n key_file: relative/key\n}\n"), "is not an absolute path"));
     CHECK(has(error_of(std::string(kMinimal) + "logging {\n level: chatty\n}\n"), "is not a log level"));
     CHECK(has(error_of(std::string(kMinimal) + "tree {\n mount: maybe\n}\n"), "tree.mount: 'maybe' is not yes or no"));
+    CHECK(has(error_of(std::string(kMinimal) + "system {\n sched_rr: fast\n}\n"), "system.sched_rr: 'fast' is not yes or no"));
     CHECK(has(error_of(std::string(kMinimal) + "tree {\n lock_timeout: 0\n}\n"), "tree.lock_timeout: 0 is out of range"));
     CHECK(has(error_of(std::string(kMinimal) + "tree {\n group: a;b\n}\n"), "is not a valid group name"));
     CHECK(has(error_of(std::string(kMinimal) + "paths {\n control_socket: /" + std::string(120, 's') + "\n}\n"),
