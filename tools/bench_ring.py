@@ -67,11 +67,17 @@ def one_case(name, n, size, case, secs, group, env, tmp):
                "--window", window, "--pid", str(pids[i - 1]), "--lat", os.path.join(tmp, f"lat{i}")]
         procs.append(subprocess.Popen(cmd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     results = []
-    for p in procs:
-        out, err = p.communicate(timeout=secs + 120)
-        if p.returncode != 0:
-            raise RuntimeError(f"ring-node failed: {err.strip()}")
-        results.append(json.loads(out))
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=secs + 120)
+            if p.returncode != 0:
+                raise RuntimeError(f"ring-node failed: {err.strip()}")
+            results.append(json.loads(out))
+    finally:
+        for p in procs:  # the other nodes' clients of a failed run (ours, by PID)
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     lat = []
     for i in range(1, n + 1):
         path = os.path.join(tmp, f"lat{i}")
@@ -91,12 +97,24 @@ def one_case(name, n, size, case, secs, group, env, tmp):
     }
 
 
+def median_row(rs):
+    """The median run by throughput, with the spread of every run's rate."""
+    rs = sorted(rs, key=lambda r: r["msgs_per_s"])
+    m = dict(rs[len(rs) // 2])
+    m["p50_us"] = statistics.median(r["p50_us"] for r in rs)
+    m["p99_us"] = statistics.median(r["p99_us"] for r in rs)
+    m["spread"] = "-".join(f"{r['msgs_per_s'] / 1000:.1f}k" for r in rs) if len(rs) > 1 else ""
+    return m
+
+
 def main():
     ap = argparse.ArgumentParser(prog="tools/bench ring", description=__doc__.splitlines()[0])
     ap.add_argument("--nodes", default="3,5", help="cluster sizes, comma-separated (default 3,5)")
     ap.add_argument("--sizes", default="64,1024,8192", help="message sizes in bytes (default 64,1024,8192)")
     ap.add_argument("--cases", default="one,all,seq", help="patterns: one, all, seq (default all three)")
     ap.add_argument("--secs", type=float, default=5.0, help="measured seconds per figure (default 5)")
+    ap.add_argument("--reps", type=int, default=3,
+                    help="repetitions of every figure, interleaved, the median printed (default 3, as the peers' rig)")
     ap.add_argument("--transport", default="multicast", choices=["multicast", "unicast"])
     ap.add_argument("--json", action="store_true", help="also print every figure as JSON")
     a = ap.parse_args()
@@ -104,6 +122,7 @@ def main():
         sys.exit("tools/bench ring: needs root (network namespaces)")
     env = dict(os.environ)
     rows = []
+    failed = {}
     for n in [int(x) for x in a.nodes.split(",")]:
         name = "cv" + os.urandom(2).hex()
         env["CONCLAVE_CLUSTER"] = name
@@ -117,21 +136,39 @@ def main():
             time.sleep(3)  # idle measurement: nothing to wait for, a fixed span
             idle = (sum(cpu_seconds(p) for p in pids) - c0) / 3
             print(f"# {n} nodes ({a.transport}): idle CPU {idle:.4f} cores (all daemons)", flush=True)
-            for size in [int(x) for x in a.sizes.split(",")]:
-                for case in a.cases.split(","):
-                    with tempfile.TemporaryDirectory() as tmp:
-                        r = one_case(name, n, size, case, a.secs, f"b{size}{case}", env, tmp)
-                    rows.append(r)
-                    if a.json:
-                        print(json.dumps(r), flush=True)
+            # Repetitions outermost, as the peers' rig: a slow spell of this shared
+            # machine then spreads over every figure instead of spoiling one.
+            runs = {}
+            for rep in range(a.reps):
+                for size in [int(x) for x in a.sizes.split(",")]:
+                    for case in a.cases.split(","):
+                        runs.setdefault((size, case), [])
+                        try:
+                            with tempfile.TemporaryDirectory() as tmp:
+                                r = one_case(name, n, size, case, a.secs, f"b{size}{case}{rep}", env, tmp)
+                        except (RuntimeError, ValueError, subprocess.TimeoutExpired) as e:
+                            # A client the daemon dropped (it fell 64 MiB behind the
+                            # deliveries: a saturating run on few CPUs) spoils this run only.
+                            print(f"# {n} nodes, {size} B, {case}, run {rep + 1}: {e}", flush=True)
+                            failed.setdefault((n, size, case), []).append(str(e))
+                            continue
+                        runs[(size, case)].append(r)
+                        if a.json:
+                            print(json.dumps(dict(r, rep=rep)), flush=True)
+            for (size, case), rs in runs.items():
+                if rs:
+                    rows.append(median_row(rs))
         finally:
             subprocess.run([CLUSTER, "down", name], env=env)
     print()
-    print("| nodes | size | case | msgs/s (per node) | MB/s | p50 us | p99 us | daemon cores (sum) | daemon CPU us/msg (sum) |")
-    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    print(f"Medians of {a.reps} runs (msgs/s: the median run's figures; its runs' rates in the last column).")
+    print("| nodes | size | case | msgs/s (per node) | MB/s | p50 us | p99 us | daemon cores (sum) | daemon CPU us/msg (sum) | runs |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         print(f"| {r['nodes']} | {r['size']} | {r['case']} | {r['msgs_per_s']:,.0f} | {r['mb_per_s']:.2f} | "
-              f"{r['p50_us']:,.1f} | {r['p99_us']:,.1f} | {r['cores']:.2f} | {r['cpu_us_per_msg']:.1f} |")
+              f"{r['p50_us']:,.1f} | {r['p99_us']:,.1f} | {r['cores']:.2f} | {r['cpu_us_per_msg']:.1f} | {r['spread']} |")
+    for (n, size, case), errs in failed.items():
+        print(f"{n} nodes, {size} B, {case}: {len(errs)} of {a.reps} runs failed ({errs[0]})")
 
 
 if __name__ == "__main__":
