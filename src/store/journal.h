@@ -106,7 +106,11 @@ public:
 
     bool fits(std::size_t bytes) const { return tail_ + bytes <= capacity_[active_]; }
     // Appends a record at the tail of the active segment (no sync): kJournalRecordOverhead
-    // plus kJournalEntryOverhead and the transition's size per entry.
+    // plus kJournalEntryOverhead and the transition's size per entry. The write covers
+    // whole 4 KiB blocks, from the start of the tail's block (its records again, which
+    // are on disk already) to the end of the last block (zeros past the record): a
+    // partial block would make the kernel read it from the disk first, as the files were
+    // zero-filled past the page cache.
     Status append(const JournalRecord& r);
     // Makes everything appended durable (one fdatasync).
     Status sync();
@@ -125,7 +129,8 @@ private:
     std::uint64_t tail_ = kJournalHeaderSize;
     std::uint64_t active_base_ = 0;
     bool sync_ = true;
-    wire::Bytes framed_;  // append()'s encoding buffer, reused
+    wire::Bytes framed_;  // append()'s write: the tail block's records, the new record, zeros
+    std::size_t block_used_ = 0;  // bytes of records in the tail block (framed_'s first block)
 };
 
 }  // namespace conclave::store
