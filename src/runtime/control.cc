@@ -137,7 +137,8 @@ private:
             reply_and_close(error_reply("permission denied: the control socket is for root only"));
             return;
         }
-        json req = json::parse(line, nullptr, /*allow_exceptions=*/false);
+        json req;
+        if (!parse_flat_object(line, req)) req = json::parse(line, nullptr, /*allow_exceptions=*/false);
         if (req.is_discarded() || !req.is_object()) {
             reply_and_close(error_reply("request is not a JSON object"));
             return;
@@ -410,6 +411,85 @@ constexpr std::array<std::uint8_t, 256> kBase64Values = [] {
 }();
 
 }  // namespace
+
+bool parse_flat_object(std::string_view text, json& out) {
+    const char* p = text.data();
+    const char* const end = p + text.size();
+    auto ws = [&] {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) ++p;
+    };
+    // A string without escapes, control characters or non-ASCII bytes; p after its quotes.
+    auto string = [&](std::string_view& s) {
+        if (p == end || *p != '"') return false;
+        ++p;
+        const auto* q = static_cast<const char*>(std::memchr(p, '"', static_cast<std::size_t>(end - p)));
+        if (!q) return false;
+        for (const char* c = p; c < q; ++c) {
+            const auto u = static_cast<unsigned char>(*c);
+            if (u < 0x20 || u >= 0x80 || u == '\\') return false;
+        }
+        s = std::string_view(p, static_cast<std::size_t>(q - p));
+        p = q + 1;
+        return true;
+    };
+    auto literal = [&](std::string_view word) {
+        if (static_cast<std::size_t>(end - p) < word.size() || std::string_view(p, word.size()) != word) return false;
+        p += word.size();
+        return true;
+    };
+    auto value = [&](json& v) {
+        if (p == end) return false;
+        if (*p == '"') {
+            std::string_view s;
+            if (!string(s)) return false;
+            v = std::string(s);
+            return true;
+        }
+        if (*p == 't') return literal("true") && (v = true, true);
+        if (*p == 'f') return literal("false") && (v = false, true);
+        if (*p == 'n') return literal("null") && (v = nullptr, true);
+        // An integer: -?(0|[1-9][0-9]*), with no fraction or exponent, that fits.
+        const bool negative = *p == '-';
+        if (negative) ++p;
+        const char* digits = p;
+        std::uint64_t n = 0;
+        while (p < end && *p >= '0' && *p <= '9') n = n * 10 + static_cast<std::uint64_t>(*p++ - '0');
+        const auto count = p - digits;
+        if (count == 0 || (count > 1 && *digits == '0') || count > (negative ? 18 : 19)) return false;
+        if (p < end && (*p == '.' || *p == 'e' || *p == 'E')) return false;
+        if (negative)
+            v = -static_cast<std::int64_t>(n);
+        else
+            v = n;
+        return true;
+    };
+    out = json::object();
+    ws();
+    if (p == end || *p++ != '{') return false;
+    ws();
+    if (p < end && *p == '}') {
+        ++p;
+    } else {
+        for (;;) {
+            std::string_view key;
+            if (!string(key)) return false;
+            ws();
+            if (p == end || *p++ != ':') return false;
+            ws();
+            json v;
+            if (!value(v)) return false;
+            out[std::string(key)] = std::move(v);
+            ws();
+            if (p == end) return false;
+            const char c = *p++;
+            if (c == '}') break;
+            if (c != ',') return false;
+            ws();
+        }
+    }
+    ws();
+    return p == end;
+}
 
 // A put's whole file arrives through here: a table and direct writes, no per-byte append.
 bool base64_decode(std::string_view text, std::string& out) {

@@ -74,6 +74,13 @@ inline std::string base64_encode(std::string_view s) {
 }
 bool base64_decode(std::string_view text, std::string& out);
 
+// The fast path for a control request (a put's whole file passes through here): one
+// JSON object whose values are strings without escapes, control characters or
+// non-ASCII bytes, integers, true, false or null. Fills `out` with exactly what
+// nlohmann::json::parse gives for it. False, with `out` unspecified: the text is not
+// such an object (it may still be valid JSON: parse it in full).
+bool parse_flat_object(std::string_view text, nlohmann::json& out);
+
 class ControlServer {
 public:
     static constexpr std::size_t kMaxBacklog = 64u << 20;

@@ -316,3 +316,26 @@ TEST_CASE("base64: round trip, canonical form only") {
             if (runtime::base64_decode(t, out)) CHECK(runtime::base64_encode(out) == t);
         }
 }
+
+TEST_CASE("the fast request parser gives what nlohmann gives, or declines") {
+    using nlohmann::json;
+    auto same = [](std::string_view text) {
+        json fast;
+        REQUIRE_MESSAGE(conclave::runtime::parse_flat_object(text, fast), std::string(text));
+        const json full = json::parse(text);
+        CHECK_MESSAGE(fast == full, std::string(text));
+        CHECK_MESSAGE(fast.dump() == full.dump(), std::string(text));
+    };
+    same(R"({"cmd":"put","path":"/a/b","data":"aGVsbG8="})");
+    same(" {\t\"a\" : 1 ,\r\n\"b\":-5, \"c\":true,\"d\":false,\"e\":null,\"f\":\"\"} \n");
+    same("{}");
+    same(R"({"n":0,"m":-0,"big":9999999999999999999,"neg":-999999999999999999})");
+    same(R"({"k":"x","k":"y"})");  // a repeated key: the last one
+    for (std::string_view declined : std::vector<std::string_view>{"", "[]", "{", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{,}", "{\"a\":1}x", "{\"a\":01}", "{\"a\":1.5}",
+          "{\"a\":1e3}", "{\"a\":-}", "{\"a\":\"\\n\"}", "{\"a\":\"\xc3\xa9\"}", "{\"a\":\"\x01\"}",
+          "{\"a\":[1]}", "{\"a\":{}}", "{\"a\":tru}", "{\"a\":nul}", "{\"a\":\"x}", "{a:1}",
+          "{\"a\":18446744073709551615}", "{\"a\":-1000000000000000000}", std::string_view("{\"a\":\"\0\"}", 8)}) {
+        json out;
+        CHECK_FALSE_MESSAGE(conclave::runtime::parse_flat_object(declined, out), std::string(declined));
+    }
+}
