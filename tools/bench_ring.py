@@ -3,8 +3,9 @@
 
 The same patterns as the peers' rig (../shared/peers, RESULTS.md) so figures sit side by
 side: `all` = every node sends, saturating; `one` = node 1 sends, saturating; `seq` =
-node 1 sends with one message outstanding (unloaded send -> own delivery latency).
-Prints figures; never passes or fails on time.
+node 1 sends with one message outstanding (unloaded send -> own delivery latency);
+`seqsafe` = seq with the safe guarantee (delivered once every member holds it; not one of
+the peers' patterns, Corosync has no safe delivery). Prints figures; never passes or fails on time.
 """
 import argparse
 import json
@@ -60,11 +61,13 @@ def one_case(name, n, size, case, secs, group, env, tmp):
     procs = []
     for i in range(1, n + 1):
         senders = "all" if case == "all" else "one"
-        window = "1" if case == "seq" else "0"
+        window = "1" if case in ("seq", "seqsafe") else "0"
         cmd = [CLUSTER, "exec", str(i), "conclave-bench", "ring-node", "--socket",
                f"/run/conclave-cluster/{name}/node{i}/control.sock", "--group", group, "--nodes", str(n),
                "--index", str(i), "--size", str(size), "--secs", str(secs), "--senders", senders,
                "--window", window, "--pid", str(pids[i - 1]), "--lat", os.path.join(tmp, f"lat{i}")]
+        if case == "seqsafe":
+            cmd.append("--safe")
         procs.append(subprocess.Popen(cmd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     results = []
     try:
@@ -111,7 +114,8 @@ def main():
     ap = argparse.ArgumentParser(prog="tools/bench ring", description=__doc__.splitlines()[0])
     ap.add_argument("--nodes", default="3,5", help="cluster sizes, comma-separated (default 3,5)")
     ap.add_argument("--sizes", default="64,1024,8192", help="message sizes in bytes (default 64,1024,8192)")
-    ap.add_argument("--cases", default="one,all,seq", help="patterns: one, all, seq (default all three)")
+    ap.add_argument("--cases", default="one,all,seq", help="patterns: one, all, seq, and seqsafe (seq with the safe guarantee); "
+                    "default one,all,seq")
     ap.add_argument("--secs", type=float, default=5.0, help="measured seconds per figure (default 5)")
     ap.add_argument("--reps", type=int, default=3,
                     help="repetitions of every figure, interleaved, the median printed (default 3, as the peers' rig)")

@@ -7,7 +7,8 @@
 // sender's own delivery (namespaces share one kernel clock). Throughput = messages
 // delivered on this node during the measured window / window length. With --pid the
 // daemon's utime+stime is read from /proc at the window's edges. Prints one JSON object;
-// --lat FILE writes the raw own-delivery latencies (ns, one per line).
+// --lat FILE writes the raw own-delivery latencies (ns, one per line). --safe sends with
+// the safe guarantee (delivered once every member holds the message) instead of agreed.
 #include <time.h>
 #include <unistd.h>
 
@@ -61,7 +62,7 @@ struct Args {
     int nodes = 3, index = 1, window = 0;
     std::size_t size = 1024;
     double secs = 5, warmup = 1, drain = 3;
-    bool all_send = false, i_send = false;
+    bool all_send = false, i_send = false, safe = false;
     long pid = 0;
 };
 
@@ -93,6 +94,7 @@ int ring_node_main(const std::vector<std::string_view>& argv) {
         else if (o == "--warmup") a.warmup = std::atof(need("--warmup").c_str());
         else if (o == "--senders") a.all_send = need("--senders") == "all";
         else if (o == "--window") a.window = std::atoi(need("--window").c_str());
+        else if (o == "--safe") a.safe = true;
         else if (o == "--pid") a.pid = std::atol(need("--pid").c_str());
         else if (o == "--lat") a.lat_file = need("--lat");
         else {
@@ -176,7 +178,7 @@ int ring_node_main(const std::vector<std::string_view>& argv) {
         // Up to 16 messages between two looks at the deliveries, as cpgbench does.
         for (int burst = 0; sending && burst < 16; ++burst) {
             stamp(kData, ++seq);
-            if (!c.send(msg.data(), msg.size(), false)) return std::fprintf(stderr, "send: %s\n", c.error().c_str()), 1;
+            if (!c.send(msg.data(), msg.size(), a.safe)) return std::fprintf(stderr, "send: %s\n", c.error().c_str()), 1;
             ++outstanding;
             if (t >= win_start && t < win_end) ++sent_win;
             sending = (a.window == 0 || outstanding < static_cast<std::uint64_t>(a.window)) &&

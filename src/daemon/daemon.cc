@@ -805,7 +805,9 @@ json Daemon::status(const StoreView& view) const {
           {"watermark_notices_sent", rs.watermark_notices_sent},
           {"watermark_notices_received", rs.watermark_notices_received},
           {"safe_notices_sent", rs.safe_notices_sent},
-          {"safe_notices_received", rs.safe_notices_received}}},
+          {"safe_notices_received", rs.safe_notices_received},
+          {"receipts_sent", rs.receipts_sent},
+          {"receipts_received", rs.receipts_received}}},
         {"groups", {{"clients", groups_.sessions()}, {"delivered", groups_.delivered()}, {"blocked", groups_.blocked()}}},
     };
 }

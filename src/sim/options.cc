@@ -47,7 +47,7 @@ const std::vector<std::string>& planted_bug_names() {
     static const std::vector<std::string> names = {
         "skip-retransmit",   "deliver-out-of-order", "deliver-twice",       "deliver-safe-early",
         "skip-transitional", "transitional-all-new", "drop-recovered",      "old-after-regular",
-        "drop-queue-on-change", "no-merge",
+        "drop-queue-on-change", "no-merge", "receipt-overclaim",
         // store workload
         "apply-inquorate-transitional", "source-highest-version"};
     return names;
@@ -82,7 +82,8 @@ std::string usage() {
            "  --plant-bug NAME     test only: skip-retransmit, deliver-out-of-order, deliver-twice,\n"
            "                       deliver-safe-early, skip-transitional, transitional-all-new,\n"
            "                       drop-recovered, old-after-regular, drop-queue-on-change,\n"
-           "                       no-merge; with --workload store: apply-inquorate-transitional,\n"
+           "                       no-merge, receipt-overclaim; with --workload store:\n"
+           "                       apply-inquorate-transitional,\n"
            "                       source-highest-version (the checkers must catch it)\n"
            "  --verbose            one line per seed\n"
            "  --help               this text\n"

@@ -151,6 +151,7 @@ totem::Config Simulation::config_for(std::uint32_t node) const {
     h.deliver_out_of_order = bug == "deliver-out-of-order";
     h.deliver_twice = bug == "deliver-twice";
     h.deliver_safe_early = bug == "deliver-safe-early";
+    h.receipt_overclaim = bug == "receipt-overclaim";
     h.skip_transitional = bug == "skip-transitional";
     h.transitional_all_new = bug == "transitional-all-new";
     h.drop_recovered = bug == "drop-recovered";

@@ -63,6 +63,7 @@ void ReceiveWindow::on_token_aru(Seq token_aru) {
     if (prev_token_aru_) {
         const Seq p = seq_min(*prev_token_aru_, token_aru);
         safe_point_ = safe_point_ ? seq_max(*safe_point_, p) : p;
+        token_safe_point_ = token_safe_point_ ? seq_max(*token_safe_point_, p) : p;
     }
     prev_token_aru_ = token_aru;
 }
@@ -80,6 +81,14 @@ bool ReceiveWindow::has_own_safe_frame(std::optional<Seq> low, Seq high, std::ui
     for (Seq s = low ? seq_max(*low + 1, base_) : base_; seq_le(s, high) && seq_le(s, high_); ++s) {
         const auto& f = slot(s).frame;
         if (f && f->originator == originator && (f->flags & wt::kFrameSafe)) return true;
+    }
+    return false;
+}
+
+bool ReceiveWindow::has_safe_frame_in(std::optional<Seq> low, Seq high) const {
+    for (Seq s = low ? seq_max(*low + 1, base_) : base_; seq_le(s, high) && seq_le(s, high_); ++s) {
+        const auto& f = slot(s).frame;
+        if (f && (f->flags & wt::kFrameSafe)) return true;
     }
     return false;
 }

@@ -65,6 +65,8 @@ public:
     // for safe delivery; the same for frames in (low, high] originated by `originator`.
     bool has_safe_frame_above(std::optional<Seq> low) const;
     bool has_own_safe_frame(std::optional<Seq> low, Seq high, std::uint32_t originator) const;
+    // Whether a retained frame in (low, high] asks for safe delivery, whoever sent it.
+    bool has_safe_frame_in(std::optional<Seq> low, Seq high) const;
     // Another member's safe point (a SafeNotice): every member held every frame up to
     // it. Never beyond my own aru (I am a member: I held them too).
     void raise_safe_point(Seq s);
@@ -80,6 +82,9 @@ public:
     Seq delivered() const { return delivered_; }
     Seq high() const { return high_; }
     std::optional<Seq> safe_point() const { return safe_point_; }
+    // The part of the safe point the token's aru gave this node by itself (without the
+    // notices and receipts of others): what every member learns within one rotation.
+    std::optional<Seq> token_safe_point() const { return token_safe_point_; }
     std::size_t retained() const { return slots_.size(); }
     // Distance from the oldest retained frame to `seq` (for flow control's headroom).
     std::uint32_t span_to(Seq seq) const;
@@ -103,6 +108,7 @@ private:
     Seq high_;
     std::optional<Seq> prev_token_aru_;
     std::optional<Seq> safe_point_;
+    std::optional<Seq> token_safe_point_;
 };
 
 }  // namespace conclave::totem

@@ -215,6 +215,8 @@ void Ring::on_ring_packet(NodeId from, wt::Packet& p, Micros now) {
             if (state_ == State::operational) on_watermark_notice(*r, from, n->value);
         } else if (auto* sn = std::get_if<wt::SafeNotice>(&p)) {
             if (state_ == State::operational) on_safe_notice(*r, sn->seq);
+        } else if (auto* rn = std::get_if<wt::ReceiptNotice>(&p)) {
+            if (state_ == State::operational) on_receipt(*r, from, rn->aru);
         } else if (r->held) {
             release_held_token(*r, now);  // hold-cancel: only the holder acts on it
         } else if (config_.self == r->rep()) {
@@ -237,7 +239,8 @@ void Ring::on_ring_packet(NodeId from, wt::Packet& p, Micros now) {
         return;
     }
     if (forming_ && h.ring_id == forming_->id) return;  // COMMIT: the new ring's first packets
-    if (std::holds_alternative<wt::WatermarkNotice>(p) || std::holds_alternative<wt::SafeNotice>(p)) {
+    if (std::holds_alternative<wt::WatermarkNotice>(p) || std::holds_alternative<wt::SafeNotice>(p) ||
+        std::holds_alternative<wt::ReceiptNotice>(p)) {
         ++stats_.stale;  // a notice of a ring we left (or never had) starts nothing
         return;
     }

@@ -64,6 +64,8 @@ struct RingStats {
     std::uint64_t watermark_notices_received = 0;
     std::uint64_t safe_notices_sent = 0;
     std::uint64_t safe_notices_received = 0;
+    std::uint64_t receipts_sent = 0;
+    std::uint64_t receipts_received = 0;
     std::uint64_t inconsistent_frames = 0;  // reassembly found a broken chunk sequence
     // Membership.
     std::uint64_t gathers = 0;          // entries into GATHER
@@ -100,6 +102,13 @@ struct RingInstance {
     std::uint32_t last_seen_idle = 0;   // idle_rotations on the last token seen
     // Watermark notices: the highest value each other member sent me on this ring.
     std::map<NodeId, std::uint64_t> announced;
+    // Receipts: the highest aru each other member announced on this ring; the aru this
+    // node announced last; whether it may send one before its next visit; fcc on the
+    // last token seen (how loaded the ring is).
+    std::map<NodeId, Seq> receipts;
+    std::optional<Seq> receipt_sent;
+    bool receipt_allowed = true;
+    std::uint32_t last_fcc = 0;
     // Failure to receive (Totem §4.1): the same aru and aru_id seen visit after visit.
     Seq stuck_aru = 0;
     NodeId stuck_id = 0;
@@ -189,6 +198,11 @@ private:
     void send_watermark_notices(const std::vector<NodeId>& notify);
     void send_safe_notice(RingInstance& r, std::optional<Seq> before);
     void on_safe_notice(RingInstance& r, Seq seq);
+    void maybe_send_receipt(RingInstance& r);
+    void on_receipt(RingInstance& r, NodeId from, Seq aru);
+    // Raises the safe point to the lowest aru of all members' receipts and mine; true if
+    // it rose.
+    bool fold_receipts(RingInstance& r);
     void on_watermark_notice(RingInstance& r, NodeId from, std::uint64_t value);
     // The ring watermark only rises on one ring: to the min over the members of what the
     // token or their notices showed (DESIGN.md §6.3).

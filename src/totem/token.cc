@@ -48,6 +48,8 @@ void Ring::accept_token(RingInstance& r, wt::Token t, Micros now) {
     }
 
     r.window.note_high(t.seq);
+    r.last_fcc = t.fcc;
+    r.receipt_allowed = true;
     const std::optional<Seq> safe_before = r.window.safe_point();
     r.window.on_token_aru(t.aru);
     send_safe_notice(r, safe_before);
@@ -77,14 +79,18 @@ void Ring::accept_token(RingInstance& r, wt::Token t, Micros now) {
         // every member holds it (that rotation brings each member its second visit): a
         // hold must wait for any safe frame above the safe point the rep had at its
         // previous visit, or it would strand that frame on the others until the hold ends.
+        // Only the token's own knowledge counts here: a safe point learnt early from
+        // receipts may not have reached a member whose receipts were lost.
         r.rep_may_hold = idle && !r.window.has_safe_frame_above(r.rep_prev_safe);
-        r.rep_prev_safe = r.window.safe_point();
+        r.rep_prev_safe = r.window.token_safe_point();
     }
     r.last_seen_idle = t.idle_rotations;
 
     if (state_ == State::operational && check_fail_to_receive(r, t, now)) return;
     const bool recovering = state_ == State::recovery;
     visit(r, t, now, /*may_hold=*/true);
+    // An originator's receipt covers its new frames; sent after the token is on its way.
+    maybe_send_receipt(r);
     // Deliver after forwarding, to keep the token moving (Corosync does the same).
     deliver(r);
     r.window.free_stable();
@@ -259,6 +265,7 @@ void Ring::release_held_token(RingInstance& r, Micros now) {
         return;
     }
     visit(r, std::move(t), now, /*may_hold=*/false);
+    maybe_send_receipt(r);
     deliver(r);
     r.window.free_stable();
 }
@@ -276,6 +283,8 @@ void Ring::on_mcast(RingInstance& r, wt::McastFrame frame, Micros now) {
     if (encapsulated && state_ == State::recovery) on_recovery_frame(frame);
     switch (r.window.store(std::move(frame))) {
         case ReceiveWindow::Store::stored:
+            maybe_send_receipt(r);
+            fold_receipts(r);  // receipts of others may have come before the frame did
             deliver(r);
             break;
         case ReceiveWindow::Store::too_far:
@@ -335,6 +344,54 @@ void Ring::on_safe_notice(RingInstance& r, Seq seq) {
     ++stats_.safe_notices_received;
     r.window.raise_safe_point(seq);
     deliver(r);
+}
+
+// Receipts (wire ReceiptNotice): only on a lightly loaded ring, only when my aru rose
+// over a safe frame that is not known safe yet (nobody waits for anything else), and at
+// most once between two token visits: one on the first new frame (a member far from
+// the originator gets the token long after its frames), one after the visit (which
+// follows the frames a predecessor sent before the token). A busy ring leaves it to the
+// token, which carries the same knowledge each rotation at no extra packets.
+void Ring::maybe_send_receipt(RingInstance& r) {
+    if (!config_.receipts || state_ != State::operational || r.members.size() < 2 || !r.receipt_allowed ||
+        r.last_fcc > config_.receipt_max_fcc)
+        return;
+    const Seq aru =
+        is_bug_node() && config_.test_hooks.receipt_overclaim ? r.window.high() : r.window.my_aru();
+    if (r.receipt_sent && !seq_gt(aru, *r.receipt_sent)) return;
+    std::optional<Seq> low = r.window.safe_point();
+    if (r.receipt_sent && (!low || seq_gt(*r.receipt_sent, *low))) low = r.receipt_sent;
+    if (low && !seq_gt(aru, *low)) return;
+    if (!r.window.has_safe_frame_in(low, aru)) return;
+    r.receipt_sent = aru;
+    r.receipt_allowed = false;
+    wire::Bytes bytes;
+    wt::encode(wt::ReceiptNotice{{r.id, config_.self}, aru}, bytes);
+    multicast(std::move(bytes));
+    ++stats_.receipts_sent;
+}
+
+void Ring::on_receipt(RingInstance& r, NodeId from, Seq aru) {
+    ++stats_.receipts_received;
+    const auto it = r.receipts.find(from);
+    if (it != r.receipts.end() && !seq_gt(aru, it->second)) return;  // reordered or repeated
+    r.receipts[from] = aru;
+    if (fold_receipts(r)) deliver(r);
+}
+
+bool Ring::fold_receipts(RingInstance& r) {
+    if (r.receipts.empty()) return false;
+    Seq low = r.window.my_aru();
+    for (NodeId m : r.members) {
+        if (m == config_.self) continue;
+        const auto it = r.receipts.find(m);
+        if (it == r.receipts.end()) return false;  // a member that sent none yet
+        low = seq_min(low, it->second);
+    }
+    const std::optional<Seq> before = r.window.safe_point();
+    if (before && !seq_gt(low, *before)) return false;
+    r.window.raise_safe_point(low);
+    return r.window.safe_point() != before;
 }
 
 void Ring::on_watermark_notice(RingInstance& r, NodeId from, std::uint64_t value) {

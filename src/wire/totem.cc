@@ -236,6 +236,12 @@ void encode(const SafeNotice& n, Bytes& out) {
     w.u32(n.seq);
 }
 
+void encode(const ReceiptNotice& n, Bytes& out) {
+    Writer w(out);
+    put_header(w, PacketType::receipt, n.header);
+    w.u32(n.aru);
+}
+
 const Header& header_of(const Packet& p) {
     return std::visit([](const auto& v) -> const Header& { return v.header; }, p);
 }
@@ -319,6 +325,15 @@ DecodeResult decode_packet(ByteView data, bool nested) {
             SafeNotice n{h};
             if (!r.u32(n.seq)) {
                 res.error = "safe notice truncated";
+                return res;
+            }
+            res.packet = n;
+            break;
+        }
+        case PacketType::receipt: {
+            ReceiptNotice n{h};
+            if (!r.u32(n.aru)) {
+                res.error = "receipt notice truncated";
                 return res;
             }
             res.packet = n;

@@ -57,6 +57,7 @@ enum class PacketType : std::uint8_t {
     leave = 7,
     watermark = 8,
     safe = 9,
+    receipt = 10,
 };
 
 struct RingId {
@@ -223,8 +224,20 @@ struct SafeNotice {
 };
 inline constexpr std::size_t kSafeNoticeSize = kHeaderSize + 4;
 
-using Packet =
-    std::variant<Token, McastFrame, HoldCancel, Join, CommitToken, MergeDetect, Leave, WatermarkNotice, SafeNotice>;
+// A member's receipt on a lightly loaded ring: the sender holds every frame of this ring
+// up to `aru`. A member that has every other member's receipt at or above s knows that
+// every member holds s: the safe point, one hop after the frames reached everyone
+// instead of when the token has gone round (DESIGN.md §5). Unsequenced and unreliable:
+// the token still brings the same knowledge.
+struct ReceiptNotice {
+    Header header;
+    std::uint32_t aru = 0;
+    friend bool operator==(const ReceiptNotice&, const ReceiptNotice&) = default;
+};
+inline constexpr std::size_t kReceiptNoticeSize = kHeaderSize + 4;
+
+using Packet = std::variant<Token, McastFrame, HoldCancel, Join, CommitToken, MergeDetect, Leave, WatermarkNotice,
+                            SafeNotice, ReceiptNotice>;
 
 // Encoders append to `out`.
 void encode(const Token& t, Bytes& out);
@@ -236,6 +249,7 @@ void encode(const MergeDetect& m, Bytes& out);
 void encode(const Leave& l, Bytes& out);
 void encode(const WatermarkNotice& n, Bytes& out);
 void encode(const SafeNotice& n, Bytes& out);
+void encode(const ReceiptNotice& n, Bytes& out);
 void encode(const Packet& p, Bytes& out);
 std::size_t encoded_size(const Token& t);
 std::size_t encoded_size(const McastFrame& f);

@@ -54,6 +54,10 @@ TEST_CASE("planted bug deliver-safe-early is caught as a safe delivery violation
     CHECK(first_violation(faulty("deliver-safe-early"), 20) == "safe delivery");
 }
 
+TEST_CASE("planted bug receipt-overclaim is caught as a safe delivery violation") {
+    CHECK(first_violation(faulty("receipt-overclaim"), 20) == "safe delivery");
+}
+
 TEST_CASE("a 500 ms pause excludes nobody (default timers)") {
     SimOptions o;
     o.nodes_min = 2;

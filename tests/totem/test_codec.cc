@@ -253,3 +253,17 @@ TEST_CASE("watermark and safe notices round trip; their sizes are fixed") {
     CHECK(bw.size() == kWatermarkNoticeSize);
     CHECK(bn.size() == kSafeNoticeSize);
 }
+
+TEST_CASE("receipt notices round trip; their size is fixed; a short one is refused") {
+    const ReceiptNotice r{{{5, 40}, 7}, 0x80000001u};
+    check_round_trip_sized(r);
+    Bytes b;
+    encode(r, b);
+    CHECK(b.size() == kReceiptNoticeSize);
+    CHECK(b[3] == static_cast<std::uint8_t>(PacketType::receipt));
+    b.pop_back();
+    CHECK_FALSE(decode(b).ok());
+    b.push_back(0);
+    b.push_back(0);
+    CHECK(std::string(decode(b).error) == "trailing bytes");
+}

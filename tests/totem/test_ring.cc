@@ -180,8 +180,9 @@ TEST_CASE("safe delivery waits until the token showed aru past the frame on two 
 
 TEST_CASE("an originator's safe frame is safe for it one rotation after it sent it") {
     // It raised aru over its own frame: aru stayed there for the whole rotation that
-    // followed, so every member held the frame when the token came back.
-    Harness h(3);
+    // followed, so every member held the frame when the token came back. (The token's
+    // rule alone: no receipts.)
+    Harness h(3, 0, [](Config& c) { c.receipts = false; });
     h.start();
     h.node(2).submit({9}, Guarantee::safe, h.now);
     h.run_until([&] { return h.node(2).window().high() == 1; });
@@ -200,7 +201,7 @@ TEST_CASE("an originator's safe frame is safe for it one rotation after it sent 
 }
 
 TEST_CASE("the originator's safe notice lets the others deliver before their own next visit") {
-    Harness h(3);
+    Harness h(3, 0, [](Config& c) { c.receipts = false; });
     h.start();
     h.node(1).submit({7}, Guarantee::safe, h.now);
     h.collect(1);
@@ -228,6 +229,97 @@ TEST_CASE("the originator's safe notice lets the others deliver before their own
     h.node(1).submit({8}, Guarantee::agreed, h.now);
     h.run_until([&] { return h.count(1) == 2 && h.count(2) == 2 && h.count(3) == 2; });
     CHECK(h.node(1).stats().safe_notices_sent == 1);
+}
+
+namespace {
+// Delivers everything in flight but tokens, until only tokens are left; returns them.
+std::deque<InFlight> run_without_tokens(Harness& h) {
+    std::deque<InFlight> tokens;
+    while (!h.net.empty()) {
+        InFlight p = std::move(h.net.front());
+        h.net.pop_front();
+        if (std::holds_alternative<wt::Token>(wt::decode(p.bytes).packet)) {
+            tokens.push_back(std::move(p));
+            continue;
+        }
+        if (h.drop(p)) continue;
+        h.node(p.to).on_packet(p.from, p.bytes, h.now);
+        h.collect(p.to);
+    }
+    return tokens;
+}
+}  // namespace
+
+TEST_CASE("receipts: every member delivers a safe frame once all hold it, without the token going round") {
+    Harness h(3);
+    h.start();
+    h.node(1).submit({7}, Guarantee::safe, h.now);
+    h.collect(1);
+    h.run_until([&] { return h.node(1).stats().frames_sent == 1; });
+    REQUIRE(h.node(1).stats().frames_sent == 1);
+    CHECK(h.count(1) + h.count(2) + h.count(3) == 0);
+    h.net = run_without_tokens(h);
+    CHECK(h.count(1) == 1);
+    CHECK(h.count(2) == 1);
+    CHECK(h.count(3) == 1);
+    for (NodeId n = 1; n <= 3; ++n) {
+        CHECK(h.node(n).stats().receipts_sent == 1);
+        CHECK(h.node(n).stats().receipts_received == 2);
+    }
+    // The originator learnt it from the receipts: no safe notice is needed.
+    h.run_until([&] { return h.node(1).holding_token(); });
+    CHECK(h.node(1).stats().safe_notices_sent == 0);
+    // An agreed message asks for no receipt.
+    h.node(2).submit({8}, Guarantee::agreed, h.now);
+    h.collect(2);
+    h.run_until([&] { return h.count(1) == 2 && h.count(2) == 2 && h.count(3) == 2; });
+    REQUIRE(h.count(3) == 2);
+    for (NodeId n = 1; n <= 3; ++n) CHECK(h.node(n).stats().receipts_sent == 1);
+}
+
+TEST_CASE("receipts: a missing one holds the safe frame back until the token brings the safe point") {
+    Harness h(3);
+    h.start();
+    h.node(2).submit({7}, Guarantee::safe, h.now);
+    h.collect(2);
+    h.run_until([&] { return h.node(2).stats().frames_sent == 1; });
+    REQUIRE(h.node(2).stats().frames_sent == 1);
+    // Node 3's receipt never reaches node 1.
+    h.drop = [](const InFlight& p) {
+        return p.from == 3 && p.to == 1 && std::holds_alternative<wt::ReceiptNotice>(wt::decode(p.bytes).packet);
+    };
+    h.net = run_without_tokens(h);
+    CHECK(h.count(1) == 0);
+    CHECK(h.count(2) == 1);
+    CHECK(h.count(3) == 1);
+    // A receipt claims no more than its sender holds: node 3 without the frame sends none.
+    h.run_until([&] { return h.count(1) == 1; });
+    CHECK(h.count(1) == 1);
+}
+
+TEST_CASE("receipts: none on a busy ring, where the token carries the same knowledge") {
+    Harness h(3, 0, [](Config& c) { c.receipt_max_fcc = 2; });  // busier than the default allows
+    h.start();
+    for (int i = 0; i < 200; ++i) {
+        h.node(1 + i % 3).submit(wire::Bytes(600, static_cast<std::uint8_t>(i)), Guarantee::safe, h.now);
+        h.collect(1 + i % 3);
+    }
+    const std::uint64_t before = h.node(1).stats().receipts_sent + h.node(2).stats().receipts_sent +
+                                 h.node(3).stats().receipts_sent;
+    h.run_until([&] { return h.count(1) == 200 && h.count(2) == 200 && h.count(3) == 200; });
+    REQUIRE(h.count(3) == 200);
+    const std::uint64_t sent = h.node(1).stats().receipts_sent + h.node(2).stats().receipts_sent +
+                               h.node(3).stats().receipts_sent - before;
+    const std::uint64_t frames =
+        h.node(1).stats().frames_sent + h.node(2).stats().frames_sent + h.node(3).stats().frames_sent;
+    // Only the ramp up and down of the burst, when a token showed little traffic.
+    INFO("receipts ", sent, " frames ", frames, " high ", h.node(1).window().high());
+    CHECK(sent * 4 < frames);
+    for (NodeId n = 2; n <= 3; ++n)
+        for (std::size_t i = 0; i < 200; ++i) {
+            CHECK(h.delivered[n][i].sender == h.delivered[1][i].sender);
+            CHECK(h.delivered[n][i].msg_id == h.delivered[1][i].msg_id);
+        }
 }
 
 TEST_CASE("a safe message holds back the agreed message behind it (EVS order)") {
