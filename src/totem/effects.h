@@ -27,8 +27,9 @@ enum class TimerId : std::uint8_t {
     join = 4,              // re-multicast the join (GATHER)
     consensus = 5,         // fail the nodes that did not answer (GATHER)
     merge_detect = 6,      // the rep multicasts a merge-detect
+    safe_stall = 7,        // a member still holds a safe frame it may not deliver: ask for the token
 };
-inline constexpr int kTimerCount = 7;
+inline constexpr int kTimerCount = 8;
 
 struct Unicast {
     NodeId to = 0;

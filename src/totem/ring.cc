@@ -287,6 +287,9 @@ void Ring::on_timer(TimerId timer, Micros now) {
         case TimerId::consensus:
             if (state_ == State::gather) on_consensus_timeout(now);
             break;
+        case TimerId::safe_stall:
+            on_safe_stall(now);
+            break;
         case TimerId::merge_detect:
             if (state_ == State::operational && installed_->rep() == config_.self) {
                 if (!config_.test_hooks.no_merge) {

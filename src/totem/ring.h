@@ -109,6 +109,7 @@ struct RingInstance {
     std::optional<Seq> receipt_sent;
     bool receipt_allowed = true;
     std::uint32_t last_fcc = 0;
+    Micros last_visit = 0;  // when this node last accepted the token
     // Failure to receive (Totem §4.1): the same aru and aru_id seen visit after visit.
     Seq stuck_aru = 0;
     NodeId stuck_id = 0;
@@ -199,10 +200,15 @@ private:
     void send_safe_notice(RingInstance& r, std::optional<Seq> before);
     void on_safe_notice(RingInstance& r, Seq seq);
     void maybe_send_receipt(RingInstance& r);
+    void on_safe_stall(Micros now);
     void on_receipt(RingInstance& r, NodeId from, Seq aru);
     // Raises the safe point to the lowest aru of all members' receipts and mine; true if
     // it rose.
     bool fold_receipts(RingInstance& r);
+    // Whether every other member's receipt covers every safe frame I hold (rep, idle).
+    bool receipts_cover_safe_frames(const RingInstance& r) const;
+    // A safe frame I hold but may not deliver yet.
+    bool safe_frame_waiting(const RingInstance& r) const;
     void on_watermark_notice(RingInstance& r, NodeId from, std::uint64_t value);
     // The ring watermark only rises on one ring: to the min over the members of what the
     // token or their notices showed (DESIGN.md §6.3).

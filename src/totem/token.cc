@@ -50,6 +50,7 @@ void Ring::accept_token(RingInstance& r, wt::Token t, Micros now) {
     r.window.note_high(t.seq);
     r.last_fcc = t.fcc;
     r.receipt_allowed = true;
+    r.last_visit = now;
     const std::optional<Seq> safe_before = r.window.safe_point();
     r.window.on_token_aru(t.aru);
     send_safe_notice(r, safe_before);
@@ -79,9 +80,11 @@ void Ring::accept_token(RingInstance& r, wt::Token t, Micros now) {
         // every member holds it (that rotation brings each member its second visit): a
         // hold must wait for any safe frame above the safe point the rep had at its
         // previous visit, or it would strand that frame on the others until the hold ends.
-        // Only the token's own knowledge counts here: a safe point learnt early from
-        // receipts may not have reached a member whose receipts were lost.
-        r.rep_may_hold = idle && !r.window.has_safe_frame_above(r.rep_prev_safe);
+        // Or, one rotation sooner, once every other member's receipt covers every safe
+        // frame: each learnt the safe point from the others' receipts, and one whose
+        // receipt of another was lost asks for the token (safe_stall) instead of waiting
+        // out the hold. The token's own knowledge is what counts for the next visit.
+        r.rep_may_hold = idle && (!r.window.has_safe_frame_above(r.rep_prev_safe) || receipts_cover_safe_frames(r));
         r.rep_prev_safe = r.window.token_safe_point();
     }
     r.last_seen_idle = t.idle_rotations;
@@ -94,6 +97,11 @@ void Ring::accept_token(RingInstance& r, wt::Token t, Micros now) {
     // Deliver after forwarding, to keep the token moving (Corosync does the same).
     deliver(r);
     r.window.free_stable();
+    // The rep may hold the token before this node knows a safe frame it holds is safe
+    // (a receipt lost): make sure it does not wait out the whole hold for it.
+    if (state_ == State::operational && config_.receipts && !timer_armed_[static_cast<std::size_t>(TimerId::safe_stall)] &&
+        safe_frame_waiting(r))
+        arm(TimerId::safe_stall, now + config_.hold_cancel_retry_us);
     if (recovering) maybe_install(r, t, now);
 }
 
@@ -377,6 +385,38 @@ void Ring::on_receipt(RingInstance& r, NodeId from, Seq aru) {
     if (it != r.receipts.end() && !seq_gt(aru, it->second)) return;  // reordered or repeated
     r.receipts[from] = aru;
     if (fold_receipts(r)) deliver(r);
+}
+
+bool Ring::receipts_cover_safe_frames(const RingInstance& r) const {
+    if (!config_.receipts) return false;
+    std::optional<Seq> low;
+    for (NodeId m : r.members) {
+        if (m == config_.self) continue;
+        const auto it = r.receipts.find(m);
+        if (it == r.receipts.end()) return false;
+        low = low ? seq_min(*low, it->second) : it->second;
+    }
+    return low && !r.window.has_safe_frame_above(low);
+}
+
+bool Ring::safe_frame_waiting(const RingInstance& r) const {
+    return seq_lt(r.window.delivered(), r.window.my_aru()) &&
+           r.window.has_safe_frame_in(r.window.delivered(), r.window.my_aru());
+}
+
+// safe_stall fired: no token visit for hold_cancel_retry_us while this node held a safe
+// frame it could not deliver. The rep is likely holding the token (it saw every receipt;
+// this node missed one): a hold-cancel brings the token, whose visit brings the safe point.
+void Ring::on_safe_stall(Micros now) {
+    if (state_ != State::operational || !installed_) return;
+    RingInstance& r = *installed_;
+    if (!safe_frame_waiting(r)) return;
+    if (now < r.last_visit + config_.hold_cancel_retry_us) {
+        arm(TimerId::safe_stall, r.last_visit + config_.hold_cancel_retry_us);  // the token came meanwhile
+        return;
+    }
+    if (r.held) return;  // I hold it myself: my own next visit is due at the hold's end
+    if (!waiting_for_token_) send_hold_cancel(now);
 }
 
 bool Ring::fold_receipts(RingInstance& r) {

@@ -297,6 +297,34 @@ TEST_CASE("receipts: a missing one holds the safe frame back until the token bri
     CHECK(h.count(1) == 1);
 }
 
+TEST_CASE("receipts: the rep holds the token after one rotation; a member that missed a receipt asks for it") {
+    Harness h(3, 0, [](Config& c) { c.hold_us = 500'000; });
+    h.start();
+    h.run_until([&] { return h.node(1).holding_token() && h.net.empty(); });
+    REQUIRE(h.node(1).holding_token());
+    const std::uint64_t held = h.node(1).stats().tokens_held;
+    const Micros t0 = h.now;
+    h.node(1).submit({7}, Guarantee::safe, h.now);
+    h.collect(1);
+    // Node 3's receipt never reaches node 2.
+    h.drop = [](const InFlight& p) {
+        return p.from == 3 && p.to == 2 && std::holds_alternative<wt::ReceiptNotice>(wt::decode(p.bytes).packet);
+    };
+    while (h.step()) {
+    }
+    // One rotation: the token came back to node 1, which held it at once.
+    CHECK(h.node(1).holding_token());
+    CHECK(h.node(1).stats().tokens_held == held + 1);
+    CHECK(h.count(1) == 1);
+    CHECK(h.count(3) == 1);
+    CHECK(h.count(2) == 0);
+    // Node 2 asks for the token after hold_cancel_retry_us instead of the 500 ms hold.
+    h.run_until([&] { return h.count(2) == 1; });
+    REQUIRE(h.count(2) == 1);
+    CHECK(h.node(2).stats().hold_cancels_sent == 1);
+    CHECK(h.now - t0 < 50'000);
+}
+
 TEST_CASE("receipts: none on a busy ring, where the token carries the same knowledge") {
     Harness h(3, 0, [](Config& c) { c.receipt_max_fcc = 2; });  // busier than the default allows
     h.start();
