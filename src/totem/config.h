@@ -77,11 +77,11 @@ struct Config {
     // it never holds while a safe frame may still be undelivered somewhere.
     std::uint32_t idle_rotations_before_hold = 1;
     // Receipts (wire ReceiptNotice): while the last token seen carried at most
-    // `receipt_max_fcc` new frames, a member multicasts its aru as soon as it rises over
-    // a safe frame not yet known safe, so every member learns a safe point one hop after
-    // the frame reached everyone rather than after the token's rotation. Default: only
-    // after a rotation with no new frame (an unloaded ring: a lone durable write, where
-    // the hops are the latency). Busier rings leave it to the token, which carries the
+    // `receipt_max_fcc` new frames or the rep's count of idle rotations, a member
+    // multicasts its aru as soon as it rises over a safe frame not yet known safe, so
+    // every member learns a safe point one hop after the frame reached everyone rather
+    // than after the token's rotation. Default: only on an unloaded ring (a lone durable
+    // write, where the hops are the latency). Busier rings leave it to the token, which carries the
     // same knowledge at no extra packets: on the bench machine (2 vCPUs for 3 daemons)
     // receipts at 8 concurrent puts cost more in packets than they saved.
     bool receipts = true;

@@ -361,8 +361,10 @@ void Ring::on_safe_notice(RingInstance& r, Seq seq) {
 // follows the frames a predecessor sent before the token). A busy ring leaves it to the
 // token, which carries the same knowledge each rotation at no extra packets.
 void Ring::maybe_send_receipt(RingInstance& r) {
+    // Unloaded: the rep counted the last rotation idle (the token it released from a hold
+    // says so, and a hold now follows a single rotation), or few frames went round.
     if (!config_.receipts || state_ != State::operational || r.members.size() < 2 || !r.receipt_allowed ||
-        r.last_fcc > config_.receipt_max_fcc)
+        (r.last_seen_idle == 0 && r.last_fcc > config_.receipt_max_fcc))
         return;
     const Seq aru =
         is_bug_node() && config_.test_hooks.receipt_overclaim ? r.window.high() : r.window.my_aru();

@@ -38,6 +38,15 @@ python3 "$top/tests/cluster/store_workload.py" "$top" "$name" "$n" "$seed" 200 4
     fail "acknowledged puts lost or wrong after kill -9/restart"
 echo "kill -9/restart: $(cluster hashes | tr '\n' ';')"
 
+# Receipts: on the idle ring a lone put is known safe from the members' receipts (the
+# token need not go round first), so node 1 receives some.
+receipts() { ctl 1 counters | awk '$1 == "ring.receipts_received:" {print $2}'; }
+r0=$(receipts)
+for k in 1 2 3; do echo "r$k" | ctl 1 put "/receipt-$k" || fail "put /receipt-$k"; done
+r1=$(receipts)
+[ -n "$r0" ] && [ -n "$r1" ] && [ "$r1" -gt "$r0" ] || fail "no receipts for puts on an idle ring ($r0 -> $r1)"
+echo "receipts received by node 1 for 3 puts: $((r1 - r0))"
+
 # (b) partition: the minority cannot write, the majority can; heal converges.
 cluster partition "$majority/$last" >/dev/null || fail "partition"
 # A client that gives up before the answer (the ring is stalled until it re-forms): it

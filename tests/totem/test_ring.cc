@@ -325,6 +325,23 @@ TEST_CASE("receipts: the rep holds the token after one rotation; a member that m
     CHECK(h.now - t0 < 50'000);
 }
 
+TEST_CASE("receipts: every message of a one-at-a-time stream gets them, each after a one-rotation hold") {
+    // The token a held rep releases carries its idle count: the members see an unloaded
+    // ring although the only rotation they saw since the last message carried that one.
+    Harness h(3);
+    h.start();
+    for (std::size_t i = 1; i <= 5; ++i) {
+        h.run_until([&] { return h.node(1).holding_token() && h.net.empty(); });
+        REQUIRE(h.node(1).holding_token());
+        h.node(1).submit({static_cast<std::uint8_t>(i)}, Guarantee::safe, h.now);
+        h.collect(1);
+        h.run_until([&] { return h.count(2) == i && h.count(3) == i; });
+        REQUIRE(h.count(3) == i);
+        for (NodeId n = 1; n <= 3; ++n) CHECK(h.node(n).stats().receipts_sent == i);
+    }
+    CHECK(h.node(1).stats().safe_notices_sent == 0);
+}
+
 TEST_CASE("receipts: none on a busy ring, where the token carries the same knowledge") {
     Harness h(3, 0, [](Config& c) { c.receipt_max_fcc = 2; });  // busier than the default allows
     h.start();
