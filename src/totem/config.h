@@ -81,9 +81,9 @@ struct Config {
     // multicasts its aru as soon as it rises over a safe frame not yet known safe, so
     // every member learns a safe point one hop after the frame reached everyone rather
     // than after the token's rotation. Default: only on an unloaded ring (a lone durable
-    // write, where the hops are the latency). Busier rings leave it to the token, which carries the
-    // same knowledge at no extra packets: on the bench machine (2 vCPUs for 3 daemons)
-    // receipts at 8 concurrent puts cost more in packets than they saved.
+    // write, where the hops are the latency). Busier rings leave it to the token, which
+    // carries the same knowledge at no extra packets: on the bench machine (2 vCPUs for 3
+    // daemons) receipts at 8 concurrent puts cost more in packets than they saved.
     bool receipts = true;
     std::uint32_t receipt_max_fcc = 0;
 

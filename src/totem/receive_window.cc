@@ -77,20 +77,20 @@ void ReceiveWindow::collect_missing(std::uint32_t threshold, std::size_t max, st
     }
 }
 
-bool ReceiveWindow::has_own_safe_frame(std::optional<Seq> low, Seq high, std::uint32_t originator) const {
+bool ReceiveWindow::any_safe_frame(std::optional<Seq> low, Seq high, std::optional<std::uint32_t> originator) const {
     for (Seq s = low ? seq_max(*low + 1, base_) : base_; seq_le(s, high) && seq_le(s, high_); ++s) {
         const auto& f = slot(s).frame;
-        if (f && f->originator == originator && (f->flags & wt::kFrameSafe)) return true;
+        if (f && (f->flags & wt::kFrameSafe) && (!originator || f->originator == *originator)) return true;
     }
     return false;
 }
 
+bool ReceiveWindow::has_own_safe_frame(std::optional<Seq> low, Seq high, std::uint32_t originator) const {
+    return any_safe_frame(low, high, originator);
+}
+
 bool ReceiveWindow::has_safe_frame_in(std::optional<Seq> low, Seq high) const {
-    for (Seq s = low ? seq_max(*low + 1, base_) : base_; seq_le(s, high) && seq_le(s, high_); ++s) {
-        const auto& f = slot(s).frame;
-        if (f && (f->flags & wt::kFrameSafe)) return true;
-    }
-    return false;
+    return any_safe_frame(low, high, std::nullopt);
 }
 
 void ReceiveWindow::raise_safe_point(Seq s) {
@@ -99,11 +99,7 @@ void ReceiveWindow::raise_safe_point(Seq s) {
 }
 
 bool ReceiveWindow::has_safe_frame_above(std::optional<Seq> low) const {
-    for (Seq s = low ? seq_max(*low + 1, base_) : base_; seq_le(s, high_); ++s) {
-        const auto& f = slot(s).frame;
-        if (f && (f->flags & wt::kFrameSafe)) return true;
-    }
-    return false;
+    return any_safe_frame(low, high_, std::nullopt);
 }
 
 std::vector<wt::McastFrame> ReceiveWindow::frames_above(Seq low) const {

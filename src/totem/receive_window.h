@@ -95,6 +95,8 @@ private:
         std::uint32_t miss_count = 0;
     };
     Store store_impl(wire::totem::McastFrame frame, bool bounded);
+    // A retained safe frame in (low, high], from `originator` if given.
+    bool any_safe_frame(std::optional<Seq> low, Seq high, std::optional<std::uint32_t> originator) const;
     void extend(Seq seq, bool bounded);
     Slot& slot(Seq s) { return slots_[static_cast<std::size_t>(seq_diff(base_, s))]; }
     const Slot& slot(Seq s) const { return slots_[static_cast<std::size_t>(seq_diff(base_, s))]; }

@@ -205,6 +205,8 @@ private:
     // Raises the safe point to the lowest aru of all members' receipts and mine; true if
     // it rose.
     bool fold_receipts(RingInstance& r);
+    // The lowest aru in the other members' receipts; none until every one sent one.
+    std::optional<Seq> lowest_receipt(const RingInstance& r) const;
     // Whether every other member's receipt covers every safe frame I hold (rep, idle).
     bool receipts_cover_safe_frames(const RingInstance& r) const;
     // A safe frame I hold but may not deliver yet.

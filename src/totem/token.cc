@@ -84,7 +84,8 @@ void Ring::accept_token(RingInstance& r, wt::Token t, Micros now) {
         // frame: each learnt the safe point from the others' receipts, and one whose
         // receipt of another was lost asks for the token (safe_stall) instead of waiting
         // out the hold. The token's own knowledge is what counts for the next visit.
-        r.rep_may_hold = idle && (!r.window.has_safe_frame_above(r.rep_prev_safe) || receipts_cover_safe_frames(r));
+        r.rep_may_hold =
+            idle && (!r.window.has_safe_frame_above(r.rep_prev_safe) || receipts_cover_safe_frames(r));
         r.rep_prev_safe = r.window.token_safe_point();
     }
     r.last_seen_idle = t.idle_rotations;
@@ -99,8 +100,8 @@ void Ring::accept_token(RingInstance& r, wt::Token t, Micros now) {
     r.window.free_stable();
     // The rep may hold the token before this node knows a safe frame it holds is safe
     // (a receipt lost): make sure it does not wait out the whole hold for it.
-    if (state_ == State::operational && config_.receipts && !timer_armed_[static_cast<std::size_t>(TimerId::safe_stall)] &&
-        safe_frame_waiting(r))
+    const bool stall_armed = timer_armed_[static_cast<std::size_t>(TimerId::safe_stall)];
+    if (state_ == State::operational && config_.receipts && !stall_armed && safe_frame_waiting(r))
         arm(TimerId::safe_stall, now + config_.hold_cancel_retry_us);
     if (recovering) maybe_install(r, t, now);
 }
@@ -389,15 +390,20 @@ void Ring::on_receipt(RingInstance& r, NodeId from, Seq aru) {
     if (fold_receipts(r)) deliver(r);
 }
 
-bool Ring::receipts_cover_safe_frames(const RingInstance& r) const {
-    if (!config_.receipts) return false;
+std::optional<Seq> Ring::lowest_receipt(const RingInstance& r) const {
     std::optional<Seq> low;
     for (NodeId m : r.members) {
         if (m == config_.self) continue;
         const auto it = r.receipts.find(m);
-        if (it == r.receipts.end()) return false;
+        if (it == r.receipts.end()) return std::nullopt;  // a member that sent none yet
         low = low ? seq_min(*low, it->second) : it->second;
     }
+    return low;
+}
+
+bool Ring::receipts_cover_safe_frames(const RingInstance& r) const {
+    if (!config_.receipts) return false;
+    const std::optional<Seq> low = lowest_receipt(r);
     return low && !r.window.has_safe_frame_above(low);
 }
 
@@ -423,13 +429,9 @@ void Ring::on_safe_stall(Micros now) {
 
 bool Ring::fold_receipts(RingInstance& r) {
     if (r.receipts.empty()) return false;
-    Seq low = r.window.my_aru();
-    for (NodeId m : r.members) {
-        if (m == config_.self) continue;
-        const auto it = r.receipts.find(m);
-        if (it == r.receipts.end()) return false;  // a member that sent none yet
-        low = seq_min(low, it->second);
-    }
+    const std::optional<Seq> others = lowest_receipt(r);
+    if (!others) return false;
+    const Seq low = seq_min(r.window.my_aru(), *others);
     const std::optional<Seq> before = r.window.safe_point();
     if (before && !seq_gt(low, *before)) return false;
     r.window.raise_safe_point(low);
