@@ -12,7 +12,7 @@ totem::Micros RingDriver::now() {
 RingDriver::RingDriver(asio::io_context& io, Transport& transport, totem::Config config, totem::Durable* durable,
                        Callbacks callbacks)
     : transport_(transport), ring_(std::move(config), durable), callbacks_(std::move(callbacks)) {
-    for (auto& t : timers_) t = std::make_unique<asio::steady_timer>(io);
+    for (auto& t : timers_) t.timer = std::make_unique<asio::steady_timer>(io);
     transport_.set_batch_hooks([this] { in_batch_ = true; },
                                [this] {
                                    in_batch_ = false;
@@ -50,12 +50,38 @@ void RingDriver::set_local_watermark(std::uint64_t value, const std::vector<std:
 void RingDriver::leave() {
     ring_.leave(now());
     apply();
-    for (auto& t : timers_) t->cancel();
+    for (auto& t : timers_) {
+        t.want.reset();
+        t.timer->cancel();
+    }
 }
 
 void RingDriver::on_timer(totem::TimerId id) {
     ring_.on_timer(id, now());
     apply();
+}
+
+void RingDriver::arm_timer(totem::TimerId id, totem::Micros deadline) {
+    Timer& t = timers_[static_cast<std::size_t>(id)];
+    t.waiting = true;
+    t.armed = deadline;
+    const std::uint64_t generation = ++t.generation;
+    // Replaces a wait in progress (its handler gets operation_aborted).
+    t.timer->expires_at(Clock::time_point(std::chrono::microseconds(deadline)));
+    t.timer->async_wait([this, id, generation](std::error_code ec) { on_timer_end(id, generation, ec); });
+}
+
+void RingDriver::on_timer_end(totem::TimerId id, std::uint64_t generation, std::error_code ec) {
+    Timer& t = timers_[static_cast<std::size_t>(id)];
+    if (generation != t.generation) return;  // a replaced wait
+    t.waiting = false;
+    if (ec || !t.want) return;
+    if (*t.want > t.armed) {  // moved later meanwhile
+        arm_timer(id, *t.want);
+        return;
+    }
+    t.want.reset();
+    on_timer(id);
 }
 
 void RingDriver::apply() {
@@ -76,15 +102,13 @@ void RingDriver::apply() {
     transport_.send_all_batch(fx.multicasts);
     for (auto& u : fx.unicasts) transport_.send_to(u.to, u.bytes);
     for (const auto& op : fx.timers) {
-        auto& timer = *timers_[static_cast<std::size_t>(op.timer)];
-        timer.cancel();
-        if (!op.arm) continue;
-        timer.expires_at(Clock::time_point(std::chrono::microseconds(op.deadline)));
-        totem::TimerId id = op.timer;
-        // A fire that races a re-arm reaches the core, which ignores stale fires.
-        timer.async_wait([this, id](std::error_code ec) {
-            if (!ec) on_timer(id);
-        });
+        Timer& t = timers_[static_cast<std::size_t>(op.timer)];
+        if (!op.arm) {
+            t.want.reset();  // a wait that ends finds nothing wanted
+            continue;
+        }
+        t.want = op.deadline;
+        if (!t.waiting || op.deadline < t.armed) arm_timer(op.timer, op.deadline);
     }
     if (fx.watermark && callbacks_.watermark) callbacks_.watermark(*fx.watermark);
     for (const auto& line : fx.log)

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "runtime/transport.h"
@@ -65,7 +66,22 @@ private:
     // end instead of after each datagram (the clients get one write per batch).
     bool in_batch_ = false;
     bool progress_pending_ = false;
-    std::array<std::unique_ptr<asio::steady_timer>, totem::kTimerCount> timers_;
+    // The core re-arms its timers at almost every event (the token-loss timer at every
+    // token visit), each time later than before. A steady_timer is moved only when the
+    // new deadline is earlier than the one it waits for (or it waits for none): a later
+    // one is noted in `want` and the wait, when it ends, waits again until then. That
+    // saves a timerfd_settime and a cancelled handler per token visit. `generation`
+    // tells the current wait's end from a replaced one's.
+    struct Timer {
+        std::unique_ptr<asio::steady_timer> timer;
+        bool waiting = false;
+        totem::Micros armed = 0;  // the deadline the steady_timer waits for (while waiting)
+        std::optional<totem::Micros> want;
+        std::uint64_t generation = 0;
+    };
+    void arm_timer(totem::TimerId id, totem::Micros deadline);
+    void on_timer_end(totem::TimerId id, std::uint64_t generation, std::error_code ec);
+    std::array<Timer, totem::kTimerCount> timers_;
 };
 
 }  // namespace conclave::runtime
