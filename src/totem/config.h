@@ -86,6 +86,11 @@ struct Config {
     // daemons) receipts at 8 concurrent puts cost more in packets than they saved.
     bool receipts = true;
     std::uint32_t receipt_max_fcc = 0;
+    // Every member multicasts a receipt for a lone safe message: N multicasts and
+    // N x (N - 1) receptions, against the N token hops they save. On larger rings that
+    // is more packets per message than everything else together, so they leave it to
+    // the token.
+    std::uint32_t receipt_max_members = 8;
 
     // Membership (Totem §4; DESIGN.md §5 "faster failover"). Defaults: a dead node is
     // excluded and the survivors operational in token_loss + consensus + a few round

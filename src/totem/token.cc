@@ -364,7 +364,8 @@ void Ring::on_safe_notice(RingInstance& r, Seq seq) {
 void Ring::maybe_send_receipt(RingInstance& r) {
     // Unloaded: the rep counted the last rotation idle (the token it released from a hold
     // says so, and a hold now follows a single rotation), or few frames went round.
-    if (!config_.receipts || state_ != State::operational || r.members.size() < 2 || !r.receipt_allowed ||
+    if (!config_.receipts || state_ != State::operational || r.members.size() < 2 ||
+        r.members.size() > config_.receipt_max_members || !r.receipt_allowed ||
         (r.last_seen_idle == 0 && r.last_fcc > config_.receipt_max_fcc))
         return;
     const Seq aru =

@@ -342,6 +342,28 @@ TEST_CASE("receipts: every message of a one-at-a-time stream gets them, each aft
     CHECK(h.node(1).stats().safe_notices_sent == 0);
 }
 
+TEST_CASE("receipts: none on a ring larger than receipt_max_members; the token delivers the safe frame") {
+    // Five members, receipts up to four: each lone safe message would cost 5 multicasts.
+    Harness h(5, 0, [](Config& c) { c.receipt_max_members = 4; });
+    h.start();
+    for (std::size_t i = 1; i <= 3; ++i) {
+        h.run_until([&] { return h.node(1).holding_token() && h.net.empty(); });
+        REQUIRE(h.node(1).holding_token());
+        h.node(1).submit({static_cast<std::uint8_t>(i)}, Guarantee::safe, h.now);
+        h.collect(1);
+        h.run_until([&] {
+            for (NodeId n = 1; n <= 5; ++n)
+                if (h.count(n) != i) return false;
+            return true;
+        });
+        for (NodeId n = 1; n <= 5; ++n) REQUIRE(h.count(n) == i);
+    }
+    for (NodeId n = 1; n <= 5; ++n) {
+        CHECK(h.node(n).stats().receipts_sent == 0);
+        CHECK(h.node(n).stats().receipts_received == 0);
+    }
+}
+
 TEST_CASE("receipts: none on a busy ring, where the token carries the same knowledge") {
     Harness h(3, 0, [](Config& c) { c.receipt_max_fcc = 2; });  // busier than the default allows
     h.start();
