@@ -276,6 +276,8 @@ const std::vector<SectionSpec>& schema() {
                   else return "'" + std::string(v) + "' is not yes or no";
                   return std::nullopt;
               }},
+             // Below the shortest token retransmit interval (5 ms), which it must stay under.
+             {"token_linger", uint_setter(&Config::token_linger, 0, 4000)},
          }},
         {"logging",
          {
@@ -549,7 +551,8 @@ std::string format(const Config& c) {
     o << "tree {\n    mount: " << (c.mount ? "yes" : "no") << "\n";
     if (!c.group.empty()) o << "    group: " << c.group << "\n";
     o << "    lock_timeout: " << c.lock_timeout << "\n}\n";
-    o << "system {\n    sched_rr: " << (c.sched_rr ? "yes" : "no") << "\n}\n";
+    o << "system {\n    sched_rr: " << (c.sched_rr ? "yes" : "no") << "\n    token_linger: " << c.token_linger
+      << "\n}\n";
     o << "logging {\n    level: " << log_level_name(c.log_level) << "\n}\n";
     return o.str();
 }

@@ -62,6 +62,7 @@ struct Config {
     std::uint32_t lock_timeout = 120;  // seconds before an unchanged priv/lock/NAME may be unlocked
     // system { }
     bool sched_rr = true;  // the protocol thread runs SCHED_RR at the highest priority (Corosync's default)
+    std::uint32_t token_linger = 500;  // microseconds (totem::Config::linger_us); 0: off
     // logging { }
     LogLevel log_level = LogLevel::info;
 };

@@ -219,6 +219,7 @@ Status Daemon::start() {
     totem::Config tc;
     tc.self = cfg_.node_id;
     tc.mtu = cfg_.mtu;
+    tc.linger_us = cfg_.token_linger;
     if (auto why = totem::validate(tc); !why.empty()) return Error{"ring settings: " + why};
     ring_base_ = tc;
     // The cluster-wide ring settings live in the replicated state (`conclavectl totem set`).
@@ -807,7 +808,9 @@ json Daemon::status(const StoreView& view) const {
           {"safe_notices_sent", rs.safe_notices_sent},
           {"safe_notices_received", rs.safe_notices_received},
           {"receipts_sent", rs.receipts_sent},
-          {"receipts_received", rs.receipts_received}}},
+          {"receipts_received", rs.receipts_received},
+          {"tokens_held", rs.tokens_held},
+          {"lingers", rs.lingers}}},
         {"groups", {{"clients", groups_.sessions()}, {"delivered", groups_.delivered()}, {"blocked", groups_.blocked()}}},
     };
 }

@@ -51,11 +51,11 @@ int main(int argc, char** argv) {
             std::printf("  replay: %s\n", replay_command(o, seed, r.nodes).c_str());
         } else if (o.verbose) {
             std::printf("seed %" PRIu64 ": ok, nodes %" PRIu32 ", messages %" PRIu64 ", delivered %" PRIu64
-                        ", virtual time %" PRIu64 " us, try-again %" PRIu64 ", holds %" PRIu64
+                        ", virtual time %" PRIu64 " us, try-again %" PRIu64 ", holds %" PRIu64 ", lingers %" PRIu64
                         ", hold-cancels %" PRIu64 ", token rexmits %" PRIu64 ", frame rexmits %" PRIu64
                         ", gathers %" PRIu64 ", rings %" PRIu64 "\n",
                         seed, r.nodes, r.submitted, r.delivered, r.end_time_us, r.try_again, r.tokens_held,
-                        r.hold_cancels, r.token_retransmits, r.retransmits, r.gathers, r.rings_installed);
+                        r.lingers, r.hold_cancels, r.token_retransmits, r.retransmits, r.gathers, r.rings_installed);
         }
         std::fflush(stdout);
         if (o.soak_minutes) {

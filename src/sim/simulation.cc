@@ -148,6 +148,8 @@ totem::Config Simulation::config_for(std::uint32_t node) const {
     // Receipts on every second seed whatever the load (the default sends them only on an
     // unloaded ring, rare under this workload), so faults meet them often.
     if (seed_ % 2 == 1) c.receipt_max_fcc = UINT32_MAX;
+    // Linger off, at the default or long (2 ms, a hop's delay here), by seed.
+    c.linger_us = seed_ % 3 == 0 ? 0 : seed_ % 3 == 1 ? c.linger_us : 2'000;
     auto& h = c.test_hooks;
     const std::string& bug = o_.plant_bug;
     h.skip_retransmit = bug == "skip-retransmit";
@@ -570,6 +572,7 @@ SeedResult Simulation::run() {
         const auto& st = nodes_[y].ring->stats();
         result_.malformed += st.malformed;
         result_.tokens_held += st.tokens_held;
+        result_.lingers += st.lingers;
         result_.hold_cancels += st.hold_cancels_sent;
         result_.token_retransmits += st.token_retransmits;
         result_.retransmits += st.retransmits_sent;

@@ -41,7 +41,7 @@ struct SeedResult {
     std::uint64_t end_time_us = 0;
     std::uint64_t malformed = 0;  // packets any core refused to decode (must stay 0)
     std::uint64_t try_again = 0;  // submits refused by a full queue (then retried)
-    std::uint64_t tokens_held = 0, hold_cancels = 0, token_retransmits = 0, retransmits = 0;
+    std::uint64_t tokens_held = 0, lingers = 0, hold_cancels = 0, token_retransmits = 0, retransmits = 0;
     std::uint64_t rings_installed = 0, gathers = 0;
     // Failover: microseconds from a crash to the last survivor's next regular
     // configuration (crashes with no other fault in between).

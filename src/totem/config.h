@@ -84,6 +84,15 @@ struct Config {
     // write, where the hops are the latency). Busier rings leave it to the token, which
     // carries the same knowledge at no extra packets: on the bench machine (2 vCPUs for 3
     // daemons) receipts at 8 concurrent puts cost more in packets than they saved.
+    // Linger: a node that sent its own agreed messages on an otherwise quiet ring (no
+    // other sender, nothing to retransmit, no safe frame waiting) keeps the token up to
+    // this long from its arrival, so that its client's next message goes out at once
+    // instead of a rotation later (a client that waits for each delivery before sending
+    // the next: one token rotation per message without it). A hold-cancel or
+    // the deadline sends the token on; another member's message waits at most this
+    // long. 0: off.
+    Micros linger_us = 500;
+
     bool receipts = true;
     std::uint32_t receipt_max_fcc = 0;
     // Every member multicasts a receipt for a lone safe message: N multicasts and

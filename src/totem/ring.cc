@@ -66,6 +66,7 @@ std::string validate(const Config& c) {
     if (c.token_retransmit_us == 0 || c.hold_us == 0 || c.hold_cancel_retry_us == 0 ||
         c.join_interval_us == 0 || c.consensus_us == 0 || c.merge_detect_us == 0)
         return "timer intervals must be > 0";
+    if (c.linger_us >= c.token_retransmit_us) return "linger_us must be below token_retransmit_us";
     if (c.token_loss_us <= c.token_retransmit_us || c.token_loss_us <= c.hold_us)
         return "token_loss_us must exceed token_retransmit_us and hold_us";
     if (c.consensus_us < c.join_interval_us) return "consensus_us must be >= join_interval_us";
@@ -218,9 +219,12 @@ void Ring::on_ring_packet(NodeId from, wt::Packet& p, Micros now) {
         } else if (auto* rn = std::get_if<wt::ReceiptNotice>(&p)) {
             if (state_ == State::operational) on_receipt(*r, from, rn->aru);
         } else if (r->held) {
-            release_held_token(*r, now);  // hold-cancel: only the holder acts on it
-        } else if (config_.self == r->rep()) {
-            // It overtook the token on its way to me: do not hold it at the next visit.
+            // Hold-cancel: only the holder acts on it, and passes the token on.
+            r->cancel_pending = true;
+            release_held_token(*r, now);
+        } else {
+            // It may have overtaken the token on its way to me: neither hold nor linger
+            // at the next visit.
             r->cancel_pending = true;
         }
         return;
@@ -310,7 +314,8 @@ SubmitResult Ring::submit(wire::Bytes message, Guarantee guarantee, Micros now) 
     if (r.status != SubmitStatus::ok || state_ != State::operational) return r;
     RingInstance& ring = *installed_;
     if (ring.held) {
-        // I am the rep holding the idle token (or a singleton ring): send right away.
+        // I hold the token (the rep's idle hold, a linger, or a singleton ring): send
+        // right away.
         release_held_token(ring, now);
     } else if (was_empty && !waiting_for_token_ && config_.self != ring.rep() &&
                ring.last_seen_idle + 1 >= config_.idle_rotations_before_hold) {

@@ -59,6 +59,7 @@ struct RingStats {
     std::uint64_t retransmits_sent = 0;
     std::uint64_t token_retransmits = 0;
     std::uint64_t tokens_held = 0;
+    std::uint64_t lingers = 0;          // visits that kept the token for more own messages
     std::uint64_t hold_cancels_sent = 0;
     std::uint64_t watermark_notices_sent = 0;
     std::uint64_t watermark_notices_received = 0;
@@ -90,7 +91,12 @@ struct RingInstance {
     std::optional<std::uint32_t> last_token_seq;  // newest token_seq accepted
     wire::Bytes last_sent_token;        // encoded copy kept for token retransmission
     std::optional<Seq> last_sent_seq;   // its seq: a newer frame from the successor acks it
-    std::optional<wire::totem::Token> held;  // the rep's held token on an idle ring
+    std::optional<wire::totem::Token> held;  // the rep's held token on an idle ring, or a linger's
+    // Linger (Config::linger_us): until when this visit may keep the token for more of
+    // this node's messages; whether `held` is a linger; frames sent so far in this visit.
+    Micros linger_until = 0;
+    bool lingering = false;
+    std::uint32_t linger_sent = 0;
     // Rep only: token.seq as it passed the token on (or held it) at its previous visit;
     // whether it did yet on this ring; its safe point at its previous visit; whether this
     // visit may hold (accept_token).
@@ -98,7 +104,7 @@ struct RingInstance {
     bool rep_passed = false;
     std::optional<Seq> rep_prev_safe;
     bool rep_may_hold = false;
-    bool cancel_pending = false;        // rep only: a hold-cancel came while the token was away
+    bool cancel_pending = false;        // a hold-cancel came while the token was away
     std::uint32_t last_seen_idle = 0;   // idle_rotations on the last token seen
     // Watermark notices: the highest value each other member sent me on this ring.
     std::map<NodeId, std::uint64_t> announced;

@@ -51,6 +51,7 @@ void Ring::accept_token(RingInstance& r, wt::Token t, Micros now) {
     r.last_fcc = t.fcc;
     r.receipt_allowed = true;
     r.last_visit = now;
+    r.linger_until = now + config_.linger_us;
     const std::optional<Seq> safe_before = r.window.safe_point();
     r.window.on_token_aru(t.aru);
     send_safe_notice(r, safe_before);
@@ -150,8 +151,14 @@ void Ring::multicast_frame(const wt::McastFrame& frame) {
 void Ring::visit(RingInstance& r, wt::Token t, Micros now, bool may_hold) {
     const bool recovering = state_ == State::recovery;
     const std::uint32_t backlog = recovering ? static_cast<std::uint32_t>(to_resend_.size()) : queue_.frames_needed();
-    const std::uint32_t allowed = r.flow.allowance(t.fcc, t.backlog, backlog);
+    // A lingering visit goes on: what it sent so far counts against the allowance and
+    // stays in the token's fcc.
+    const std::uint32_t before = r.lingering ? r.linger_sent : 0;
+    const std::uint32_t full = r.flow.allowance(t.fcc, t.backlog, backlog);
+    const std::uint32_t allowed = full > before ? full - before : 0;
+    const bool others_quiet = t.fcc == r.flow.previous_sent() && t.backlog == r.flow.previous_backlog();
     std::uint32_t sent = 0;
+    std::uint32_t fresh = 0;
 
     // 1. Retransmissions first (Totem §8): answer every request I can, within allowance.
     std::vector<Seq> rtr;
@@ -182,7 +189,6 @@ void Ring::visit(RingInstance& r, wt::Token t, Micros now, bool may_hold) {
         const std::uint32_t headroom = span + config_.window_size < config_.max_window
                                            ? config_.max_window - config_.window_size - span
                                            : 0;
-        std::uint32_t fresh = 0;
         while (sent < allowed && fresh < headroom && !queue_.empty()) {
             originate(queue_.next_frame(), r, t);
             ++sent;
@@ -214,7 +220,7 @@ void Ring::visit(RingInstance& r, wt::Token t, Micros now, bool may_hold) {
 
     // 5. Flow control: replace my contribution to fcc and backlog.
     const std::uint32_t left = recovering ? static_cast<std::uint32_t>(to_resend_.size()) : queue_.frames_needed();
-    r.flow.update_token(t.fcc, t.backlog, sent, left);
+    r.flow.update_token(t.fcc, t.backlog, before + sent, left);
 
     // 6. Token hold on an idle ring (Corosync deviation, kept: idle CPU near zero): once
     // every member has every frame and has delivered every safe one (accept_token), the
@@ -225,6 +231,17 @@ void Ring::visit(RingInstance& r, wt::Token t, Micros now, bool may_hold) {
     if (config_.self == r.rep()) {
         r.rep_last_seq = t.seq;  // after my own new frames
         r.rep_passed = true;
+    }
+    // 7. Linger: my client's next message is likely on its way (see Config::linger_us).
+    if (!cancelled && fresh > 0 && others_quiet && queue_.empty() && t.rtr.empty() && state_ == State::operational &&
+        r.members.size() > 1 && now < r.linger_until &&
+        !r.window.has_safe_frame_above(r.window.safe_point())) {
+        if (!r.lingering) ++stats_.lingers;
+        r.lingering = true;
+        r.linger_sent = before + sent;
+        r.held = std::move(t);
+        arm(TimerId::token_hold, r.linger_until);
+        return;
     }
     if (may_hold && !cancelled && config_.self == r.rep() && r.rep_may_hold &&
         t.idle_rotations >= config_.idle_rotations_before_hold && queue_.empty() && t.rtr.empty() && sent == 0 &&
@@ -238,6 +255,8 @@ void Ring::visit(RingInstance& r, wt::Token t, Micros now, bool may_hold) {
 }
 
 void Ring::forward(RingInstance& r, wt::Token t, Micros now) {
+    r.lingering = false;
+    r.linger_sent = 0;
     t.header = {r.id, config_.self};
     t.token_seq = *r.last_token_seq + 1;
     r.window.on_forwarded_aru(t.aru);
@@ -267,6 +286,8 @@ void Ring::release_held_token(RingInstance& r, Micros now) {
     wt::Token t = std::move(*r.held);
     r.held.reset();
     cancel(TimerId::token_hold);
+    // Out of the rep's idle hold, the visit starts now (a linger's goes on).
+    if (!r.lingering) r.linger_until = now + config_.linger_us;
     if (r.successor == config_.self) {
         // Singleton: the held token is the next visit.
         t.token_seq = *r.last_token_seq + 1;

@@ -36,20 +36,41 @@ for i in $all; do [ "$(field "$i" "s['ring']")" = "$ring1" ] || fail "nodes disa
 [ "$(field 1 "s['quorate']")" = True ] || fail "not quorate with every node up"
 echo "formed: ring $ring1, members $all"
 
+# Runs conclave-bench ring-node on every node in process group $1 (further arguments go
+# to it); fails unless every node's client delivered the same number of messages. Leaves
+# that number in $totals and node 1's report in $report1.
+group_run() {
+    group=$1
+    shift
+    for i in $all; do
+        cluster exec "$i" conclave-bench ring-node --socket "/run/conclave-cluster/$name/node$i/control.sock" \
+            --group "$group" --nodes "$n" --index "$i" --size 200 --secs 1 --warmup 0.2 "$@" \
+            > "/tmp/$name-out$i" 2> "/tmp/$name-err$i" &
+    done
+    wait
+    for i in $all; do
+        grep -q '"delivered_window"' "/tmp/$name-out$i" || fail "node $i's $group client: $(cat "/tmp/$name-err$i")"
+    done
+    totals=$(for i in $all; do python3 -c "import json; print(json.load(open('/tmp/$name-out$i'))['delivered_total'])"; done | sort -u)
+    report1=$(cat "/tmp/$name-out1")
+    rm -f /tmp/$name-*
+    [ "$(echo "$totals" | wc -l)" = 1 ] || fail "group $group: nodes delivered different numbers of messages: $totals"
+}
+
 # Ordered process-group messages: every node's client sees the same sequence.
-for i in $all; do
-    cluster exec "$i" conclave-bench ring-node --socket "/run/conclave-cluster/$name/node$i/control.sock" \
-        --group order --nodes "$n" --index "$i" --size 200 --secs 1 --warmup 0.2 --senders all \
-        --lat "/tmp/$name-lat$i" > "/tmp/$name-out$i" 2> "/tmp/$name-err$i" &
-done
-wait
-for i in $all; do
-    grep -q '"delivered_window"' "/tmp/$name-out$i" || fail "node $i's group client: $(cat "/tmp/$name-err$i")"
-done
-totals=$(for i in $all; do python3 -c "import json; print(json.load(open('/tmp/$name-out$i'))['delivered_total'])"; done | sort -u)
-rm -f /tmp/$name-*
-[ "$(echo "$totals" | wc -l)" = 1 ] || fail "nodes delivered different numbers of group messages: $totals"
+group_run order --senders all
 echo "group messages: every node delivered $totals"
+
+# A lone writer (node 1, one message outstanding): node 1 keeps the token for its
+# client's next message (system.token_linger), and every node still delivers them all.
+lingers() { cluster exec 1 conclavectl counters | awk '$1 == "ring.lingers:" {print $2}'; }
+before=$(lingers)
+group_run lone --senders one --window 1
+after=$(lingers)
+p50=$(echo "$report1" | python3 -c "import json, sys; print(json.load(sys.stdin)['lat_p50_us'])")
+[ -n "$before" ] && [ -n "$after" ] && [ "$after" -gt "$before" ] ||
+    fail "lone writer: node 1 never kept the token for its next message (ring.lingers $before -> $after)"
+echo "lone writer: every node delivered $totals, p50 $p50 us, node 1 lingered $((after - before)) times"
 
 # kill -9 the highest node: the others form a new ring, quickly.
 last=$n

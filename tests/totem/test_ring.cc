@@ -489,7 +489,8 @@ TEST_CASE("the rep holds the token one idle rotation after agreed frames, never 
 }
 
 TEST_CASE("the rep's own submit releases its held token") {
-    Harness h(2);
+    // The frame goes out at once; the token follows at once without a linger.
+    Harness h(2, 0, [](Config& c) { c.linger_us = 0; });
     h.start();
     h.run_until([&] { return h.node(1).holding_token(); });
     REQUIRE(h.node(1).holding_token());
@@ -498,6 +499,87 @@ TEST_CASE("the rep's own submit releases its held token") {
     CHECK_FALSE(h.node(1).holding_token());
     CHECK(fx.multicasts.size() == 1);
     CHECK(fx.unicasts.size() == 1);
+    CHECK(h.node(1).stats().lingers == 0);
+}
+
+TEST_CASE("linger: a sender keeps the token for its client's next message, up to linger_us") {
+    Harness h(3);
+    h.start();
+    h.run_until([&] { return h.node(1).holding_token() && h.net.empty(); });
+    REQUIRE(h.node(1).holding_token());
+    const Micros released = h.now;
+    // Out of the idle hold: the frame goes out and the token stays for the next one.
+    h.node(1).submit({1}, Guarantee::agreed, h.now);
+    Effects fx = h.collect(1);
+    CHECK(fx.multicasts.size() == 1);
+    CHECK(fx.unicasts.empty());
+    CHECK(h.node(1).holding_token());
+    CHECK(h.node(1).stats().lingers == 1);
+    CHECK(h.count(1) == 1);  // agreed: delivered to its sender at once
+    // The next message, 100 us later, goes out at once: no rotation in between.
+    h.steps(100);
+    h.now = released + 100;
+    h.node(1).submit({2}, Guarantee::agreed, h.now);
+    fx = h.collect(1);
+    CHECK(fx.multicasts.size() == 1);
+    CHECK(fx.unicasts.empty());
+    CHECK(h.count(1) == 2);
+    CHECK(h.node(1).stats().lingers == 1);  // one linger per visit
+    // At the deadline the token goes on; every member has both, in order.
+    h.steps(100);
+    REQUIRE(h.timers.count({1, static_cast<int>(TimerId::token_hold)}) == 1);
+    CHECK(h.timers[{1, static_cast<int>(TimerId::token_hold)}] == released + Config{}.linger_us);
+    h.run_until([&] { return !h.node(1).holding_token(); });
+    CHECK(h.now == released + Config{}.linger_us);
+    h.run_until([&] { return h.count(2) == 2 && h.count(3) == 2; });
+    for (NodeId n = 2; n <= 3; ++n) {
+        REQUIRE(h.count(n) == 2);
+        CHECK(h.delivered[n][0].payload == wire::Bytes{1});
+        CHECK(h.delivered[n][1].payload == wire::Bytes{2});
+    }
+}
+
+TEST_CASE("linger: not for a safe message, not while another member has a backlog; a hold-cancel ends it") {
+    Harness h(3);
+    h.start();
+    h.run_until([&] { return h.node(1).holding_token() && h.net.empty(); });
+    // Safe: the rotation is what delivers it (or the receipts, which need no linger).
+    h.node(1).submit({1}, Guarantee::safe, h.now);
+    h.collect(1);
+    CHECK_FALSE(h.node(1).holding_token());
+    CHECK(h.node(1).stats().lingers == 0);
+    h.run_until([&] { return h.count(1) == 1 && h.count(2) == 1 && h.count(3) == 1 && h.node(1).holding_token() &&
+                             h.net.empty(); });
+    REQUIRE(h.node(1).holding_token());
+    // An agreed message lingers; another member's hold-cancel sends the token on at once.
+    h.node(1).submit({2}, Guarantee::agreed, h.now);
+    h.collect(1);
+    REQUIRE(h.node(1).holding_token());
+    h.node(3).submit({3}, Guarantee::agreed, h.now);  // its last token looked idle: it asks for the token
+    Effects fx3 = h.collect(3);
+    CHECK(fx3.multicasts.size() == 1);
+    h.run_until([&] { return !h.node(1).holding_token(); }, 10);
+    CHECK_FALSE(h.node(1).holding_token());
+    h.run_until([&] { return h.count(1) == 3 && h.count(2) == 3 && h.count(3) == 3; });
+    REQUIRE(h.count(2) == 3);
+}
+
+TEST_CASE("linger: not while another member sends or has a backlog") {
+    Harness h(3, 0, [](Config& c) { c.max_messages = 1; });  // one frame per visit
+    h.start();
+    h.run_until([&] { return h.node(1).holding_token() && h.net.empty(); });
+    h.node(3).submit({1}, Guarantee::agreed, h.now);
+    h.node(3).submit({2}, Guarantee::agreed, h.now);
+    h.collect(3);
+    h.run_until([&] { return h.node(3).stats().frames_sent == 1; });
+    REQUIRE(h.node(3).stats().frames_sent == 1);
+    // The token now says node 3 sent a frame and has one more queued.
+    h.node(1).submit({3}, Guarantee::agreed, h.now);
+    h.collect(1);
+    h.run_until([&] { return h.count(1) == 3 && h.count(2) == 3 && h.count(3) == 3; });
+    REQUIRE(h.count(2) == 3);
+    CHECK(h.node(1).stats().frames_sent == 1);
+    CHECK(h.node(1).stats().lingers == 0);
 }
 
 TEST_CASE("the ring watermark is the minimum of the members' values over a rotation") {

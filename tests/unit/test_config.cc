@@ -41,6 +41,7 @@ tree {
 }
 system {
     sched_rr: no
+    token_linger: 0
 }
 logging {
     level: debug
@@ -77,6 +78,7 @@ TEST_CASE("a full config parses into every field") {
     CHECK(c.port == 5405);
     CHECK(c.mtu == 9000);
     CHECK_FALSE(c.sched_rr);
+    CHECK(c.token_linger == 0);
     CHECK(c.next_key_file == "/etc/conclave/authkey.next");
     CHECK(c.cipher == crypto::Cipher::chacha20_poly1305);
     CHECK(c.log_level == config::LogLevel::debug);
@@ -102,6 +104,7 @@ TEST_CASE("defaults fill what a minimal file leaves out") {
     CHECK(r->mount_point == "/etc/pve");
     CHECK(r->group.empty());  // www-data if it exists, else root
     CHECK(r->lock_timeout == 120);
+    CHECK(r->token_linger == 500);
 }
 
 TEST_CASE("unicast with peers, IPv4 and IPv6, with and without ports") {
@@ -185,6 +188,8 @@ TEST_CASE("values are type- and range-checked") {
     CHECK(has(error_of(std::string(kMinimal) + "tree {\n mount: maybe\n}\n"), "tree.mount: 'maybe' is not yes or no"));
     CHECK(has(error_of(std::string(kMinimal) + "system {\n sched_rr: fast\n}\n"), "system.sched_rr: 'fast' is not yes or no"));
     CHECK(has(error_of(std::string(kMinimal) + "tree {\n lock_timeout: 0\n}\n"), "tree.lock_timeout: 0 is out of range"));
+    CHECK(has(error_of(std::string(kMinimal) + "system {\n token_linger: 5000\n}\n"),
+              "system.token_linger: 5000 is out of range"));
     CHECK(has(error_of(std::string(kMinimal) + "tree {\n group: a;b\n}\n"), "is not a valid group name"));
     CHECK(has(error_of(std::string(kMinimal) + "paths {\n control_socket: /" + std::string(120, 's') + "\n}\n"),
               "paths.control_socket: socket paths are at most 107 characters"));
