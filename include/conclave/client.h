@@ -13,6 +13,10 @@
 //   while (c.next(1000, ev) == conclave::GroupEvent::Kind::message) use(ev.payload);
 //
 // Blocking calls, one thread per client object. Not copyable.
+//
+// Flow: a client that keeps more than 8 MiB of deliveries unread has its own messages
+// left unread by the daemon until it is back under 2 MiB (its sends queue here
+// meanwhile); one more than 64 MiB behind is disconnected (Kind::closed).
 #pragma once
 
 #include <cstddef>

@@ -81,6 +81,7 @@ public:
         // Frames pushed while the handler runs go out after its reply.
         auto& into = in_handler_ ? deferred_ : pending_;
         into.insert(into.end(), frames.begin(), frames.end());
+        if (grouped_ && pending_.size() + out_.size() > kPauseBacklog) backlogged_ = true;
         if (!in_handler_) flush();
         return true;
     }
@@ -88,10 +89,7 @@ public:
     void resume_reading() override {
         if (!paused_) return;
         paused_ = false;
-        if (grouped_) {
-            process_frames();
-            read_frames();
-        }
+        read_on();
     }
     bool closed() const override { return closed_; }
     std::uint64_t id() const override { return id_; }
@@ -233,10 +231,20 @@ private:
         push_json(reply);
     }
 
+    // Reading the client's frames stops while the ring's queue is full (paused_) or the
+    // client is far behind with ours (backlogged_).
+    bool may_read() const { return !paused_ && !backlogged_ && !closed_; }
+    void read_on() {
+        if (grouped_ && may_read()) {
+            process_frames();
+            read_frames();
+        }
+    }
+
     // At most one read in flight: resume_reading() may run inside the read handler's own
     // process_frames() (a submit that made room), and both want to read on.
     void read_frames() {
-        if (reading_ || paused_ || closed_) return;
+        if (reading_ || !may_read()) return;
         reading_ = true;
         auto self = shared_from_this();
         socket_.async_read_some(asio::buffer(rx_), [this, self](std::error_code ec, std::size_t n) {
@@ -254,7 +262,7 @@ private:
     void process_frames() {
         wire::group::FrameType type;
         wire::ByteView body;
-        while (!paused_ && !closed_) {
+        while (may_read()) {
             auto st = parser_.next(type, body);
             if (st == wire::group::FrameParser::Status::need_more) return;
             wire::group::Send send;
@@ -287,6 +295,10 @@ private:
                 close();
                 return;
             }
+            if (backlogged_ && pending_.size() < kResumeBacklog) {
+                backlogged_ = false;
+                read_on();
+            }
             flush();
         });
     }
@@ -309,6 +321,7 @@ private:
     bool upgrading_ = false;
     bool grouped_ = false;
     bool paused_ = false;
+    bool backlogged_ = false;  // the client is more than kPauseBacklog behind
     bool reading_ = false;
     bool writing_ = false;
     bool closed_ = false;

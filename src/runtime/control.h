@@ -50,8 +50,11 @@ public:
     // After the reply to the current request, the connection carries group frames:
     // on_send gets every SEND frame, on_close runs once when the connection ends.
     virtual void upgrade(std::function<void(const wire::group::Send&)> on_send, std::function<void()> on_close) = 0;
-    // Queues whole frames for the client. A client that falls more than kMaxBacklog
-    // bytes behind is disconnected (false): a stuck reader must not grow the daemon.
+    // Queues whole frames for the client. A client more than kPauseBacklog bytes behind
+    // has its own frames left unread until it is back under kResumeBacklog (one that
+    // sends and receives slows its sending to what it can take in); one that falls more
+    // than kMaxBacklog bytes behind is disconnected (false): a stuck reader must not
+    // grow the daemon.
     virtual bool push(wire::ByteView frames) = 0;
     // Back-pressure: stop and restart reading the client's frames.
     virtual void pause_reading() = 0;
@@ -84,6 +87,8 @@ bool parse_flat_object(std::string_view text, nlohmann::json& out);
 class ControlServer {
 public:
     static constexpr std::size_t kMaxBacklog = 64u << 20;
+    static constexpr std::size_t kPauseBacklog = 8u << 20;
+    static constexpr std::size_t kResumeBacklog = 2u << 20;
     // Returns the reply to one request, or deferred_reply(). Runs on the io_context's thread.
     using Handler =
         std::function<nlohmann::json(const nlohmann::json& request, const std::shared_ptr<ControlSession>& session)>;

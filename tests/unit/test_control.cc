@@ -246,6 +246,58 @@ TEST_CASE("process-group connection: upgrade after the join reply, frames both w
     t.join();
 }
 
+TEST_CASE("process-group connection: a client far behind with its deliveries is not read until it catches up") {
+    TempDir d;
+    std::string path = d.path + "/control.sock";
+    asio::io_context io;
+    auto guard = asio::make_work_guard(io);
+    std::atomic<int> sends{0};
+    std::uint64_t number = 0;
+    const wire::Bytes big(512u << 10, 0x5a);  // every send brings a 512 KiB delivery
+    runtime::ControlServer server(io, path, [&](const json&, const std::shared_ptr<runtime::ControlSession>& s) -> json {
+        std::weak_ptr<runtime::ControlSession> weak = s;
+        s->upgrade(
+            [&, weak](const wire::group::Send&) {
+                ++sends;
+                wire::group::Deliver del{9, 0, ++number, big};
+                wire::Bytes frame;
+                wire::group::encode_deliver(del, frame);
+                if (auto live = weak.lock()) CHECK(live->push(frame));
+            },
+            [] {});
+        return json{{"ok", true}};
+    });
+    REQUIRE(server.open().ok());
+    std::thread t([&] { io.run(); });
+    {
+        conclave::GroupClient c;
+        REQUIRE_MESSAGE(c.join(path, "g1"), c.error());
+        constexpr int kSends = 40;  // 20 MiB of deliveries, under the 64 MiB that disconnects
+        for (int i = 0; i < kSends; ++i) REQUIRE(c.send("x", 1, false));
+        REQUIRE(c.flush());
+        // Without reading: the server stops taking sends once it holds kPauseBacklog for us
+        // (the socket's own buffer takes a little more).
+        const auto limit = static_cast<int>(runtime::ControlServer::kPauseBacklog / big.size());
+        auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (sends.load() < limit && std::chrono::steady_clock::now() < end) std::this_thread::yield();
+        REQUIRE(sends.load() >= limit);
+        end = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+        while (sends.load() < kSends && std::chrono::steady_clock::now() < end) std::this_thread::yield();
+        CHECK(sends.load() <= limit + 2);
+        // Reading everything: the rest are taken in, each delivered once, in order.
+        conclave::GroupEvent ev;
+        for (int i = 0; i < kSends; ++i) {
+            REQUIRE(c.next(5000, ev) == conclave::GroupEvent::Kind::message);
+            CHECK(ev.number == static_cast<std::uint64_t>(i + 1));
+            CHECK(ev.payload.size() == big.size());
+        }
+        CHECK(sends.load() == kSends);
+    }
+    asio::post(io, [&] { server.close(); });
+    guard.reset();
+    t.join();
+}
+
 TEST_CASE("control socket: deferred replies come in request order; a gone client is no crash") {
     TempDir d;
     std::string path = d.path + "/control.sock";
