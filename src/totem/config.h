@@ -76,6 +76,14 @@ struct Config {
     // Idle rotations (nothing new, everything everywhere) before the rep holds the token;
     // it never holds while a safe frame may still be undelivered somewhere.
     std::uint32_t idle_rotations_before_hold = 1;
+    // Linger: a node that sent its own agreed messages on an otherwise quiet ring (no
+    // other sender, nothing to retransmit, no safe frame waiting) keeps the token up to
+    // this long from its arrival, so that its client's next message goes out at once
+    // instead of a rotation later (a client that waits for each delivery before sending
+    // the next: one token rotation per message without it). A hold-cancel or the
+    // deadline sends the token on; another member's message waits at most this long.
+    // 0: off. Below token_retransmit_us.
+    Micros linger_us = 500;
     // Receipts (wire ReceiptNotice): while the last token seen carried at most
     // `receipt_max_fcc` new frames or the rep's count of idle rotations, a member
     // multicasts its aru as soon as it rises over a safe frame not yet known safe, so
@@ -84,15 +92,6 @@ struct Config {
     // write, where the hops are the latency). Busier rings leave it to the token, which
     // carries the same knowledge at no extra packets: on the bench machine (2 vCPUs for 3
     // daemons) receipts at 8 concurrent puts cost more in packets than they saved.
-    // Linger: a node that sent its own agreed messages on an otherwise quiet ring (no
-    // other sender, nothing to retransmit, no safe frame waiting) keeps the token up to
-    // this long from its arrival, so that its client's next message goes out at once
-    // instead of a rotation later (a client that waits for each delivery before sending
-    // the next: one token rotation per message without it). A hold-cancel or
-    // the deadline sends the token on; another member's message waits at most this
-    // long. 0: off.
-    Micros linger_us = 500;
-
     bool receipts = true;
     std::uint32_t receipt_max_fcc = 0;
     // Every member multicasts a receipt for a lone safe message: N multicasts and

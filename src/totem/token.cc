@@ -232,6 +232,14 @@ void Ring::visit(RingInstance& r, wt::Token t, Micros now, bool may_hold) {
         r.rep_last_seq = t.seq;  // after my own new frames
         r.rep_passed = true;
     }
+    if (may_hold && !cancelled && config_.self == r.rep() && r.rep_may_hold &&
+        t.idle_rotations >= config_.idle_rotations_before_hold && queue_.empty() && t.rtr.empty() && sent == 0 &&
+        r.members.size() > 1) {
+        ++stats_.tokens_held;
+        r.held = std::move(t);
+        arm(TimerId::token_hold, now + config_.hold_us);
+        return;
+    }
     // 7. Linger: my client's next message is likely on its way (see Config::linger_us).
     if (!cancelled && fresh > 0 && others_quiet && queue_.empty() && t.rtr.empty() && state_ == State::operational &&
         r.members.size() > 1 && now < r.linger_until &&
@@ -241,14 +249,6 @@ void Ring::visit(RingInstance& r, wt::Token t, Micros now, bool may_hold) {
         r.linger_sent = before + sent;
         r.held = std::move(t);
         arm(TimerId::token_hold, r.linger_until);
-        return;
-    }
-    if (may_hold && !cancelled && config_.self == r.rep() && r.rep_may_hold &&
-        t.idle_rotations >= config_.idle_rotations_before_hold && queue_.empty() && t.rtr.empty() && sent == 0 &&
-        r.members.size() > 1) {
-        ++stats_.tokens_held;
-        r.held = std::move(t);
-        arm(TimerId::token_hold, now + config_.hold_us);
         return;
     }
     forward(r, std::move(t), now);
