@@ -145,11 +145,7 @@ totem::Config Simulation::config_for(std::uint32_t node) const {
     c.send_queue_messages = 32;
     c.token_retransmit_us = 10'000;  // one-way delay stays under ~7.2 ms here
     c.hold_us = 5'000;
-    // Receipts on every second seed whatever the load (the default sends them only on an
-    // unloaded ring, rare under this workload), so faults meet them often.
-    if (seed_ % 2 == 1) c.receipt_max_fcc = UINT32_MAX;
-    // Linger off, at the default or long (2 ms, a hop's delay here), by seed.
-    c.linger_us = seed_ % 3 == 0 ? 0 : seed_ % 3 == 1 ? c.linger_us : 2'000;
+    draw_seed_settings(c, seed_);
     auto& h = c.test_hooks;
     const std::string& bug = o_.plant_bug;
     h.skip_retransmit = bug == "skip-retransmit";
@@ -589,6 +585,11 @@ SeedResult Simulation::run() {
 }
 
 }  // namespace
+
+void draw_seed_settings(totem::Config& c, std::uint64_t seed) {
+    if (seed % 2 == 1) c.receipt_max_fcc = UINT32_MAX;
+    c.linger_us = seed % 3 == 0 ? 0 : seed % 3 == 1 ? c.linger_us : 2'000;
+}
 
 std::uint32_t nodes_for_seed(const SimOptions& o, std::uint64_t seed) {
     if (o.nodes_min == o.nodes_max) return o.nodes_min;

@@ -23,6 +23,7 @@
 #include "sim/checkers.h"
 #include "sim/options.h"
 #include "sim/trace.h"
+#include "totem/config.h"
 
 namespace conclave::sim {
 
@@ -55,6 +56,12 @@ struct SeedResult {
 std::uint32_t nodes_for_seed(const SimOptions& o, std::uint64_t seed);
 
 SeedResult run_seed(const SimOptions& o, std::uint64_t seed);
+
+// The ring settings drawn per seed, the same in both simulators, so that faults meet each
+// variant often: receipts at any load on odd seeds (the default sends them only on an
+// unloaded ring, rare under these workloads), and the token linger off, at its default
+// or long (2 ms, a hop's delay here) by seed modulo 3.
+void draw_seed_settings(totem::Config& c, std::uint64_t seed);
 
 // A few readable lines of the trace around a violation.
 std::string excerpt(const SeedResult& r, std::size_t max_lines = 12);

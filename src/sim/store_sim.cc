@@ -191,10 +191,7 @@ totem::Config StoreSim::ring_config(std::uint32_t node) const {
     c.send_queue_messages = 64;
     c.token_retransmit_us = 10'000;
     c.hold_us = 5'000;
-    // Receipts on every second seed whatever the load (see Simulation::config_for).
-    if (seed_ % 2 == 1) c.receipt_max_fcc = UINT32_MAX;
-    // Linger off, at the default or long (see Simulation::config_for).
-    c.linger_us = seed_ % 3 == 0 ? 0 : seed_ % 3 == 1 ? c.linger_us : 2'000;
+    draw_seed_settings(c, seed_);
     return c;
 }
 

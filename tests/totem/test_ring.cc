@@ -539,7 +539,7 @@ TEST_CASE("linger: a sender keeps the token for its client's next message, up to
     }
 }
 
-TEST_CASE("linger: not for a safe message, not while another member has a backlog; a hold-cancel ends it") {
+TEST_CASE("linger: not for a safe message; a hold-cancel ends it") {
     Harness h(3);
     h.start();
     h.run_until([&] { return h.node(1).holding_token() && h.net.empty(); });
