@@ -172,6 +172,17 @@ void Ring::on_leave(NodeId from, Micros now) {
 void Ring::on_consensus_timeout(Micros now) {
     ++gather_.consensus_expiries;
     gather_.wait_for_others = false;
+    if (gather_.candidates().size() > 1 && gather_.consensus(config_.self)) {
+        // Agreement, yet the lowest candidate's commit token did not come for a whole
+        // consensus timeout: the joins that agreed may be old ones, from nodes that have
+        // formed a ring without me since (and ignore my joins while I give up on any of
+        // their members). Forget them, as Corosync resets its consensus list: who still
+        // gathers with me answers within a join interval, the next expiry fails the rest.
+        gather_.joins.clear();
+        send_join(now);
+        arm(TimerId::consensus, now + config_.consensus_us);
+        return;
+    }
     NodeSet failed;
     for (NodeId n : gather_.candidates()) {
         if (n == config_.self) continue;

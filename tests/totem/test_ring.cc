@@ -715,6 +715,31 @@ TEST_CASE("malformed, stale and foreign packets: counted, and a newer foreign ri
     CHECK_FALSE(fx.log.empty());
 }
 
+TEST_CASE("gather: agreeing joins whose sender never sends the commit token are forgotten, not waited on forever") {
+    // Node 3 agrees with an old join of node 1 (node 1 builds the commit token, being the
+    // lowest) but hears nothing more: node 1 has formed a ring without it and ignores
+    // joins that give up on one of its members. Node 3 must not wait for that commit
+    // token forever: it forgets the agreement, fails node 1 and forms a ring of its own
+    // (from which it can merge back; Totem §4.3 merges need an empty fail set).
+    Harness h(3);
+    h.start();
+    h.drop = [](const InFlight& p) { return p.from == 3 || p.to == 3; };
+    h.net.clear();
+    h.timers.clear();
+    wt::Join j{{{1, 1}, 1}, 1, {1, 2, 3}, {2}};
+    wire::Bytes b;
+    wt::encode(j, b);
+    h.node(3).on_packet(1, b, h.now);
+    h.collect(3);
+    REQUIRE(h.node(3).state() == State::gather);
+    const Micros began = h.now;
+    const Micros consensus = Config{}.consensus_us;
+    h.run_until([&] { return h.node(3).state() == State::operational || h.now > began + 10 * consensus; });
+    CHECK(h.node(3).state() == State::operational);
+    CHECK(h.node(3).ring_id().rep == 3);
+    CHECK(h.now <= began + 3 * consensus);
+}
+
 TEST_CASE("configuration is validated") {
     Config c;
     c.self = 1;
