@@ -81,7 +81,10 @@ struct Config {
     // this long from its arrival, so that its client's next message goes out at once
     // instead of a rotation later (a client that waits for each delivery before sending
     // the next: one token rotation per message without it). A hold-cancel or the
-    // deadline sends the token on; another member's message waits at most this long.
+    // deadline sends the token on. Another member's message waits at most this long, and
+    // usually one hop: a member whose last visit saw only others send multicasts a
+    // hold-cancel with its next message (every member but the rep does anyway, for the
+    // rep's idle hold; Ring::submit).
     // 0: off. Below token_retransmit_us.
     Micros linger_us = 500;
     // Receipts (wire ReceiptNotice): while the last token seen carried at most

@@ -317,10 +317,12 @@ SubmitResult Ring::submit(wire::Bytes message, Guarantee guarantee, Micros now) 
         // I hold the token (the rep's idle hold, a linger, or a singleton ring): send
         // right away.
         release_held_token(ring, now);
-    } else if (was_empty && !waiting_for_token_ && config_.self != ring.rep() &&
-               ring.last_seen_idle + 1 >= config_.idle_rotations_before_hold) {
-        // The ring looked idle at my last visit, so the rep may be holding the token: a
-        // new message must not wait for the hold timer (DESIGN.md §5 idle ring).
+    } else if (was_empty && !waiting_for_token_ &&
+               ((config_.self != ring.rep() && ring.last_seen_idle + 1 >= config_.idle_rotations_before_hold) ||
+                ring.writer_may_linger)) {
+        // The ring looked idle at my last visit, so the rep may be holding the token, or
+        // only others sent, so one of them may be lingering: a new message must not wait
+        // for the hold timer (DESIGN.md §5 idle ring) nor for the linger's deadline.
         send_hold_cancel(now);
     }
     return r;

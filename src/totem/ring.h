@@ -97,6 +97,10 @@ struct RingInstance {
     Micros linger_until = 0;
     bool lingering = false;
     std::uint32_t linger_sent = 0;
+    // At my last visit I sent nothing, others had sent frames and none had more queued:
+    // a lone writer, which may be lingering now, so a message of mine asks for the token
+    // (submit's hold-cancel) instead of waiting up to the linger's deadline.
+    bool writer_may_linger = false;
     // Rep only: token.seq as it passed the token on (or held it) at its previous visit;
     // whether it did yet on this ring; its safe point at its previous visit; whether this
     // visit may hold (accept_token).

@@ -221,6 +221,7 @@ void Ring::visit(RingInstance& r, wt::Token t, Micros now, bool may_hold) {
     // 5. Flow control: replace my contribution to fcc and backlog.
     const std::uint32_t left = recovering ? static_cast<std::uint32_t>(to_resend_.size()) : queue_.frames_needed();
     r.flow.update_token(t.fcc, t.backlog, before + sent, left);
+    r.writer_may_linger = config_.linger_us > 0 && before + sent == 0 && t.fcc > 0 && t.backlog == left;
 
     // 6. Token hold on an idle ring (Corosync deviation, kept: idle CPU near zero): once
     // every member has every frame and has delivered every safe one (accept_token), the

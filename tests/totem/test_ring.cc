@@ -564,6 +564,36 @@ TEST_CASE("linger: not for a safe message; a hold-cancel ends it") {
     REQUIRE(h.count(2) == 3);
 }
 
+TEST_CASE("linger: another member's message asks the lingering writer for the token at once") {
+    // Any member but the rep asks whenever its queue was empty (idle_rotations_before_hold
+    // is 1); the rep, which holds the token of an idle ring itself, asks when it saw
+    // only others send at its last visit.
+    Harness h(3);
+    h.start();
+    h.run_until([&] { return h.node(1).holding_token() && h.net.empty(); });
+    // Node 2 writes alone, one message per visit; each visit lingers to its deadline.
+    h.node(2).submit({1}, Guarantee::agreed, h.now);
+    h.collect(2);  // a hold-cancel: the rep holds the token
+    for (std::uint8_t k = 1; k <= 3; ++k) {
+        h.run_until([&] { return h.node(2).stats().lingers == k; });
+        REQUIRE(h.node(2).holding_token());
+        if (k == 3) break;
+        h.run_until([&] { return !h.node(2).holding_token(); });
+        h.node(2).submit({static_cast<std::uint8_t>(k + 1)}, Guarantee::agreed, h.now);
+        h.collect(2);
+    }
+    const Micros lingering_at = h.now;
+    REQUIRE(h.node(1).stats().hold_cancels_sent == 0);
+    h.node(1).submit({4}, Guarantee::agreed, h.now);
+    Effects fx = h.collect(1);
+    REQUIRE(fx.multicasts.size() == 1);
+    CHECK(std::holds_alternative<wt::HoldCancel>(wt::decode(fx.multicasts[0]).packet));
+    h.run_until([&] { return h.count(3) == 4; });
+    REQUIRE(h.count(3) == 4);
+    CHECK(h.now == lingering_at);  // no timer had to fire: node 2 passed the token on at once
+    CHECK(h.delivered[3][3].payload == wire::Bytes{4});
+}
+
 TEST_CASE("linger: not while another member sends or has a backlog") {
     Harness h(3, 0, [](Config& c) { c.max_messages = 1; });  // one frame per visit
     h.start();
