@@ -44,6 +44,7 @@ void Ring::enter_gather(const std::string& reason, Micros now) {
     state_ = State::gather;
     gather_.joins.clear();
     gather_.consensus_expiries = 0;
+    gather_.agreed_expiries = 0;
     // No singleton ring before one consensus expiry: fail sets are merged by union, so
     // joins still in flight from an earlier round can fail everyone at once, and an instant
     // singleton ring restarts the round for every node that hears of it (a livelock at six
@@ -172,12 +173,21 @@ void Ring::on_leave(NodeId from, Micros now) {
 void Ring::on_consensus_timeout(Micros now) {
     ++gather_.consensus_expiries;
     gather_.wait_for_others = false;
-    if (gather_.candidates().size() > 1 && gather_.consensus(config_.self)) {
-        // Agreement, yet the lowest candidate's commit token did not come for a whole
-        // consensus timeout: the joins that agreed may be old ones, from nodes that have
-        // formed a ring without me since (and ignore my joins while I give up on any of
-        // their members). Forget them, as Corosync resets its consensus list: who still
-        // gathers with me answers within a join interval, the next expiry fails the rest.
+    const NodeSet candidates = gather_.candidates();
+    if (candidates.size() > 1 && gather_.consensus(config_.self)) {
+        // Agreement, yet the lowest candidate's commit token has not come. On a large or
+        // lossy ring it may still be on its way (its first pass takes up to a token
+        // retransmission per hop): wait twice that. Past it, the joins that agreed may be
+        // old ones, from nodes that have formed a ring without me since (and ignore my
+        // joins while I give up on any of their members). Forget them, as Corosync resets
+        // its consensus list: who still gathers with me answers within a join interval,
+        // the next expiry fails the rest.
+        const Micros first_pass = static_cast<Micros>(candidates.size()) * config_.token_retransmit_us;
+        if (++gather_.agreed_expiries * config_.consensus_us < 2 * first_pass) {
+            arm(TimerId::consensus, now + config_.consensus_us);
+            return;
+        }
+        gather_.agreed_expiries = 0;
         gather_.joins.clear();
         send_join(now);
         arm(TimerId::consensus, now + config_.consensus_us);

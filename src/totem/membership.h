@@ -55,6 +55,7 @@ struct GatherState {
     };
     std::map<NodeId, View> joins;  // latest join of each node since GATHER began
     std::uint32_t consensus_expiries = 0;
+    std::uint32_t agreed_expiries = 0;  // expiries that found agreement but no commit token yet
     bool wait_for_others = false;  // at start: no singleton ring before one expiry
 
     NodeSet candidates() const { return set_minus(proc, fail); }
