@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "base/log.h"
+#include "wire/totem.h"
 
 namespace conclave::runtime {
 namespace {
@@ -32,9 +33,12 @@ Transport::Transport(asio::io_context& io, const config::Config& cfg, crypto::Ch
       channel_(channel),
       on_packet_(std::move(on_packet)),
       socket_(io),
-      // Our datagrams stay within the MTU; a larger one arrives truncated (MSG_TRUNC) and
+      // Our datagrams stay within the MTU but for a large ring's commit token
+      // (wire::totem::kMaxCommitTokenSize); a larger one arrives truncated (MSG_TRUNC) and
       // fails authentication like any other damaged datagram.
-      slot_size_(std::min<std::size_t>(std::max<std::size_t>(cfg.mtu, 1500) + 512, kMaxDatagram + 1)),
+      slot_size_(std::min<std::size_t>(
+          std::max<std::size_t>({cfg.mtu, 1500, wire::totem::kMaxCommitTokenSize + wire::totem::kDatagramOverhead}) + 512,
+          kMaxDatagram + 1)),
       rx_buf_(slot_size_ * kBatch),
       rx_from_(kBatch) {}
 

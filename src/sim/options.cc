@@ -60,7 +60,7 @@ std::string usage() {
            "the watermark bound, the EVS configuration properties, self delivery and liveness\n"
            "over the recorded trace.\n"
            "\n"
-           "  --nodes N|A-B        ring size, or a range drawn per seed (2..32; default 3)\n"
+           "  --nodes N|A-B        ring size, or a range drawn per seed (2..64; default 3)\n"
            "  --seeds A-B          seeds to run, inclusive (a single seed S is S-S; default 1)\n"
            "  --faults LIST        comma list of loss,dup,reorder,delay,partition,asym,crash,pause,\n"
            "                       join, power (store workload: every node loses power at once);\n"
@@ -117,8 +117,8 @@ ParseResult parse_args(int argc, const char* const* argv) {
             o.verbose = true;
         } else if (arg == "--nodes") {
             if (!value(v)) return r;
-            if (!parse_range(v, lo, hi) || lo < 2 || hi > 32) {
-                r.error = "--nodes wants N or A-B with 2 <= A <= B <= 32, got '" + v + "'";
+            if (!parse_range(v, lo, hi) || lo < 2 || hi > 64) {
+                r.error = "--nodes wants N or A-B with 2 <= A <= B <= 64, got '" + v + "'";
                 return r;
             }
             o.nodes_min = static_cast<std::uint32_t>(lo);

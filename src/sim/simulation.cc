@@ -145,6 +145,11 @@ totem::Config Simulation::config_for(std::uint32_t node) const {
     c.send_queue_messages = 32;
     c.token_retransmit_us = 10'000;  // one-way delay stays under ~7.2 ms here
     c.hold_us = 5'000;
+    // Hops here take milliseconds, not the tens of microseconds of a LAN: a large ring's
+    // commit token needs its two passes (up to two retransmission intervals a hop) to
+    // fit the token timeout. An operator raises it for a slow network the same way
+    // (Corosync scales it with the node count, token_coefficient).
+    c.token_loss_us = std::max<totem::Micros>(c.token_loss_us, n_ * 4 * c.token_retransmit_us);
     draw_seed_settings(c, seed_);
     auto& h = c.test_hooks;
     const std::string& bug = o_.plant_bug;

@@ -93,7 +93,7 @@ void Ring::on_foreign(NodeId from, const wt::RingId& id, const char* what, Micro
     } else if (state_ != State::gather) {
         return;  // COMMIT/RECOVERY: finish first, merge afterwards
     }
-    if (contains(gather_.fail, from) || gather_.proc.size() >= max_members_for_budget(frame_budget())) return;
+    if (contains(gather_.fail, from) || gather_.proc.size() >= wt::kMaxMembers) return;
     if (insert_node(gather_.proc, from)) {
         send_join(now);
         arm(TimerId::consensus, now + config_.consensus_us);
@@ -141,7 +141,7 @@ void Ring::on_join(NodeId from, const wt::Join& j, Micros now) {
     }
     NodeSet proc = set_union(set_union(gather_.proc, j.proc), {from});
     NodeSet fail = set_union(gather_.fail, j.fail);
-    if (proc.size() > max_members_for_budget(frame_budget())) return;  // counted as not_member
+    if (proc.size() > wt::kMaxMembers) return;
     const bool grew = proc.size() > gather_.proc.size();
     const bool changed = grew || fail != gather_.fail;
     gather_.proc = std::move(proc);
@@ -306,7 +306,7 @@ void Ring::forward_commit_token(wt::CommitToken c, Micros now) {
     commit_ = c;
     forming_->last_sent_token.clear();
     wt::encode(c, forming_->last_sent_token);
-    CONCLAVE_CHECK(forming_->last_sent_token.size() <= frame_budget());
+    CONCLAVE_CHECK(forming_->last_sent_token.size() <= std::max(frame_budget(), wt::kMaxCommitTokenSize));
     effects_.unicasts.push_back(Unicast{forming_->successor, forming_->last_sent_token});
     arm(TimerId::token_retransmit, now + config_.token_retransmit_us);
 }

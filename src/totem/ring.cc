@@ -21,12 +21,6 @@ const char* state_name(State s) {
     return "?";
 }
 
-std::size_t max_members_for_budget(std::size_t budget) {
-    std::size_t n = wt::kMaxMembers;
-    while (n > 1 && wt::commit_token_size(n) > budget) --n;
-    return n;
-}
-
 Config with_settings(Config c, const std::map<std::string, std::uint64_t>& settings) {
     for (const auto& [key, v] : settings) {
         const Micros us = v * 1000;

@@ -296,7 +296,5 @@ private:
 // Returns an empty string when the configuration is usable, else the reason.
 std::string validate(const Config& c);
 
-// Members a ring may have at this MTU (the commit token must fit one frame).
-std::size_t max_members_for_budget(std::size_t budget);
 
 }  // namespace conclave::totem

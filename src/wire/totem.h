@@ -43,8 +43,7 @@ inline constexpr std::uint32_t kMaxRtrEntries = 64;
 // Chunks a frame may carry (a frame of 0-byte messages is the worst case).
 inline constexpr std::uint32_t kMaxChunks = 1024;
 
-// Members a ring may have; bounds join and commit token sizes (the core further limits
-// membership to what fits its MTU, see max_members_for_budget).
+// Members a ring may have; bounds join and commit token sizes (kMaxCommitTokenSize).
 inline constexpr std::uint32_t kMaxMembers = 64;
 
 enum class PacketType : std::uint8_t {
@@ -185,6 +184,11 @@ inline constexpr std::size_t kCommitFixedSize = kHeaderSize + 4 + 2 + 2;
 constexpr std::size_t commit_token_size(std::size_t members) {
     return kCommitFixedSize + members * (4 + kCommitEntrySize);
 }
+// The one packet allowed above the frame budget: a commit token takes 32 bytes per member,
+// so at MTU 1500 a budget holds 42 members. A larger ring's commit token (2076 bytes at
+// 64) goes as one datagram above the path MTU, which IP fragments and reassembles; it is
+// sent twice round the ring per membership change, so that costs nothing that matters.
+inline constexpr std::size_t kMaxCommitTokenSize = commit_token_size(kMaxMembers);
 
 // Multicast by the rep of an operational ring every merge-detect interval, so rings
 // that can hear each other again (a healed partition) notice and merge (Totem §4.1).

@@ -169,7 +169,7 @@ TEST_CASE("the command line is parsed strictly") {
     CHECK(pa.options.fault_join);
     CHECK(pa.options.soak_minutes == 1);
     CHECK(pa.options.pause_ms == 500);
-    const char* bad7[] = {"conclave-sim", "--nodes", "2-33"};
+    const char* bad7[] = {"conclave-sim", "--nodes", "2-65"};
     CHECK_FALSE(parse_args(3, bad7).error.empty());
     const char* replay_args[] = {"conclave-sim", "--loss", "0.2"};
     ParseResult r = parse_args(3, replay_args);

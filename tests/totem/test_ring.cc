@@ -30,6 +30,7 @@ struct Harness {
     std::function<bool(const InFlight&)> drop = [](const InFlight&) { return false; };
     Micros now = 0;
     std::size_t budget = 0;
+    std::size_t oversized_commit_tokens = 0;
 
     explicit Harness(std::uint32_t n, Seq initial_seq = 0, std::function<void(Config&)> tweak = {}) {
         std::vector<NodeId> members;
@@ -57,7 +58,10 @@ struct Harness {
                 if (y != id) net.push_back({id, y, m});
         }
         for (auto& u : fx.unicasts) {
-            CHECK(u.bytes.size() <= budget);
+            // A large ring's commit token is the one packet allowed above the budget.
+            const bool commit = wt::decode(u.bytes).ok() && std::holds_alternative<wt::CommitToken>(wt::decode(u.bytes).packet);
+            CHECK(u.bytes.size() <= (commit ? std::max(budget, wt::kMaxCommitTokenSize) : budget));
+            if (commit && u.bytes.size() > budget) ++oversized_commit_tokens;
             net.push_back({id, u.to, u.bytes});
         }
         for (auto& t : fx.timers) {
@@ -768,6 +772,31 @@ TEST_CASE("gather: agreeing joins whose sender never sends the commit token are 
     CHECK(h.node(3).state() == State::operational);
     CHECK(h.node(3).ring_id().rep == 3);
     CHECK(h.now <= began + 3 * consensus);
+}
+
+TEST_CASE("a 50-member ring forms at MTU 1500: its commit token goes above the frame budget") {
+    // 42 members fill a commit token of one frame at MTU 1500; up to 64 form a ring.
+    Harness h(50);
+    REQUIRE(wt::commit_token_size(50) > h.budget);
+    h.start();
+    wt::HoldCancel foreign{{{1, 999}, 1}};  // a newer ring heard: everyone gathers
+    wire::Bytes b;
+    wt::encode(foreign, b);
+    h.node(50).on_packet(1, b, h.now);
+    h.collect(50);
+    const auto formed = [&] {
+        for (NodeId n = 1; n <= 50; ++n)
+            if (h.node(n).state() != State::operational || h.node(n).ring_id().seq <= 1) return false;
+        return true;
+    };
+    h.run_until(formed, 1000000);
+    REQUIRE(formed());
+    CHECK(h.oversized_commit_tokens > 0);
+    for (NodeId n = 1; n <= 50; ++n) CHECK(h.node(n).ring_id() == h.node(1).ring_id());
+    h.node(50).submit({7}, Guarantee::agreed, h.now);
+    h.collect(50);
+    h.run_until([&] { return h.count(1) == 1 && h.count(25) == 1; });
+    CHECK(h.count(25) == 1);
 }
 
 TEST_CASE("configuration is validated") {

@@ -11,6 +11,7 @@
 #include "runtime/ring_driver.h"
 #include "runtime/state_dir.h"
 #include "runtime/transport.h"
+#include "wire/totem.h"
 
 using namespace conclave;
 
@@ -173,6 +174,21 @@ TEST_CASE("unicast transport: sealed exchange on loopback, bad packets counted a
         CHECK(b.got[1] == std::make_pair(3u, std::string("once")));
     }
     CHECK(b.got.size() <= 2);
+}
+
+TEST_CASE("transport: a 64-member commit token, above the MTU, arrives whole") {
+    asio::io_context io;
+    std::uint16_t pa = free_port(), pb = free_port();
+    Node a(io, 1, pa, pb), b(io, 2, pb, pa);
+    REQUIRE(a.cfg.mtu == 1500);
+    REQUIRE(wire::totem::kMaxCommitTokenSize > wire::totem::frame_budget(a.cfg.mtu));
+    REQUIRE(a.transport.open().ok());
+    REQUIRE(b.transport.open().ok());
+    const std::string big(wire::totem::kMaxCommitTokenSize, 'c');
+    a.transport.send_all(view(big));
+    REQUIRE(run_until(io, [&] { return b.got.size() == 1; }));
+    CHECK(b.got[0].second == big);
+    CHECK(b.transport.rejects()[crypto::Reject::malformed] == 0);
 }
 
 TEST_CASE("a port in use is a clear error") {
