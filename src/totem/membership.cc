@@ -10,6 +10,8 @@ namespace conclave::totem {
 
 namespace wt = wire::totem;
 
+constexpr std::size_t kAbandonedKept = 8;
+
 std::string Ring::describe(const NodeSet& s) const {
     std::string out = "[";
     for (std::size_t i = 0; i < s.size(); ++i) {
@@ -30,6 +32,8 @@ void Ring::enter_gather(const std::string& reason, Micros now) {
         gather_.fail.clear();
     } else if (state_ == State::commit || state_ == State::recovery) {
         gather_.proc = set_union(gather_.proc, forming_->members);
+        abandoned_.push_back(forming_->id);
+        if (abandoned_.size() > kAbandonedKept) abandoned_.erase(abandoned_.begin());
         forming_.reset();
         to_resend_.clear();
         install_seq_.reset();
@@ -108,6 +112,14 @@ void Ring::on_join(NodeId from, const wt::Join& j, Micros now) {
             return;
         }
         if (config_.test_hooks.no_merge && !installed_->is_member(from)) return;
+        // A non-member's join waits (it is sent again every join interval) until the ring
+        // is installed everywhere: members still in RECOVERY would take the gather that
+        // follows for a member's change of mind and start over, and on a large ring whose
+        // recovery spans several join intervals the merge never ends (conclave-sim).
+        if (!installed_->is_member(from) && !installed_->settled) {
+            ++stats_.stale;
+            return;
+        }
         // A non-member that gave up on us, or on any of our members, would split this ring
         // to merge: it forms its own ring first (which empties its fail set) and merges then.
         if (!installed_->is_member(from) && !set_intersection(j.fail, installed_->members).empty()) return;
@@ -242,9 +254,14 @@ void Ring::on_commit_token(wt::CommitToken c, Micros now) {
         std::lower_bound(c.members.begin(), c.members.end(), config_.self) - c.members.begin());
     switch (state_) {
         case State::gather:
-            // First pass: my turn, the members are the ones I agreed on, the ring is new.
+            // First pass: my turn, the members are the ones I agreed on, the ring is new,
+            // and not a round I left already: its predecessors may retransmit its first
+            // pass long after every member gave it up, and a node that entered it again
+            // would sit in COMMIT, deaf to the next round, until its token timeout (a
+            // livelock of large rings in conclave-sim).
             if (c.filled == me && c.members == gather_.candidates() &&
-                id.seq > (installed_ ? installed_->id.seq : 0))
+                id.seq > (installed_ ? installed_->id.seq : 0) &&
+                std::find(abandoned_.begin(), abandoned_.end(), id) == abandoned_.end())
                 enter_commit(std::move(c), now);
             break;
         case State::commit:

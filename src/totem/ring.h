@@ -109,6 +109,9 @@ struct RingInstance {
     std::optional<Seq> rep_prev_safe;
     bool rep_may_hold = false;
     bool cancel_pending = false;        // a hold-cancel came while the token was away
+    // A visit since this node installed the ring: every member has installed it by then
+    // (they all do in the same rotation), so a merge no longer cuts a RECOVERY short.
+    bool settled = false;
     std::uint32_t last_seen_idle = 0;   // idle_rotations on the last token seen
     // Watermark notices: the highest value each other member sent me on this ring.
     std::map<NodeId, std::uint64_t> announced;
@@ -267,6 +270,9 @@ private:
 
     std::unique_ptr<RingInstance> installed_;  // the regular configuration (old ring while forming)
     std::unique_ptr<RingInstance> forming_;    // COMMIT/RECOVERY: the new ring
+    // Rings whose COMMIT/RECOVERY this node abandoned (the last few): copies of their
+    // commit token still being retransmitted are stale, never a round to enter again.
+    std::vector<wire::totem::RingId> abandoned_;
     GatherState gather_;
 
     // COMMIT/RECOVERY (recovery.cc).

@@ -52,6 +52,7 @@ void Ring::accept_token(RingInstance& r, wt::Token t, Micros now) {
     r.receipt_allowed = true;
     r.last_visit = now;
     r.linger_until = now + config_.linger_us;
+    if (state_ == State::operational) r.settled = true;
     const std::optional<Seq> safe_before = r.window.safe_point();
     r.window.on_token_aru(t.aru);
     send_safe_notice(r, safe_before);

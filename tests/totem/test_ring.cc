@@ -3,6 +3,7 @@
 // every packet any core emits is checked against the frame budget.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <map>
@@ -772,6 +773,49 @@ TEST_CASE("gather: agreeing joins whose sender never sends the commit token are 
     CHECK(h.node(3).state() == State::operational);
     CHECK(h.node(3).ring_id().rep == 3);
     CHECK(h.now <= began + 3 * consensus);
+}
+
+TEST_CASE("gather: a late copy of a commit token of a round this node left does not draw it back in") {
+    Harness h(3);
+    h.start();
+    h.drop = [](const InFlight& p) { return p.from == 3 || p.to == 3; };
+    h.net.clear();
+    const auto inject = [&](NodeId from, const auto& packet) {
+        wire::Bytes b;
+        wt::encode(packet, b);
+        h.node(3).on_packet(from, b, h.now);
+        h.collect(3);
+    };
+    inject(1, wt::Join{{{1, 1}, 1}, 1, {1, 2, 3}, {}});
+    REQUIRE(h.node(3).state() == State::gather);
+    wt::CommitToken c{{{1, 100}, 2}, 7, 2, {1, 2, 3}, std::vector<wt::CommitEntry>(3)};
+    inject(2, c);
+    REQUIRE(h.node(3).state() == State::commit);
+    inject(1, wt::Join{{{1, 1}, 1}, 104, {1, 2, 3}, {}});  // node 1 moved past ring 100
+    REQUIRE(h.node(3).state() == State::gather);
+    // Node 2 still retransmits its copy of ring 100's first pass.
+    c.header.sender = 2;
+    inject(2, c);
+    CHECK(h.node(3).state() == State::gather);
+    // A new round is entered as usual.
+    c.header.ring_id.seq = 108;
+    inject(2, c);
+    CHECK(h.node(3).state() == State::commit);
+}
+
+TEST_CASE("merge: a non-member's join waits until the ring has come round once since it was installed") {
+    Harness h(3);
+    h.start();  // node 1 sent the first token; nodes 2 and 3 have had no visit yet
+    wire::Bytes b;
+    wt::encode(wt::Join{{{9, 5}, 9}, 5, {9}, {}}, b);
+    h.node(2).on_packet(9, b, h.now);
+    CHECK(h.node(2).state() == State::operational);  // members may still be in RECOVERY
+    h.net.erase(std::remove_if(h.net.begin(), h.net.end(), [](const InFlight& p) { return p.to != 2; }), h.net.end());
+    REQUIRE(h.net.size() == 1);  // the first token, to node 2
+    h.step();
+    REQUIRE(std::any_of(h.net.begin(), h.net.end(), [](const InFlight& p) { return p.from == 2 && p.to == 3; }));
+    h.node(2).on_packet(9, b, h.now);
+    CHECK(h.node(2).state() == State::gather);
 }
 
 TEST_CASE("a 50-member ring forms at MTU 1500: its commit token goes above the frame budget") {
