@@ -384,8 +384,7 @@ void Simulation::on_action(SimEvent& e, std::uint64_t now) {
         case Action::partition: {
             // A random split into two non-empty sides, cut both ways.
             other_fault();
-            std::uint64_t mask = 0;
-            while (mask == 0 || mask == (1ull << n_) - 1) mask = rng_.below(1ull << n_);
+            const std::uint64_t mask = draw_split(rng_, n_);
             for (std::uint32_t x = 1; x <= n_; ++x)
                 for (std::uint32_t y = 1; y <= n_; ++y)
                     if (((mask >> (x - 1)) & 1) != ((mask >> (y - 1)) & 1)) {
@@ -590,6 +589,15 @@ SeedResult Simulation::run() {
 }
 
 }  // namespace
+
+std::uint64_t draw_split(Prng& rng, std::uint32_t n) {
+    // The same draws as always below 64 nodes (seeds replay); at 64, 1 << n would overflow
+    // (it once made the loop below spin forever).
+    const std::uint64_t all = n >= 64 ? ~0ull : (1ull << n) - 1;
+    std::uint64_t mask = 0;
+    while (mask == 0 || mask == all) mask = n >= 64 ? rng.next() : rng.below(1ull << n);
+    return mask;
+}
 
 void draw_seed_settings(totem::Config& c, std::uint64_t seed) {
     if (seed % 2 == 1) c.receipt_max_fcc = UINT32_MAX;

@@ -22,6 +22,7 @@
 
 #include "sim/checkers.h"
 #include "sim/options.h"
+#include "sim/prng.h"
 #include "sim/trace.h"
 #include "totem/config.h"
 
@@ -62,6 +63,10 @@ SeedResult run_seed(const SimOptions& o, std::uint64_t seed);
 // unloaded ring, rare under these workloads), and the token linger off, at its default
 // or long (2 ms, a hop's delay here) by seed modulo 3.
 void draw_seed_settings(totem::Config& c, std::uint64_t seed);
+
+// A partition's random split of nodes 1..n (bit i-1 = node i on one side), both sides
+// non-empty; n up to 64.
+std::uint64_t draw_split(Prng& rng, std::uint32_t n);
 
 // A few readable lines of the trace around a violation.
 std::string excerpt(const SeedResult& r, std::size_t max_lines = 12);

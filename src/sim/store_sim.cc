@@ -584,8 +584,7 @@ void StoreSim::on_action(Ev2& e) {
             break;
         }
         case Action::partition: {
-            std::uint64_t mask = 0;
-            while (mask == 0 || mask == (1ull << n_) - 1) mask = rng_.below(1ull << n_);
+            const std::uint64_t mask = draw_split(rng_, n_);
             for (std::uint32_t x = 1; x <= n_; ++x)
                 for (std::uint32_t y = 1; y <= n_; ++y)
                     if (((mask >> (x - 1)) & 1) != ((mask >> (y - 1)) & 1)) net_.set_cut(x - 1, y - 1, true);
