@@ -20,6 +20,10 @@
 #include "base/log.h"
 #include "node/messages.h"
 #include "wire/datagram.h"
+#include "wire/totem.h"
+
+static_assert(conclave::store::kMaxClusterNodes == conclave::wire::totem::kMaxMembers,
+              "the node list may hold what one ring holds, no more");
 
 namespace conclave::daemon {
 
@@ -954,6 +958,9 @@ json Daemon::cluster_request(const std::string& cmd, const json& request,
             return json{{"ok", false}, {"error", "a node name is 1 to " + std::to_string(store::kMaxNodeName) + " bytes"}};
         t.node_name = name->get<std::string>();
         einval = "invalid node id, name or votes";
+        if (meta.nodes.size() >= store::kMaxClusterNodes)
+            return errno_reply(ENOSPC, "the node list has " + std::to_string(meta.nodes.size()) +
+                                           " nodes, the most one ring holds; remove a node first");
     } else {
         t.op = cmd == "node.remove" ? store::Op::node_remove : store::Op::node_votes;
     }

@@ -312,6 +312,7 @@ int apply_node_op(Meta& meta, const Transition& t) {
             if (t.node_id == 0 || !valid_node_name(t.node_name) || !valid_votes(t.votes)) return EINVAL;
             for (const NodeEntry& n : meta.nodes)
                 if (n.id == t.node_id || n.name == t.node_name) return EEXIST;
+            if (meta.nodes.size() >= kMaxClusterNodes) return ENOSPC;
             // Keep the list ascending by id.
             auto at = std::find_if(meta.nodes.begin(), meta.nodes.end(),
                                    [&](const NodeEntry& n) { return n.id > t.node_id; });

@@ -175,6 +175,10 @@ struct Meta {
 // decode_meta refuses more than kMaxNodes nodes, node ids that are zero or not strictly
 // ascending, names longer than kMaxNodeName (the reader is marked bad on failure).
 inline constexpr std::uint32_t kMaxNodes = 1024;
+// The node list's limit for node_add (ENOSPC past it): the most members one ring holds
+// (wire::totem::kMaxMembers). A node beyond it could never join the ring, yet its votes
+// would count in expected votes.
+inline constexpr std::uint32_t kMaxClusterNodes = 64;
 void encode_meta(const Meta& meta, wire::Writer& w);
 bool decode_meta(wire::Reader& r, Meta& out);
 

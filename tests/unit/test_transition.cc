@@ -257,6 +257,15 @@ TEST_CASE("apply_node_op: add, remove, votes") {
     CHECK(apply_node_op(m, node_transition(Op::node_remove, 4)) == ENOENT);
     CHECK(m == before);
 
+    // The node list holds what one ring holds.
+    Meta full = m;
+    for (std::uint32_t id = 100; full.nodes.size() < kMaxClusterNodes; ++id)
+        REQUIRE(apply_node_op(full, node_transition(Op::node_add, id, "n" + std::to_string(id))) == 0);
+    const Meta at_limit = full;
+    CHECK(apply_node_op(full, node_transition(Op::node_add, 99, "one-too-many")) == ENOSPC);
+    CHECK(full == at_limit);
+    CHECK(apply_node_op(full, node_transition(Op::node_add, 2, "b")) == EEXIST);  // the usual errors first
+
     CHECK(apply_node_op(m, node_transition(Op::node_votes, 2, "", 7)) == 0);
     CHECK(m.nodes[0].votes == 7);
     CHECK(apply_node_op(m, node_transition(Op::node_remove, 2)) == 0);
