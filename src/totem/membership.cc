@@ -187,15 +187,18 @@ void Ring::on_consensus_timeout(Micros now) {
     gather_.wait_for_others = false;
     const NodeSet candidates = gather_.candidates();
     if (candidates.size() > 1 && gather_.consensus(config_.self)) {
-        // Agreement, yet the lowest candidate's commit token has not come. On a large or
-        // lossy ring it may still be on its way (its first pass takes up to a token
-        // retransmission per hop): wait twice that. Past it, the joins that agreed may be
-        // old ones, from nodes that have formed a ring without me since (and ignore my
-        // joins while I give up on any of their members). Forget them, as Corosync resets
-        // its consensus list: who still gathers with me answers within a join interval,
-        // the next expiry fails the rest.
+        // Agreement, yet the lowest candidate's commit token has not come. It may still be
+        // on its way (a first pass takes up to a token retransmission per hop, and a copy
+        // refused while my sets were still moving is sent again), or its sender may be in
+        // COMMIT and silent until its token timeout: wait for both, twice the first pass
+        // and token_loss_us. Past that, the joins that agreed may be old ones, from nodes
+        // that have formed a ring without me since (and ignore my joins while I give up
+        // on any of their members). Forget them, as Corosync resets its consensus list:
+        // who still gathers with me answers within a join interval, the next expiry
+        // fails the rest.
         const Micros first_pass = static_cast<Micros>(candidates.size()) * config_.token_retransmit_us;
-        if (++gather_.agreed_expiries * config_.consensus_us < 2 * first_pass) {
+        const Micros patience = std::max(2 * first_pass, config_.token_loss_us);
+        if (++gather_.agreed_expiries * config_.consensus_us < patience) {
             arm(TimerId::consensus, now + config_.consensus_us);
             return;
         }
