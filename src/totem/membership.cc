@@ -106,23 +106,24 @@ void Ring::on_foreign(NodeId from, const wt::RingId& id, const char* what, Micro
 
 void Ring::on_join(NodeId from, const wt::Join& j, Micros now) {
     if (state_ == State::operational) {
+        const bool member = installed_->is_member(from);
         // A member's join sent before it installed our ring is stale (Corosync does the same).
-        if (installed_->is_member(from) && j.ring_seq < installed_->id.seq) {
+        if (member && j.ring_seq < installed_->id.seq) {
             ++stats_.stale;
             return;
         }
-        if (config_.test_hooks.no_merge && !installed_->is_member(from)) return;
+        if (config_.test_hooks.no_merge && !member) return;
         // A non-member's join waits (it is sent again every join interval) until the ring
         // is installed everywhere: members still in RECOVERY would take the gather that
         // follows for a member's change of mind and start over, and on a large ring whose
         // recovery spans several join intervals the merge never ends (conclave-sim).
-        if (!installed_->is_member(from) && !installed_->settled) {
+        if (!member && !installed_->settled) {
             ++stats_.stale;
             return;
         }
         // A non-member that gave up on us, or on any of our members, would split this ring
         // to merge: it forms its own ring first (which empties its fail set) and merges then.
-        if (!installed_->is_member(from) && !set_intersection(j.fail, installed_->members).empty()) return;
+        if (!member && !set_intersection(j.fail, installed_->members).empty()) return;
         enter_gather("join from node " + std::to_string(from) + ", forming a new ring", now);
     } else if (state_ == State::commit || state_ == State::recovery) {
         // A member of the ring being formed that gathers with other sets than the
@@ -198,18 +199,16 @@ void Ring::on_consensus_timeout(Micros now) {
         // fails the rest.
         const Micros first_pass = static_cast<Micros>(candidates.size()) * config_.token_retransmit_us;
         const Micros patience = std::max(2 * first_pass, config_.token_loss_us);
-        if (++gather_.agreed_expiries * config_.consensus_us < patience) {
-            arm(TimerId::consensus, now + config_.consensus_us);
-            return;
+        if (++gather_.agreed_expiries * config_.consensus_us >= patience) {
+            gather_.agreed_expiries = 0;
+            gather_.joins.clear();
+            send_join(now);
         }
-        gather_.agreed_expiries = 0;
-        gather_.joins.clear();
-        send_join(now);
         arm(TimerId::consensus, now + config_.consensus_us);
         return;
     }
     NodeSet failed;
-    for (NodeId n : gather_.candidates()) {
+    for (NodeId n : candidates) {
         if (n == config_.self) continue;
         auto it = gather_.joins.find(n);
         const bool silent = it == gather_.joins.end();

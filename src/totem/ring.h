@@ -302,5 +302,4 @@ private:
 // Returns an empty string when the configuration is usable, else the reason.
 std::string validate(const Config& c);
 
-
 }  // namespace conclave::totem
