@@ -18,6 +18,7 @@
 #include <ctime>
 
 #include "base/log.h"
+#include "base/thread_name.h"
 #include "node/messages.h"
 #include "wire/datagram.h"
 #include "wire/totem.h"
@@ -273,6 +274,7 @@ Status Daemon::start() {
         [this](std::vector<node::JobResult> results) { jobs_done(std::move(results)); },
         std::move(hooks));
     reader_ = std::make_unique<asio::thread_pool>(1);
+    asio::post(*reader_, [] { name_this_thread("cv-reader"); });
     if (meta.empty())
         log::notice("no cluster state yet: create one with 'conclavectl create', or add this node on a cluster "
                     "member with 'conclavectl node add " + cfg_.node_name + " --id " + std::to_string(cfg_.node_id) +

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "base/thread_name.h"
+
 namespace conclave::daemon {
 
 std::vector<node::JobResult> apply_merged(store::Store& store, node::NodeId self,
@@ -66,6 +68,7 @@ ApplyWorker::Stats ApplyWorker::stats() const {
 }
 
 void ApplyWorker::run() {
+    name_this_thread("cv-apply");
     std::vector<node::Job> batch;
     for (;;) {
         {

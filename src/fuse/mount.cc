@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "base/log.h"
+#include "base/thread_name.h"
 #include "fuse/tree_impl.h"
 
 namespace conclave::fuse {
@@ -145,9 +146,10 @@ Status Tree::mount() {
     }
     t.mounted = true;
     t.mount_minor = mounted_at(canon).minor;
-    t.completions.start();
-    t.notifier.start();
+    t.completions.start("cv-fuse-reply");
+    t.notifier.start("cv-fuse-inval");
     t.loop = std::thread([&t] {
+        name_this_thread("cv-fuse");  // and the loop's workers
         struct fuse_loop_config* cfg = fuse_loop_cfg_create();
         fuse_loop_cfg_set_max_threads(cfg, t.opt.max_threads);
         fuse_loop_cfg_set_idle_threads(cfg, std::max(1u, t.opt.max_threads / 2));

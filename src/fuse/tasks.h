@@ -7,6 +7,8 @@
 #include <mutex>
 #include <thread>
 
+#include "base/thread_name.h"
+
 namespace conclave::fuse {
 
 class TaskThread {
@@ -16,11 +18,15 @@ public:
     TaskThread(const TaskThread&) = delete;
     TaskThread& operator=(const TaskThread&) = delete;
 
-    void start() {
+    // `name`: the thread's name (a string literal; at most 15 bytes show).
+    void start(const char* name) {
         std::lock_guard lock(mu_);
         if (thread_.joinable()) return;
         stopping_ = false;
-        thread_ = std::thread([this] { run(); });
+        thread_ = std::thread([this, name] {
+            name_this_thread(name);
+            run();
+        });
     }
     // Tasks posted after stop() are dropped.
     void post(std::function<void()> task) {

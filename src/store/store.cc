@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "base/thread_name.h"
 #include "store/apply.h"
 #include "store/db.h"
 #include "store/format.h"
@@ -286,6 +287,7 @@ struct Store::Impl {
     }
 
     void checkpointer() {
+        name_this_thread("cv-checkpoint");
         std::unique_lock l(ck_mu);
         for (;;) {
             ck_cv.wait(l, [&] { return ck_requested || ck_stop; });

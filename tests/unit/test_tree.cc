@@ -2,8 +2,14 @@
 // is tested on real mounts in tests/cluster/test_tree.sh).
 #include <doctest/doctest.h>
 
+#include <pthread.h>
 #include <sys/stat.h>
 
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "fuse/tasks.h"
 #include "fuse/tree.h"
 
 using conclave::fuse::is_private_path;
@@ -33,4 +39,25 @@ TEST_CASE("shown modes: a ceiling per kind, write bits cleared without quorum, t
     CHECK(shown_mode(true, 0755, true, false, false) == (S_IFDIR | 0500));
     // The root: 0755 always (pmxcfs alike).
     CHECK(shown_mode(true, 0, false, false, true) == (S_IFDIR | 0755));
+}
+
+TEST_CASE("the tree's task threads run posted tasks in order, under their own name") {
+    conclave::fuse::TaskThread tasks;
+    tasks.start("cv-test-tasks");
+    std::mutex mu;
+    std::vector<int> ran;
+    std::string name;
+    for (int i = 0; i < 3; ++i)
+        tasks.post([&, i] {
+            std::lock_guard lock(mu);
+            ran.push_back(i);
+            char buf[16] = {};
+            ::pthread_getname_np(::pthread_self(), buf, sizeof buf);
+            name = buf;
+        });
+    tasks.stop();  // runs what is queued first
+    CHECK(ran == std::vector<int>{0, 1, 2});
+    CHECK(name == "cv-test-tasks");
+    tasks.post([&] { ran.push_back(9); });  // after stop(): dropped
+    CHECK(ran.size() == 3);
 }
