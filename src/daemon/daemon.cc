@@ -265,7 +265,6 @@ Status Daemon::start() {
         tree_ = std::make_unique<fuse::Tree>(*store_, *this, fo);
         tree_->set_start_time(wall_clock_us() / 1'000'000);
         auto* tree = tree_.get();
-        hooks.before = [tree](const auto& batch) { tree->before_apply(batch); };
         hooks.after = [tree](const auto& batch, const auto& results) { tree->after_apply(batch, results); };
         hooks.installed = [tree] { tree->after_install(); };
     }

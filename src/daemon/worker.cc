@@ -95,11 +95,10 @@ void ApplyWorker::execute(std::vector<node::Job>& batch) {
                 run.push_back(&std::get<node::JobApply>(batch[k]));
             merged = run.size();
             std::vector<const store::Transition*> ts;
-            if (hooks_.before || hooks_.after) {
+            if (hooks_.after) {
                 for (const auto* j : run)
                     for (const auto& item : j->items) ts.push_back(&item.t);
             }
-            if (hooks_.before) hooks_.before(ts);
             results = run.size() == 1 ? std::vector<node::JobResult>{node::execute(store_, batch[i], self_)}
                                       : apply_merged(store_, self_, run);
             if (hooks_.after) {

@@ -19,11 +19,10 @@
 namespace conclave::daemon {
 
 // Observers of what the worker changes (the FUSE tree invalidates the kernel's caches),
-// called on the worker thread: `before` a batch of transitions is applied (the store still
-// shows the state before it), `after` it with their results in order (before `done`
-// reports them), `installed` after a snapshot replaced the state. Each may be empty.
+// called on the worker thread: `after` a batch of transitions was applied, with their
+// results in order (before `done` reports them), `installed` after a snapshot replaced the
+// state. Each may be empty.
 struct ApplyHooks {
-    std::function<void(const std::vector<const store::Transition*>&)> before;
     std::function<void(const std::vector<const store::Transition*>&, const std::vector<store::Applied>&)> after;
     std::function<void()> installed;
 };

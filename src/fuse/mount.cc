@@ -272,85 +272,39 @@ void Tree::Impl::inval_everything(bool entries) {
     });
 }
 
-void Tree::before_apply(const std::vector<const store::Transition*>& batch) {
-    auto& t = *impl_;
-    t.doomed.clear();
-    if (!t.ready) return;
-    for (const auto* tr : batch) {
-        auto note = [&](const std::string& path) {
-            store::EntryInfo e;
-            if (!path.empty() && t.store.stat(path, e) == 0) t.doomed.emplace(path, e.ino);
-        };
-        switch (tr->op) {
-        case store::Op::unlink:
-        case store::Op::rmdir:
-            note(tr->path);
-            break;
-        case store::Op::rename:
-            note(tr->path);
-            note(tr->path2);
-            break;
-        default:
-            break;
-        }
-    }
-}
-
 void Tree::after_apply(const std::vector<const store::Transition*>& batch, const std::vector<store::Applied>& results) {
     auto& t = *impl_;
-    auto ino_of = [&](const std::string& path) -> std::uint64_t {
-        store::EntryInfo e;
-        return t.store.stat(path, e) == 0 ? e.ino : 0;
-    };
     for (std::size_t i = 0; i < batch.size() && i < results.size(); ++i) {
         const auto& tr = *batch[i];
-        if (results[i].err != 0) continue;
-        switch (tr.op) {
-        case store::Op::create:
-        case store::Op::write:
-        case store::Op::truncate:
-        case store::Op::set_mtime:
-        case store::Op::set_mode:
-        case store::Op::mkdir: {
-            auto ino = ino_of(tr.path);
-            if (ino) t.inval_inode(ino);
-            if (tr.op == store::Op::create || tr.op == store::Op::write || tr.op == store::Op::mkdir)
-                if (auto p = ino_of(parent_path(tr.path))) t.inval_inode(p);
-            if ((tr.op == store::Op::mkdir || tr.op == store::Op::set_mtime) && ino && store::is_lock_dir_path(tr.path))
-                t.lock_seen(ino, results[i].version);
-            break;
-        }
-        case store::Op::unlink:
-        case store::Op::rmdir: {
-            auto parent = ino_of(parent_path(tr.path));
-            if (auto it = t.doomed.find(tr.path); it != t.doomed.end()) t.inval_inode(it->second);
-            if (parent) {
-                t.inval_inode(parent);
-                t.inval_entry_later(parent, base_name(tr.path));
-            }
-            break;
-        }
-        case store::Op::rename: {
-            for (const auto* path : {&tr.path, &tr.path2}) {
-                auto parent = ino_of(parent_path(*path));
-                if (auto it = t.doomed.find(*path); it != t.doomed.end()) t.inval_inode(it->second);
-                if (auto now = ino_of(*path)) t.inval_inode(now);
-                if (parent) {
-                    t.inval_inode(parent);
-                    t.inval_entry_later(parent, base_name(*path));
-                }
-            }
-            break;
-        }
-        case store::Op::genesis:
+        const auto& r = results[i];
+        if (r.err != 0) continue;
+        if (tr.op == store::Op::genesis) {
             t.refresh_limits();
             t.inval_inode(Impl::format_root);
+            continue;
+        }
+        // What the transition changed, as the store found it (no path resolved again).
+        for (std::uint64_t ino : r.touched.entries)
+            if (ino) t.inval_inode(ino);
+        for (std::uint64_t dir : r.touched.dirs)
+            if (dir) t.inval_inode(dir);
+        switch (tr.op) {
+        case store::Op::unlink:
+        case store::Op::rmdir:
+            if (r.touched.dirs[0]) t.inval_entry_later(r.touched.dirs[0], base_name(tr.path));
+            break;
+        case store::Op::rename:
+            if (r.touched.dirs[0]) t.inval_entry_later(r.touched.dirs[0], base_name(tr.path));
+            if (r.touched.dirs[1]) t.inval_entry_later(r.touched.dirs[1], base_name(tr.path2));
+            break;
+        case store::Op::mkdir:
+        case store::Op::set_mtime:
+            if (r.touched.entries[0] && store::is_lock_dir_path(tr.path)) t.lock_seen(r.touched.entries[0], r.version);
             break;
         default:
             break;
         }
     }
-    t.doomed.clear();
 }
 
 void Tree::after_install() {

@@ -85,10 +85,9 @@ public:
     void set_quorum(std::string json);
     void set_start_time(std::uint64_t unix_seconds);
 
-    // The apply worker's hooks (worker thread): before a batch of transitions is applied
-    // (the store still shows the state before them), after it (their results, in order),
-    // and after a snapshot replaced the whole state.
-    void before_apply(const std::vector<const store::Transition*>& batch);
+    // The apply worker's hooks (worker thread): after a batch of transitions was applied
+    // (their results in order, with what each changed: store::Touched), and after a
+    // snapshot replaced the whole state.
     void after_apply(const std::vector<const store::Transition*>& batch, const std::vector<store::Applied>& results);
     void after_install();
 

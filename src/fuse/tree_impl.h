@@ -127,9 +127,6 @@ struct Tree::Impl {
     std::mutex locks_mu;
     std::unordered_map<std::uint64_t, LockSeen> locks;  // lock directory ino -> last change seen
 
-    // before_apply -> after_apply (worker thread only): inodes of entries a batch removes.
-    std::unordered_map<std::string, std::uint64_t> doomed;
-
     void submit(store::Transition t, std::function<void(int, std::uint64_t)> then);
     void hold(fuse_req_t req);
     bool claim(fuse_req_t req);  // false: already answered (unmount)

@@ -11,8 +11,8 @@ using format::Node;
 
 class Applier {
 public:
-    Applier(db::Txn& txn, db::State& st, const Transition& t, std::uint64_t version)
-        : txn_(txn), st_(st), t_(t), version_(version), limits_(st.meta.limits) {}
+    Applier(db::Txn& txn, db::State& st, const Transition& t, std::uint64_t version, Touched& touched)
+        : txn_(txn), st_(st), t_(t), version_(version), limits_(st.meta.limits), touched_(touched) {}
 
     int run() {
         switch (t_.op) {
@@ -136,6 +136,7 @@ private:
             stamp(*e, true);
             txn_.put_entry(*e);
             txn_.put_data(*ino, data);
+            touched_.entries[0] = *ino;
             return 0;
         }
         if (size > limits_.max_file_size) return EFBIG;
@@ -147,6 +148,7 @@ private:
         txn_.put_child(parent, name, n.info.ino);
         txn_.put_data(n.info.ino, data);
         touch(parent);
+        touched_ = {{n.info.ino, 0}, {parent, 0}};
         return 0;
     }
 
@@ -164,6 +166,7 @@ private:
         stamp(e, true);
         txn_.put_entry(e);
         txn_.put_data(e.info.ino, bytes);
+        touched_.entries[0] = e.info.ino;
         return 0;
     }
 
@@ -179,6 +182,7 @@ private:
         txn_.put_entry(n);
         txn_.put_child(parent, name, n.info.ino);
         touch(parent);
+        touched_ = {{n.info.ino, 0}, {parent, 0}};
         return 0;
     }
 
@@ -200,6 +204,7 @@ private:
         txn_.del_child(parent, name);
         txn_.del_data(*ino);
         touch(parent);
+        touched_ = {{*ino, 0}, {parent, 0}};
         return 0;
     }
 
@@ -271,6 +276,7 @@ private:
         }
         touch(sp);
         if (dp != sp) touch(dp);
+        touched_ = {{*src_ino, dst_ino.value_or(0)}, {sp, dp}};
         return 0;
     }
 
@@ -292,6 +298,7 @@ private:
             stamp(e, false);
         }
         txn_.put_entry(e);
+        touched_.entries[0] = e.info.ino;
         return 0;
     }
 
@@ -300,12 +307,16 @@ private:
     const Transition& t_;
     const std::uint64_t version_;
     const Limits limits_;
+    Touched& touched_;
 };
 
 }  // namespace
 
-int apply_transition(db::Txn& txn, db::State& st, const Transition& t, std::uint64_t version) {
-    return Applier(txn, st, t, version).run();
+int apply_transition(db::Txn& txn, db::State& st, const Transition& t, std::uint64_t version, Touched* touched) {
+    Touched scratch;
+    const int err = Applier(txn, st, t, version, touched ? *touched : scratch).run();
+    if (err != 0 && touched) *touched = {};
+    return err;
 }
 
 }  // namespace conclave::store

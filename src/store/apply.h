@@ -41,6 +41,8 @@ namespace conclave::store {
 
 // 0 or the errno the transition failed with; on an errno nothing changed (every check
 // runs before the first write). LMDB failures show in !txn.ok() (the caller aborts).
-int apply_transition(db::Txn& txn, db::State& st, const Transition& t, std::uint64_t version);
+// `touched` (if given): what it changed (store.h), on success.
+int apply_transition(db::Txn& txn, db::State& st, const Transition& t, std::uint64_t version,
+                     Touched* touched = nullptr);
 
 }  // namespace conclave::store

@@ -535,7 +535,8 @@ Result<std::vector<Applied>> Store::Impl::apply(std::span<const Item> items, boo
         if (item.expect && *item.expect != hash)
             return Error{"store: hash mismatch at version " + std::to_string(version) + " (expected " +
                          hex(*item.expect) + ", computed " + hex(hash) + ")"};
-        const int err = apply_transition(txn, st, t, version);
+        Touched touched;
+        const int err = apply_transition(txn, st, t, version, &touched);
         st.head = Head{item.epoch, version, hash};
 
         LogRecord rec{item.epoch, version, hash, err, {}};
@@ -545,7 +546,7 @@ Result<std::vector<Applied>> Store::Impl::apply(std::span<const Item> items, boo
         db::put_log_value(w, rec);
         txn.put(dbs.log, VersionKey(version).view(), value);
         if (!txn.ok()) return Error{lmdb_error("store: apply failed", txn.rc())};
-        applied.push_back(Applied{item.epoch, version, hash, err, t.origin, t.request});
+        applied.push_back(Applied{item.epoch, version, hash, err, t.origin, t.request, touched});
         if (journaled) journal_entries.push_back(JournalEntry{item.epoch, std::move(rec.transition)});
     }
     trim_log(txn, st, options.retain);
@@ -616,7 +617,7 @@ std::vector<Applied> Store::retained_from(std::uint32_t origin) const {
         for (const LogRecord& rec : log_records(txn, 0)) {
             auto t = decode(rec.transition);
             if (t.ok() && t->origin == origin)
-                out.push_back(Applied{rec.epoch, rec.version, rec.hash, rec.err, t->origin, t->request});
+                out.push_back(Applied{rec.epoch, rec.version, rec.hash, rec.err, t->origin, t->request, {}});
         }
     });
     return out;

@@ -18,6 +18,7 @@
 // content hash on every replica.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -66,6 +67,18 @@ struct Item {
     std::optional<Hash> expect;
 };
 
+// The inodes a transition changed (0: none), for the caches of the tree (the FUSE
+// frontend drops the kernel's) without resolving its paths again:
+// - entries: create, write, truncate, set_mtime, set_mode and mkdir: the entry; unlink and
+//   rmdir: the entry removed; rename: the source, and the destination it exchanged with
+//   or replaced;
+// - dirs: the directories whose children changed, [0] holding t.path's name, [1] t.path2's
+//   (create and mkdir of a new entry, unlink, rmdir, rename).
+struct Touched {
+    std::array<std::uint64_t, 2> entries{};
+    std::array<std::uint64_t, 2> dirs{};
+};
+
 struct Applied {
     std::uint64_t epoch = 0;
     std::uint64_t version = 0;
@@ -73,6 +86,7 @@ struct Applied {
     int err = 0;  // 0 or the errno the transition failed with (the state is then unchanged)
     std::uint32_t origin = 0;
     std::uint64_t request = 0;
+    Touched touched;  // apply() fills it (not the retained log's records)
 };
 
 struct LogRecord {

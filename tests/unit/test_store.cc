@@ -387,6 +387,57 @@ TEST_CASE("rename with kExchange swaps two entries") {
     CHECK(f.read("/d") == "A");
 }
 
+TEST_CASE("apply reports the inodes each transition changed (store::Touched)") {
+    Cluster f;
+    auto touched = [&](const Transition& t) {
+        Item item{1, t, std::nullopt};
+        auto r = f.store->apply(std::span<const Item>(&item, 1));
+        REQUIRE_MESSAGE(r.ok(), r.error());
+        REQUIRE(r->size() == 1);
+        return std::pair{r.value()[0].err, r.value()[0].touched};
+    };
+    using A = std::array<std::uint64_t, 2>;
+    auto [e1, mk] = touched(t_mkdir("/d"));
+    const std::uint64_t d = f.stat("/d").ino;
+    CHECK(e1 == 0);
+    CHECK(mk.entries == A{d, 0});
+    CHECK(mk.dirs == A{1, 0});  // the root's children changed
+    auto [e2, wr] = touched(t_write("/d/a", "x"));
+    const std::uint64_t a = f.stat("/d/a").ino;
+    CHECK(e2 == 0);
+    CHECK(wr.entries == A{a, 0});
+    CHECK(wr.dirs == A{d, 0});  // new: /d's children changed
+    auto [e3, ow] = touched(t_write("/d/a", "yy"));
+    CHECK(e3 == 0);
+    CHECK(ow.entries == A{a, 0});
+    CHECK(ow.dirs == A{0, 0});  // rewritten in place: /d unchanged
+    CHECK(touched(t_write("/b", "z")).first == 0);
+    const std::uint64_t b = f.stat("/b").ino;
+    auto [e4, mv] = touched(t_rename("/b", "/d/a"));  // replaces a
+    CHECK(e4 == 0);
+    CHECK(mv.entries == A{b, a});
+    CHECK(mv.dirs == A{1, d});
+    CHECK(touched(t_write("/c", "z")).first == 0);
+    const std::uint64_t c = f.stat("/c").ino;
+    auto [e5, ex] = touched(t_rename("/c", "/d/a", kExchange));
+    CHECK(e5 == 0);
+    CHECK(ex.entries == A{c, b});
+    CHECK(ex.dirs == A{1, d});
+    auto [e6, rm] = touched(op(Op::unlink, "/d/a"));  // c now
+    CHECK(e6 == 0);
+    CHECK(rm.entries == A{c, 0});
+    CHECK(rm.dirs == A{d, 0});
+    auto [e7, tr] = touched(op(Op::truncate, "/c"));  // b, exchanged to /c
+    CHECK(e7 == 0);
+    CHECK(tr.entries == A{b, 0});
+    CHECK(tr.dirs == A{0, 0});
+    // A failed transition changed nothing.
+    auto [e8, none] = touched(op(Op::unlink, "/nope"));
+    CHECK(e8 == ENOENT);
+    CHECK(none.entries == A{0, 0});
+    CHECK(none.dirs == A{0, 0});
+}
+
 TEST_CASE("set_mtime and set_mode") {
     Cluster f;
     CHECK(f.apply(t_write("/f", "x")) == 0);
