@@ -508,7 +508,7 @@ void Daemon::publish_tree() {
                {"version", config_changes_},
                {"cluster", {{"name", cfg_.cluster_name}, {"nodes", meta.nodes.size()}, {"quorate", q ? 1 : 0}}},
                {"nodelist", nodelist}};
-        tree_->set_members(m.dump() + "\n");
+        tree_->set_members(m.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
         json qj = quorum_json();
         qj["quorate"] = q;
         qj["node_id"] = cfg_.node_id;
@@ -518,7 +518,7 @@ void Daemon::publish_tree() {
         for (auto n : members) ids.push_back(n);
         qj["members"] = ids;
         qj["local_mode"] = local_;
-        tree_->set_quorum(qj.dump() + "\n");
+        tree_->set_quorum(qj.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
     }
     // Local mode on a node without state: a one-node cluster, as pmxcfs -l on a fresh node.
     if (local_ && !local_genesis_sent_ && meta.empty() && node_->phase() == node::Phase::synced) {
@@ -573,10 +573,14 @@ void Daemon::record_discarded(std::vector<store::LogRecord> records) {
         } else {
             j["origin"] = t->origin;
             j["op"] = store::op_name(t->op);
+            // A name in the tree may be any bytes; JSON holds UTF-8. Such a path is shown
+            // with U+FFFD in place of the bad bytes, and exactly in base64 beside it.
             j["path"] = t->path;
+            if (!runtime::valid_utf8(t->path)) j["path_base64"] = runtime::base64_encode(t->path);
             j["request"] = t->request;
             j["errno"] = rec.err;  // the change's result where it was applied (0: it took effect)
             if (!t->path2.empty()) j["path2"] = t->path2;
+            if (!runtime::valid_utf8(t->path2)) j["path2_base64"] = runtime::base64_encode(t->path2);
             j["written"] = utc_text(t->timestamp_us);
             if (!t->node_name.empty()) j["name"] = t->node_name;
             if (t->node_id != 0) j["node_id"] = t->node_id;
@@ -592,7 +596,7 @@ void Daemon::record_discarded(std::vector<store::LogRecord> records) {
                 j["data"] = runtime::base64_encode(t->data.data(), t->data.size());
             }
         }
-        lines += j.dump() + "\n";
+        lines += j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
     }
     // Appended on the reader thread (one thread: the lines of two batches never mix).
     asio::post(*reader_, [path = discarded_path_, lines = std::move(lines)] {

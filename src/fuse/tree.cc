@@ -177,7 +177,8 @@ std::string Impl::version_json() {
         start = start_time;
     }
     nlohmann::json j{{"version", head.version}, {"epoch", head.epoch}, {"starttime", start}, {"paths", paths}};
-    return j.dump() + "\n";
+    // Names are any bytes, JSON strings UTF-8: bad bytes show as U+FFFD (never an exception).
+    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 void Impl::virtual_attr(int index, const std::string& text, struct stat& st) {

@@ -77,6 +77,12 @@ inline std::string base64_encode(std::string_view s) {
 }
 bool base64_decode(std::string_view text, std::string& out);
 
+// Whether `s` is well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code points
+// above U+10FFFF). JSON strings must be; names in the tree need not be (Linux allows any
+// byte but '/' and NUL), so JSON made from them is dumped with error_handler_t::replace
+// and, where the exact bytes matter, carries them in base64 too.
+bool valid_utf8(std::string_view s);
+
 // The fast path for a control request (a put's whole file passes through here): one
 // JSON object whose values are strings without escapes, control characters or
 // non-ASCII bytes, integers, true, false or null. Fills `out` with exactly what

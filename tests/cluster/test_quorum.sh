@@ -6,8 +6,9 @@
 #             `conclavectl expected 2` on node 4 makes that side writable and is logged
 #             loudly; heal: one ring, identical state, and the history with the higher
 #             (epoch, version) wins: the other side's changes are logged and listed in
-#             <state_dir>/discarded.log by path; the override is cleared. Twice: once
-#             with more changes on the majority, once with more on the minority
+#             <state_dir>/discarded.log by path (a path that is not UTF-8 in base64 too);
+#             the override is cleared. Twice: once with more changes on the majority,
+#             once with more on the minority
 #   two_node  2 nodes, `quorum set two_node 1`: the survivor of a kill -9 stays quorate
 #             and takes puts; the killed node rejoins and catches up. `totem set`: a
 #             refused combination; a setting in force everywhere, and after a restart
@@ -83,6 +84,12 @@ split_round() {  # split_round R MAJOR MINOR
     expect 0 "ExpectedOverride" ctl 4 status
     for k in $(seq "$minor"); do echo "minority $k" | ctl 4 put "/r$r/minor$k" || fail "put $k on node 4 under the override"; done
     echo "minority" | ctl 5 put "/r$r/both" || fail "put /r$r/both on node 5 under the override"
+    # A name in the tree may be any bytes (not UTF-8): the losing side records its change
+    # exactly too (path_base64). Recording one once killed the daemon.
+    python3 -c "import sys; open(sys.argv[1].encode() + b'/bad\xfe', 'w').write('x')" "$dir/node4/mnt/r$r" ||
+        fail "write /r$r/bad\\xfe through node 4's mount"
+    python3 -c "import sys; open(sys.argv[1].encode() + b'/bad\xff', 'w').write('x')" "$dir/node1/mnt/r$r" ||
+        fail "write /r$r/bad\\xff through node 1's mount"
     [ "$r" = 1 ] && echo "override: node 4 writable; $(grep -m1 -o 'OPERATOR OVERRIDE: [^;]*' "$dir/node4/log")"
     # Which history will win: the higher (epoch, version), the higher node id on a tie
     # (DESIGN.md §6.4).
@@ -105,6 +112,10 @@ split_round() {  # split_round R MAJOR MINOR
         wait_file 10 "$dir/node$i/state/discarded.log" "\"path\":\"$lost\"" ||
             fail "node $i's discarded.log lacks $lost: $(cat "$dir/node$i/state/discarded.log" 2>&1)"
         wait_file 5 "$dir/node$i/state/discarded.log" "\"path\":\"/r$r/both\"" || fail "node $i's discarded.log lacks /r$r/both"
+        local bad
+        bad=$(python3 -c "import base64; print(base64.b64encode(b'/r$r/bad' + (b'\xfe' if '$winner' == 'majority' else b'\xff')).decode())")
+        wait_file 5 "$dir/node$i/state/discarded.log" "\"path_base64\":\"$bad\"" ||
+            fail "node $i's discarded.log lacks the non-UTF-8 path ($bad): $(cat "$dir/node$i/state/discarded.log" 2>&1)"
         grep -q "are not in the cluster's history" "$dir/node$i/log" || fail "node $i's log lacks the warning"
         [ "$(field "$i" "s['discarded']['total'] >= 2")" = True ] || fail "node $i's discarded counter"
     done

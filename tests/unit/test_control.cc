@@ -391,3 +391,13 @@ TEST_CASE("the fast request parser gives what nlohmann gives, or declines") {
         CHECK_FALSE_MESSAGE(conclave::runtime::parse_flat_object(declined, out), std::string(declined));
     }
 }
+
+TEST_CASE("valid_utf8: well-formed UTF-8 only") {
+    for (std::string_view ok : {"", "plain", "caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xef\xbf\xbd",
+                                "\xf4\x8f\xbf\xbf"})
+        CHECK_MESSAGE(runtime::valid_utf8(ok), ok);
+    for (std::string_view bad : {"\xff", "a\xfe", "\xc3", "\xe2\x82", "\xc0\xaf" /* overlong '/' */,
+                                 "\xe0\x80\xaf", "\xed\xa0\x80" /* surrogate */, "\xf4\x90\x80\x80" /* > U+10FFFF */,
+                                 "\x80", "\xf8\x88\x80\x80\x80"})
+        CHECK_MESSAGE(!runtime::valid_utf8(bad), runtime::base64_encode(bad));
+}
