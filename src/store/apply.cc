@@ -32,6 +32,11 @@ public:
         if ((t_.op == Op::create || t_.op == Op::write || t_.op == Op::mkdir) && below("/priv/lock", t_.path) &&
             !is_lock_dir_path(t_.path))
             return EACCES;
+        // Nor at the names of the tree's virtual files (one made before this rule can
+        // still be removed, or renamed away).
+        if (((t_.op == Op::create || t_.op == Op::write || t_.op == Op::mkdir) && is_reserved_path(t_.path)) ||
+            (t_.op == Op::rename && (is_reserved_path(t_.path2) || ((t_.flags & kExchange) && is_reserved_path(t_.path)))))
+            return EACCES;
         switch (t_.op) {
             case Op::create: return write_file(false);
             case Op::write: return write_file(true);

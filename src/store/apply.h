@@ -7,7 +7,9 @@
 // ENOENT if path names nothing (write and create then create nothing), ESTALE unless the
 // entry's ino (kIfInode) or version (kIfVersion) == t.expect; then EACCES for a create,
 // write or mkdir inside a lock directory (below /priv/lock/NAME: a lock holds nothing, so
-// nobody but its holder re-stamps it); then the op's own rules:
+// nobody but its holder re-stamps it); then EACCES for a create, write or mkdir at a
+// reserved path (is_reserved_path: the tree's virtual files), and a rename onto one (or
+// from one with kExchange); then the op's own rules:
 //   create    "/": EEXIST with kExclusive else EISDIR; existing: EEXIST with kExclusive,
 //             EISDIR for a directory, else truncated to 0; new: mode 0644 unless kSetMode
 //   write     EISDIR, EFBIG (> max_file_size), ENOSPC; creates a missing file like create

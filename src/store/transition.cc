@@ -78,6 +78,10 @@ bool valid_path(std::string_view path) {
     return true;
 }
 
+bool is_reserved_path(std::string_view path) {
+    return path == "/.members" || path == "/.version" || path == "/.quorum";
+}
+
 bool is_lock_dir_path(std::string_view path) {
     constexpr std::string_view prefix = "/priv/lock/";
     return path.size() > prefix.size() && path.substr(0, prefix.size()) == prefix &&

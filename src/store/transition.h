@@ -111,6 +111,11 @@ bool valid_path(std::string_view path);
 // exactly /priv/lock/NAME (a direct child of /priv/lock); apply.h has the rules.
 bool is_lock_dir_path(std::string_view path);
 
+// The names the mounted tree shows its virtual files under (/.members, /.version,
+// /.quorum; fuse/tree_impl.h): no transition makes an entry there, which the virtual file
+// would hide on every node (apply.h: EACCES).
+bool is_reserved_path(std::string_view path);
+
 // Cluster-wide limits: part of the replicated state (set at genesis), so every replica
 // enforces the same ones and computes the same errno.
 struct Limits {

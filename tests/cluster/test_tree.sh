@@ -17,7 +17,9 @@
 #                 (f) conclave-tree-model, 10000 ops on node 1 compared with nodes 2, 3;
 #                 (g) EPERM for symlink, link, mkfifo, chmod 4755, chown 1000; ENOTSUP
 #                 for setxattr; chmod 600 and chown root:root work; owner root, group
-#                 www-data (else root); priv/ shows 0600/0700
+#                 www-data (else root); priv/ shows 0600/0700;
+#                 (h) a file name that is not UTF-8: every node's .version lists it (U+FFFD)
+#                 and the daemons live on; conclavectl put/mkdir of /.members etc.: EACCES
 #   tree_quorum   3 nodes, partition 1,2/3: on node 3 every mutation gets EROFS at once,
 #                 reads and the virtual files work, modes show 440/555; nodes 1, 2 write;
 #                 heal: node 3 sees their writes and is writable again
@@ -470,6 +472,26 @@ EOF
         [ "$st" = "700 priv;700 priv/sub;600 priv/sub/key;700 nodes/node1/priv;600 nodes/node1/priv/k;640 nodes/node1/pub;" ] ||
             flaw "(g) node $i's modes under priv/: $st"
     done
+    took
+
+    step "(h) a name that is not UTF-8; the virtual files' names are reserved"
+    must "mkdir '$m1/utf8'"
+    python3 -c "import sys; open(sys.argv[1].encode() + b'/bad\xff', 'w').write('x')" "$m1/utf8" ||
+        flaw "(h) creating a file named bad\\xff failed"
+    for i in 1 2 3; do
+        # .version lists every file by path in JSON (U+FFFD for the bad byte); making it
+        # killed the daemon once
+        out=$(timeout 20 cat "$(mnt $i)/.version" 2>&1) || flaw "(h) cat .version on node $i: $out"
+        echo "$out" | grep -q $'"/utf8/bad\xef\xbf\xbd"' || flaw "(h) node $i's .version does not list /utf8/bad<U+FFFD>"
+        ctl "$i" status >/dev/null 2>&1 || flaw "(h) node $i does not answer after its .version was read"
+    done
+    rm "$m2/utf8/bad"$'\xff' || flaw "(h) removing bad\\xff on node 2 failed"
+    for v in .members .version .quorum; do
+        out=$(echo shadow | ctl 1 put "/$v" - 2>&1) && flaw "(h) conclavectl put /$v succeeded"
+        echo "$out" | grep -q "Permission denied" || flaw "(h) conclavectl put /$v: '$out', want Permission denied"
+    done
+    out=$(ctl 1 mkdir /.quorum 2>&1) && flaw "(h) conclavectl mkdir /.quorum succeeded"
+    [ "$(ls -a "$m1" | grep -c '^\.members$')" = 1 ] || flaw "(h) the root lists .members more than once"
     took
 }
 

@@ -214,6 +214,24 @@ TEST_CASE("limits: EFBIG, ENOSPC, ENAMETOOLONG") {
     CHECK(f.store->usage().entries == 2);
 }
 
+TEST_CASE("the virtual files' names at the root are reserved: EACCES, nothing made") {
+    Cluster f;
+    for (const char* p : {"/.members", "/.version", "/.quorum"}) {
+        fails_with(f, t_write(p, "shadow"), EACCES);
+        fails_with(f, op(Op::create, p), EACCES);
+        fails_with(f, t_mkdir(p), EACCES);
+        REQUIRE(f.apply(t_write("/x", "1")) == 0);
+        fails_with(f, t_rename("/x", p), EACCES);
+        fails_with(f, t_rename("/x", p, kExchange), EACCES);
+        REQUIRE(f.apply(op(Op::unlink, "/x")) == 0);
+    }
+    // Only at the root: the same names elsewhere are ordinary.
+    CHECK(f.apply(t_mkdir("/d")) == 0);
+    CHECK(f.apply(t_write("/d/.members", "x")) == 0);
+    CHECK(f.apply(t_mkdir("/.membersx")) == 0);
+    CHECK(f.names("/") == std::vector<std::string>{".membersx", "d"});
+}
+
 TEST_CASE("create: exclusive, truncating, on directories") {
     Cluster f;
     Transition c = op(Op::create, "/f");
