@@ -71,6 +71,11 @@ std::optional<std::string> Votequorum::set_expected(std::uint32_t expected) {
     if (expected > status_.configured_expected)
         return "cannot set expected votes to " + std::to_string(expected) + ": above the configured " +
                std::to_string(status_.configured_expected);
+    // An override ends once the whole node list is present: with everyone here now it
+    // would end at once, and say "OPERATOR OVERRIDE" for nothing.
+    if (status_.total_votes >= status_.configured_expected)
+        return "every node of the node list is in this partition (" + std::to_string(status_.total_votes) +
+               " votes): there is nothing to override";
     override_ = expected;
     compute(last_now_);
     return std::nullopt;

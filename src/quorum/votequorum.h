@@ -83,7 +83,8 @@ public:
     // The last_man_standing window timer fired.
     Status on_timer(Micros now);
     // `conclavectl expected N`: lowers expected votes on this partition. Refused (with the
-    // reason) below the current total votes or above the configured expected votes.
+    // reason) below the current total votes, above the configured expected votes, and
+    // when the whole node list is present (an override ends then).
     std::optional<std::string> set_expected(std::uint32_t expected);
 
     const Status& status() const { return status_; }

@@ -245,6 +245,11 @@ TEST_CASE("an override lowers expected votes on this partition until everyone is
     s = q.update(nodes, {1, 2, 3, 4, 5}, 2);
     CHECK_FALSE(s.flags.override_expected);
     CHECK(s.expected_votes == 5);
+    // Everyone present: nothing to override (it would end at once), refused.
+    auto pointless = q.set_expected(5);
+    REQUIRE(pointless);
+    CHECK(pointless->find("nothing to override") != std::string::npos);
+    CHECK_FALSE(q.status().flags.override_expected);
 }
 
 TEST_CASE("option validation") {
