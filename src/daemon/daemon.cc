@@ -30,12 +30,21 @@ namespace conclave::daemon {
 
 using nlohmann::json;
 
+namespace {
+
+// The ring core asked for a durable fact this node cannot keep: it must not take one more
+// step (DESIGN.md §6.7). Exit at once, without unwinding into the core; the error is logged,
+// and the next start cleans the mount left behind.
+[[noreturn]] void fail_stop() { std::_Exit(1); }
+
+}  // namespace
+
 std::uint64_t DurableRingSeq::load_ring_seq() {
     auto v = dir_.load("ring");
     if (!v) {
         // Reusing a ring id could mix two configurations up (EVS): refuse to go on.
-        log::error("cannot read the ring seq: " + v.error());
-        std::abort();
+        log::error("cannot read the ring seq: " + v.error() + "; stopping. Fix the state directory and restart.");
+        fail_stop();
     }
     return v.value();
 }
@@ -45,7 +54,7 @@ void DurableRingSeq::store_ring_seq(std::uint64_t seq) {
     if (!st) {
         log::error("cannot store the ring seq (" + st.error() + "); stopping: a node that cannot persist ring "
                    "ids must not take part in the ring. Fix the state directory and restart.");
-        std::abort();
+        fail_stop();
     }
 }
 
