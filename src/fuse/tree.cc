@@ -733,7 +733,10 @@ void op_write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t of
         std::lock_guard lock(h->mu);
         if (int e = t.load(*h); e != 0) return e;
         std::uint64_t at = (h->flags & O_APPEND) ? h->buf.size() : static_cast<std::uint64_t>(off < 0 ? 0 : off);
-        if (at + size > max) return EFBIG;
+        if (at + size > max) {
+            h->failed = EFBIG;
+            return EFBIG;
+        }
         if (h->buf.size() < at + size) h->buf.resize(at + size, 0);
         std::memcpy(h->buf.data() + at, buf, size);
         h->dirty = true;
@@ -757,7 +760,9 @@ void commit(fuse_req_t req, fuse_ino_t ino, Handle* h) {
     std::unique_lock lock(h->mu);
     int early = -1;
     std::string path;
-    if (!h->dirty && !h->mtime_us)
+    if (h->failed)
+        early = h->failed;
+    else if (!h->dirty && !h->mtime_us)
         early = 0;
     else if (!t.quorate)
         early = EROFS;

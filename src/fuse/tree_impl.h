@@ -31,6 +31,10 @@ struct Handle {
     bool writable = false;
     bool loaded = false;
     bool dirty = false;
+    // A write past the file size limit failed (EFBIG): what the handle holds is not the
+    // file its writer meant, so nothing of it is committed; every flush and fsync answers
+    // this errno (a whole file or nothing, never its first 1 MiB).
+    int failed = 0;
     std::uint64_t gen = 0;                  // bumped by every change to buf
     wire::Bytes buf;
     std::optional<std::uint64_t> mtime_us;  // futimens while dirty: set after the contents

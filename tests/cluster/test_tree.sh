@@ -12,7 +12,8 @@
 #                 editor-style save (.f.swp, fsync, rename), rm -r: the same commands in a
 #                 local reference directory, then diff -r against every node and the
 #                 mounts against each other; cp -a and tar x keep mtimes;
-#                 (e) EFBIG above 1 MiB, ENAMETOOLONG above 255 bytes, ENOSPC when the
+#                 (e) EFBIG above 1 MiB (the writer's file is not committed at all),
+#                 ENAMETOOLONG above 255 bytes, ENOSPC when the
 #                 tree is full (1 MiB files), usable again after rm -r (timed);
 #                 (f) conclave-tree-model, 10000 ops on node 1 compared with nodes 2, 3;
 #                 (g) EPERM for symlink, link, mkfifo, chmod 4755, chown 1000; ENOTSUP
@@ -386,11 +387,17 @@ EOF
     expect_err "File too large" truncate -s 2M "$m1/limits/exactly-1m"
     cmp -s "$work/1m" "$m3/limits/exactly-1m" || flaw "(e) a refused truncate changed the file"
     expect_py EFBIG "open(sys.argv[1], 'wb').write(b'x' * 2097152)" "$m3/limits/big2"
+    # A writer that hit the limit commits nothing (not its first 1 MiB): a new file stays
+    # as open(O_CREAT) made it, an overwritten one keeps its old contents.
     local s
     for f in big big2; do
-        s=$(stat -c %s "$m2/limits/$f" 2>/dev/null || echo 0)
-        [ "$s" -le 1048576 ] || flaw "(e) node 2 shows limits/$f with $s bytes, above the 1 MiB limit"
+        s=$(stat -c %s "$m2/limits/$f" 2>/dev/null || echo missing)
+        [ "$s" = 0 ] || flaw "(e) node 2 shows limits/$f with $s bytes after its writer got EFBIG, want 0"
     done
+    # (Not dd: it dup2()s the file to its stdout, and the close of the first descriptor
+    # flushes the truncated file: every close of a descriptor commits, conclaved(8).)
+    expect_py EFBIG "open(sys.argv[1], 'wb').write(b'x' * 2097152)" "$m1/limits/exactly-1m"
+    cmp -s "$work/1m" "$m3/limits/exactly-1m" || flaw "(e) an overwrite refused with EFBIG changed the file"
     local long255 long256
     long255=$(printf 'n%.0s' $(seq 255)) long256=$(printf 'n%.0s' $(seq 256))
     expect_err "File name too long" touch "$m1/limits/$long256"
