@@ -425,6 +425,10 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, s
         if ((mode & 0777) != (info.mode & 0777)) make(store::Op::set_mode).mode = mode & 0777;
     }
     if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) {
+        if (!(to_set & FUSE_SET_ATTR_MTIME_NOW) && attr->st_mtim.tv_sec < 0) {
+            fuse_reply_err(req, EINVAL);  // times before 1970 are not stored (not silently 0)
+            return;
+        }
         std::uint64_t mtime = (to_set & FUSE_SET_ATTR_MTIME_NOW) ? wall_us() : us_of(attr->st_mtim);
         if (store::is_lock_dir_path(path)) {
             if (mtime == 0 && !(to_set & FUSE_SET_ATTR_MTIME_NOW) && chain.empty()) {
@@ -451,8 +455,6 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, s
 
 void op_readlink(fuse_req_t req, fuse_ino_t) { fuse_reply_err(req, EINVAL); }
 
-void op_mknod(fuse_req_t req, fuse_ino_t, const char*, mode_t, dev_t) { fuse_reply_err(req, EPERM); }
-
 // Checks a new name and builds its path; 0 or an errno.
 int new_path(Impl& t, fuse_ino_t parent, const char* name, std::string& out) {
     if (!t.quorate) return EROFS;
@@ -477,6 +479,31 @@ void reply_new_entry(Impl& t, fuse_req_t req, fuse_ino_t parent, const std::stri
     t.entry_of(info, e);
     t.remember(info.ino, parent, name);
     fuse_reply_entry(req, &e);
+}
+
+// mknod(S_IFREG) makes an empty file, as creat() + close() would (EEXIST if the name is
+// taken: mknod never opens an existing file); every other kind of node is EPERM.
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
+    auto& t = impl_of(req);
+    if (!S_ISREG(mode)) {
+        fuse_reply_err(req, EPERM);
+        return;
+    }
+    store::Transition tr;
+    if (int err = new_path(t, parent, name, tr.path); err != 0) {
+        fuse_reply_err(req, err);
+        return;
+    }
+    tr.op = store::Op::create;
+    tr.flags = store::kExclusive | store::kSetMode;
+    tr.mode = mode & 0777;
+    t.hold(req);
+    t.submit(std::move(tr), [&t, req, parent, n = std::string(name)](int err, std::uint64_t) {
+        if (err != 0)
+            t.finish(req, err);
+        else
+            reply_new_entry(t, req, parent, n);
+    });
 }
 
 void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {

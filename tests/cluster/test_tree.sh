@@ -16,7 +16,8 @@
 #                 ENAMETOOLONG above 255 bytes, ENOSPC when the
 #                 tree is full (1 MiB files), usable again after rm -r (timed);
 #                 (f) conclave-tree-model, 10000 ops on node 1 compared with nodes 2, 3;
-#                 (g) EPERM for symlink, link, mkfifo, chmod 4755, chown 1000; ENOTSUP
+#                 (g) EPERM for symlink, link, mkfifo, chmod 4755, chown 1000; mknod of a
+#                 regular file makes one; EINVAL for a time before 1970; ENOTSUP
 #                 for setxattr; chmod 600 and chown root:root work; owner root, group
 #                 www-data (else root); priv/ shows 0600/0700;
 #                 (h) a file name that is not UTF-8: every node's .version lists it (U+FFFD)
@@ -452,6 +453,12 @@ EOF
     expect_err "Operation not permitted" ln "$p/f" "$p/hard"
     expect_err "Operation not permitted" mkfifo "$p/fifo"
     expect_py EPERM "os.mknod(sys.argv[1], 0o600 | __import__('stat').S_IFIFO)" "$p/fifo2"
+    python3 -c "import os, sys, stat; os.mknod(sys.argv[1], 0o600 | stat.S_IFREG)" "$p/plain" ||
+        flaw "(g) mknod of a regular file failed"
+    [ "$(stat -c '%s %a %F' "$m2/perm/plain" 2>&1)" = "0 600 regular empty file" ] ||
+        flaw "(g) node 2 shows the mknod file as '$(stat -c '%s %a %F' "$m2/perm/plain" 2>&1)'"
+    expect_py EEXIST "os.mknod(sys.argv[1], 0o600 | __import__('stat').S_IFREG)" "$p/plain"
+    expect_py EINVAL "os.utime(sys.argv[1], (-1, -1))" "$p/plain"
     for f in sym hard fifo fifo2; do
         [ -e "$p/$f" ] || [ -L "$p/$f" ] && flaw "(g) a refused $f left an entry behind"
     done
