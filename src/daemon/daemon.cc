@@ -977,6 +977,13 @@ json Daemon::cluster_request(const std::string& cmd, const json& request,
                                            " nodes, the most one ring holds; remove a node first");
     } else {
         t.op = cmd == "node.remove" ? store::Op::node_remove : store::Op::node_votes;
+        // A node still in the ring would stay in it without a vote, and expected votes
+        // would drop below what the ring holds: stop it first (README, conclavectl(8)).
+        const auto& members = driver_->ring().members();
+        if (t.op == store::Op::node_remove && std::find(members.begin(), members.end(), t.node_id) != members.end())
+            return errno_reply(EBUSY, "node " + std::to_string(t.node_id) +
+                                          (t.node_id == cfg_.node_id ? " is this node" : " is in the ring now") +
+                                          ": stop conclaved on it first, then remove it from another node");
     }
     if (cmd != "node.remove") {
         auto votes = request.find("votes");

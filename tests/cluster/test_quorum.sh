@@ -13,7 +13,8 @@
 #             and takes puts; the killed node rejoins and catches up. `totem set`: a
 #             refused combination; a setting in force everywhere, and after a restart
 #   members   3 nodes and a spare: `node add` of a 4th node that then starts and syncs and
-#             counts in the votes; stopped and `node remove`d: expected votes back to 3.
+#             counts in the votes; `node remove` refused while it runs (EBUSY); stopped and
+#             `node remove`d: expected votes back to 3.
 #             Then `quorum set wait_for_all 1`, every node stopped, two started: not
 #             quorate (exit 2, WaitForAll, "Activity blocked"); the third started:
 #             quorate; one stopped again: still quorate (2 of 3)
@@ -180,6 +181,8 @@ members() {
     [ "$(ctl 4 get /x)" = x ] || fail "node 4 lacks /x"
     [ "$(field 4 "s['quorum']['total_votes']")" = 4 ] || fail "node 4's vote does not count"
     echo "node 4 added, synced, 4 of 4 votes"
+    expect 1 "is in the ring now: stop conclaved on it first" ctl 1 node remove node4
+    expect 1 "is this node" ctl 1 node remove 1
     cluster stop 4 || fail "stop node 4"
     wait_field 20 1 "s['quorate'] and $(ring_is 1,2,3)" || fail "nodes 1,2,3 without node 4"
     ctl 1 node remove node4 > /dev/null || fail "node remove node4"
