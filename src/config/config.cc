@@ -350,7 +350,9 @@ public:
 private:
     Error fail_at(Pos pos, const std::string& msg) {
         failed_ = true;
-        error_ = std::string(filename_) + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column) + ": " + msg;
+        // Escaped as a whole: messages quote values, and a value may hold any byte.
+        error_ = escape(std::string(filename_) + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column) +
+                        ": " + msg);
         return Error{error_};
     }
 
@@ -488,6 +490,25 @@ private:
 
 }  // namespace
 
+std::string escape(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (char ch : s) {
+        auto b = static_cast<unsigned char>(ch);
+        if (b == 0) {
+            out += "\\0";
+        } else if (b < 0x20 || b == 0x7F) {
+            static constexpr char hex[] = "0123456789abcdef";
+            out += "\\x";
+            out += hex[b >> 4];
+            out += hex[b & 0xF];
+        } else {
+            out += ch;
+        }
+    }
+    return out;
+}
+
 std::string_view transport_name(Transport t) { return t == Transport::multicast ? "multicast" : "unicast"; }
 
 std::string_view log_level_name(LogLevel l) {
@@ -503,7 +524,7 @@ std::string_view log_level_name(LogLevel l) {
 
 Result<Config> parse(std::string_view text, std::string_view filename) {
     if (text.size() > kMaxConfigSize)
-        return Error{std::string(filename) + ":1:1: file is larger than 1 MiB; is this the right file?"};
+        return Error{escape(filename) + ":1:1: file is larger than 1 MiB; is this the right file?"};
     return Parser(filename).run(text);
 }
 

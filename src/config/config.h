@@ -67,6 +67,23 @@ struct Config {
     LogLevel log_level = LogLevel::info;
 };
 
+// node.id's range, as conclave.conf(5) documents it.
+inline constexpr std::uint32_t kMinNodeId = 1;
+inline constexpr std::uint32_t kMaxNodeId = 0xFFFFFFFEu;
+inline constexpr std::size_t kMaxNodeNameLength = 63;
+
+// The one rule for node names, shared by conclave.conf's node.name and `conclavectl node
+// add`: 1 to 63 letters, digits, '-', '_' and '.', not all digits (a name "2" would read
+// as node id 2 wherever a command takes either). Returns what is wrong, "" when the name
+// is fine; any offending bytes in the text are escaped.
+std::string node_name_problem(std::string_view name);
+
+// `s` with NUL written as \0 and the other control bytes (below 0x20, and 0x7F) as \xNN, so
+// that an error message quoting a value can never be cut short by a NUL or drive a
+// terminal. Other bytes, '\\' and UTF-8 included, stay as they are (applying it twice
+// changes nothing).
+std::string escape(std::string_view s);
+
 inline constexpr const char* kDefaultConfigPath = "/etc/conclave/conclave.conf";
 inline constexpr std::size_t kMaxConfigSize = 1 << 20;
 

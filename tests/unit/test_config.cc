@@ -214,3 +214,13 @@ TEST_CASE("binary junk is an error, not a crash") {
     CHECK_FALSE(error_of(junk).empty());
     CHECK_FALSE(error_of(std::string(2 << 20, 'x')).empty());
 }
+
+TEST_CASE("a NUL or control byte in a value is shown escaped, never cut short or raw") {
+    std::string nul = "cluster {\n name: c\n}\nnode {\n id: 1" + std::string(1, '\0') + "junk\n name: n\n}\n";
+    std::string e = error_of(nul);
+    CHECK(has(e, "t.conf:5:6: node.id: '1\\0junk' is not a whole number"));
+    CHECK(e.find('\0') == std::string::npos);
+    std::string esc = error_of(std::string(kMinimal) + "crypto {\n cipher: a\x1b[2Jb\x7f\n}\n");
+    CHECK(has(esc, "crypto.cipher: 'a\\x1b[2Jb\\x7f' is not a cipher"));
+    CHECK(config::escape(config::escape(std::string("a\0\x01\\", 4))) == "a\\0\\x01\\");
+}
