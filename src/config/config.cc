@@ -394,8 +394,10 @@ private:
                 return;
             }
             if (!spec) {
-                fail_at(pos, "unknown section '" + std::string(name) +
-                                 "' (known: cluster, node, network, crypto, paths, logging)");
+                // Listed from the schema itself, so that a new section cannot be left out.
+                std::string known;
+                for (const auto& sec : schema()) known += (known.empty() ? "" : ", ") + std::string(sec.name);
+                fail_at(pos, "unknown section '" + std::string(name) + "' (known: " + known + ")");
                 return;
             }
             if (section_lines_.count(std::string(name))) {

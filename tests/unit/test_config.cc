@@ -136,6 +136,7 @@ TEST_CASE("syntax errors name file, line and column") {
 
 TEST_CASE("unknown sections and keys are errors") {
     CHECK(has(error_of("bogus {\n}\n"), "t.conf:1:1: unknown section 'bogus'"));
+    CHECK(has(error_of("bogus {\n}\n"), "(known: cluster, node, network, crypto, paths, tree, system, logging)"));
     CHECK(has(error_of(std::string(kMinimal) + "network {\n  prot: 1\n}\n"),
               "t.conf:9:3: network.prot: unknown key"));
 }
