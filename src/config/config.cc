@@ -127,6 +127,16 @@ Setter name_setter(std::string Config::*field, std::size_t max_len, std::string_
     };
 }
 
+// Every boolean key takes the same spellings, whichever an admin is used to.
+Setter bool_setter(bool Config::*field) {
+    return [=](std::string_view v, Config& c) -> std::optional<std::string> {
+        if (v == "yes" || v == "true" || v == "on" || v == "1") c.*field = true;
+        else if (v == "no" || v == "false" || v == "off" || v == "0") c.*field = false;
+        else return "'" + std::string(v) + "' is not yes or no (also accepted: true/false, on/off, 1/0)";
+        return std::nullopt;
+    };
+}
+
 Setter path_setter(std::string Config::*field) {
     return [=](std::string_view v, Config& c) -> std::optional<std::string> {
         if (v.front() != '/') return "'" + std::string(v) + "' is not an absolute path";
@@ -257,25 +267,13 @@ const std::vector<SectionSpec>& schema() {
          }},
         {"tree",
          {
-             {"mount",
-              [](std::string_view v, Config& c) -> std::optional<std::string> {
-                  if (v == "yes" || v == "on" || v == "1") c.mount = true;
-                  else if (v == "no" || v == "off" || v == "0") c.mount = false;
-                  else return "'" + std::string(v) + "' is not yes or no";
-                  return std::nullopt;
-              }},
+             {"mount", bool_setter(&Config::mount)},
              {"group", name_setter(&Config::group, 32, "-_.", "group name")},
              {"lock_timeout", uint_setter(&Config::lock_timeout, 1, 86400)},
          }},
         {"system",
          {
-             {"sched_rr",
-              [](std::string_view v, Config& c) -> std::optional<std::string> {
-                  if (v == "yes" || v == "on" || v == "1") c.sched_rr = true;
-                  else if (v == "no" || v == "off" || v == "0") c.sched_rr = false;
-                  else return "'" + std::string(v) + "' is not yes or no";
-                  return std::nullopt;
-              }},
+             {"sched_rr", bool_setter(&Config::sched_rr)},
              // Below the shortest token retransmit interval (5 ms), which it must stay under.
              {"token_linger", uint_setter(&Config::token_linger, 0, 4000)},
          }},

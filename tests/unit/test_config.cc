@@ -196,6 +196,24 @@ TEST_CASE("values are type- and range-checked") {
               "paths.control_socket: socket paths are at most 107 characters"));
 }
 
+TEST_CASE("every boolean key takes yes/no, true/false, on/off and 1/0") {
+    for (const char* key : {"tree {\n mount: ", "system {\n sched_rr: "}) {
+        for (const char* yes : {"yes", "true", "on", "1"}) {
+            auto r = parse(std::string(kMinimal) + key + yes + "\n}\n", "t.conf");
+            REQUIRE_MESSAGE(r.ok(), r.error());
+            CHECK(r->mount);
+            CHECK(r->sched_rr);
+        }
+        for (const char* no : {"no", "false", "off", "0"}) {
+            auto r = parse(std::string(kMinimal) + key + no + "\n}\n", "t.conf");
+            REQUIRE_MESSAGE(r.ok(), r.error());
+            CHECK((!r->mount || !r->sched_rr));
+        }
+        CHECK(has(error_of(std::string(kMinimal) + key + "2\n}\n"),
+                  "'2' is not yes or no (also accepted: true/false, on/off, 1/0)"));
+    }
+}
+
 TEST_CASE("contradictions between keys are errors") {
     auto net = [](const std::string& body) { return error_of(std::string(kMinimal) + "network {\n" + body + "}\n"); };
     CHECK(has(net("transport: unicast\n"), "t.conf:9:12: network.peers: transport unicast needs"));
