@@ -463,6 +463,12 @@ private:
             return fail_at(at("network.transport"), "network.peers: transport unicast needs the peers' addresses");
         if (c.transport == Transport::multicast && !c.peers.empty())
             return fail_at(at("network.peers"), "network.peers: only used with 'transport: unicast'");
+        // The mirror case: the unicast transport never reads these, and a setting that
+        // silently does nothing misleads whoever reads the file.
+        if (c.transport == Transport::unicast)
+            for (const char* key : {"network.mcast_group", "network.ttl", "network.interface"})
+                if (seen_keys_.count(key))
+                    return fail_at(at(key), std::string(key) + ": only used with 'transport: multicast'");
         if (!c.bind_address.empty()) {
             bool v6 = is_ipv6(c.bind_address);
             if (c.transport == Transport::multicast && v6 != is_ipv6(c.mcast_group))
@@ -563,7 +569,9 @@ std::string format(const Config& c) {
         }
         o << "\n";
     }
-    o << "    mtu: " << c.mtu << "\n    ttl: " << c.ttl << "\n}\n";
+    o << "    mtu: " << c.mtu << "\n";
+    if (c.transport == Transport::multicast) o << "    ttl: " << c.ttl << "\n";
+    o << "}\n";
     o << "crypto {\n    key_file: " << c.key_file << "\n";
     if (!c.next_key_file.empty()) o << "    next_key_file: " << c.next_key_file << "\n";
     o << "    cipher: " << crypto::cipher_name(c.cipher) << "\n}\n";
