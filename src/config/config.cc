@@ -186,8 +186,14 @@ const std::vector<SectionSpec>& schema() {
          }},
         {"node",
          {
-             {"id", uint_setter(&Config::node_id, 1, 0xFFFFFFFEu), true},
-             {"name", name_setter(&Config::node_name, 63, "-_.", "node name"), true},
+             {"id", uint_setter(&Config::node_id, kMinNodeId, kMaxNodeId), true},
+             {"name",
+              [](std::string_view v, Config& c) -> std::optional<std::string> {
+                  if (auto problem = node_name_problem(v); !problem.empty()) return problem;
+                  c.node_name = std::string(v);
+                  return std::nullopt;
+              },
+              true},
          }},
         {"network",
          {
@@ -495,6 +501,18 @@ private:
 };
 
 }  // namespace
+
+std::string node_name_problem(std::string_view name) {
+    if (name.empty()) return "the node name is empty";
+    if (name.size() > kMaxNodeNameLength)
+        return "node name is longer than " + std::to_string(kMaxNodeNameLength) + " characters";
+    if (!all_of(name, "-_."))
+        return escape("'" + std::string(name) + "' is not a valid node name (letters, digits and '-_.' only)");
+    if (std::all_of(name.begin(), name.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+        return "'" + std::string(name) +
+               "' is not a valid node name (all digits: it would read as a node id; add a letter)";
+    return {};
+}
 
 std::string escape(std::string_view s) {
     std::string out;

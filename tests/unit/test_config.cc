@@ -201,6 +201,29 @@ TEST_CASE("values are type- and range-checked") {
               "paths.control_socket: socket paths are at most 107 characters"));
 }
 
+TEST_CASE("node names: 1 to 63 letters, digits and '-_.', not all digits") {
+    auto node = [](const std::string& name) {
+        return error_of("cluster {\n name: a\n}\nnode {\n id: 1\n name: " + name + "\n}\n");
+    };
+    CHECK(node("pve-1.lab_a") == "");
+    CHECK(node(std::string(63, 'n')) == "");
+    CHECK(node("2a") == "");
+    CHECK(has(node("2"), "t.conf:6:8: node.name: '2' is not a valid node name (all digits: it would read as a node id"));
+    CHECK(has(node("0042"), "all digits"));
+    CHECK(has(node(std::string(64, 'n')), "node.name: node name is longer than 63 characters"));
+    CHECK(has(node("a/b"), "node.name: 'a/b' is not a valid node name (letters, digits and '-_.' only)"));
+    // The same rule, for the daemon's `node add`.
+    CHECK(config::node_name_problem("pve1").empty());
+    CHECK(has(config::node_name_problem("17"), "all digits"));
+    CHECK_FALSE(config::node_name_problem("").empty());
+    CHECK_FALSE(config::node_name_problem(std::string(64, 'a')).empty());
+    CHECK(has(config::node_name_problem(std::string("a\0b", 3)), "'a\\0b' is not a valid node name"));
+    CHECK(config::kMinNodeId == 1);
+    CHECK(config::kMaxNodeId == 4294967294u);
+    CHECK(has(error_of("cluster {\n name: a\n}\nnode {\n id: 4294967295\n name: n\n}\n"),
+              "node.id: 4294967295 is out of range (1-4294967294)"));
+}
+
 TEST_CASE("every boolean key takes yes/no, true/false, on/off and 1/0") {
     for (const char* key : {"tree {\n mount: ", "system {\n sched_rr: "}) {
         for (const char* yes : {"yes", "true", "on", "1"}) {
