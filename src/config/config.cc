@@ -178,6 +178,33 @@ std::optional<std::string> parse_peer(std::string_view item, Peer& out) {
     return std::nullopt;
 }
 
+// An absolute path's components, with "." and empty ones dropped and ".." applied. Purely
+// lexical: the file is checked without looking at the file system (symbolic links are not
+// followed), so that /a//b/. and /a/b compare equal and /a/b and /a/bc do not overlap.
+std::vector<std::string_view> components(std::string_view path) {
+    std::vector<std::string_view> out;
+    std::size_t i = 0;
+    while (i < path.size()) {
+        std::size_t slash = path.find('/', i);
+        if (slash == std::string_view::npos) slash = path.size();
+        std::string_view part = path.substr(i, slash - i);
+        if (part == "..") {
+            if (!out.empty()) out.pop_back();
+        } else if (!part.empty() && part != ".") {
+            out.push_back(part);
+        }
+        i = slash + 1;
+    }
+    return out;
+}
+
+// Whether `inner` is `outer` or lies beneath it.
+bool within(std::string_view inner, std::string_view outer) {
+    auto in = components(inner);
+    auto out = components(outer);
+    return in.size() >= out.size() && std::equal(out.begin(), out.end(), in.begin());
+}
+
 const std::vector<SectionSpec>& schema() {
     static const std::vector<SectionSpec> s = {
         {"cluster",
@@ -486,9 +513,60 @@ private:
                     return fail_at(at("network.peers"), "network.peers: " + p.address + " and bind_address " +
                                                             c.bind_address + " are of different address families");
         }
+        if (auto err = check_paths(c)) return Error{*err};
         if (!c.next_key_file.empty() && c.next_key_file == c.key_file)
             return fail_at(at("crypto.next_key_file"), "crypto.next_key_file: is the same file as key_file");
         return c;
+    }
+
+    // Paths the daemon would trip over at start: a tree mounted over its own state, its
+    // control socket or its key, or a socket where a directory must be.
+    std::optional<std::string> check_paths(const Config& c) {
+        auto at = [&](const std::string& key) {
+            auto it = seen_keys_.find(key);
+            return it == seen_keys_.end() ? Pos{1, 1} : it->second;
+        };
+        auto value = [&](const std::string& key) -> const std::string& {
+            if (key == "paths.state_dir") return c.state_dir;
+            if (key == "paths.mount_point") return c.mount_point;
+            if (key == "paths.control_socket") return c.control_socket;
+            if (key == "crypto.key_file") return c.key_file;
+            return c.next_key_file;
+        };
+        // Reported at the key of the pair that the file sets last (a default has no line).
+        auto clash = [&](const std::string& a, const std::string& b, const std::string& why) {
+            std::string relation = within(value(b), value(a))   ? within(value(a), value(b)) ? " is the same path as "
+                                                                                             : " contains "
+                                                                : " lies inside ";
+            auto pa = at(a), pb = at(b);
+            bool b_later = pb.line > pa.line || (pb.line == pa.line && pb.column > pa.column);
+            return fail_at(b_later ? pb : pa,
+                           a + ": " + value(a) + relation + b + " " + value(b) + ": " + why).message;
+        };
+        auto overlap = [&](const std::string& a, const std::string& b) {
+            return within(value(a), value(b)) || within(value(b), value(a));
+        };
+        if (c.mount) {
+            if (overlap("paths.mount_point", "paths.state_dir"))
+                return clash("paths.mount_point", "paths.state_dir",
+                             "the tree mounted there would cover the daemon's state; give them separate directories");
+            if (within(value("paths.control_socket"), value("paths.mount_point")))
+                return clash("paths.mount_point", "paths.control_socket",
+                             "the tree mounted there would hide the socket from conclavectl; put the socket "
+                             "outside the mount point");
+            for (const char* key : {"crypto.key_file", "crypto.next_key_file"})
+                if (!value(key).empty() && within(value(key), value("paths.mount_point")))
+                    return clash("paths.mount_point", key,
+                                 "the tree mounted there would hide the key (and a stale mount left by a crash "
+                                 "would keep the daemon from reading it); keep the key outside the mount point");
+        }
+        if (within(value("paths.state_dir"), value("paths.control_socket")))
+            return clash("paths.control_socket", "paths.state_dir",
+                         "the socket cannot be where the state directory is; put it elsewhere");
+        if (c.mount && within(value("paths.mount_point"), value("paths.control_socket")))
+            return clash("paths.control_socket", "paths.mount_point",
+                         "the socket cannot be where the tree is mounted; put it elsewhere");
+        return std::nullopt;
     }
 
     std::string_view filename_;

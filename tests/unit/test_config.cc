@@ -250,6 +250,31 @@ TEST_CASE("contradictions between keys are errors") {
     CHECK(has(error_of(std::string(kMinimal) + "crypto {\n key_file: /k\n next_key_file: /k\n}\n"), "same file as key_file"));
 }
 
+TEST_CASE("the tree may not be mounted over the state, the socket or the key") {
+    auto paths = [](const std::string& body) { return error_of(std::string(kMinimal) + "paths {\n" + body + "}\n"); };
+    CHECK(has(paths("state_dir: /srv/c\nmount_point: /srv/c\n"),
+              "t.conf:10:14: paths.mount_point: /srv/c is the same path as paths.state_dir /srv/c: the tree"));
+    CHECK(has(paths("state_dir: /srv/c/\nmount_point: /srv//c/.\n"), "is the same path as"));
+    CHECK(has(paths("state_dir: /srv/c/state\nmount_point: /srv/c\n"),
+              "paths.mount_point: /srv/c contains paths.state_dir /srv/c/state"));
+    CHECK(has(paths("state_dir: /srv/c\nmount_point: /srv/c/tree\n"),
+              "paths.mount_point: /srv/c/tree lies inside paths.state_dir /srv/c"));
+    CHECK(has(paths("state_dir: /srv/x/../c\nmount_point: /srv/c/tree\n"), "lies inside"));
+    CHECK(has(paths("mount_point: /\n"), "contains paths.state_dir /var/lib/conclave"));
+    CHECK(has(paths("mount_point: /run/conclave\n"), "paths.mount_point: /run/conclave contains paths.control_socket"));
+    CHECK(has(paths("control_socket: /etc/pve/cs.sock\n"), "t.conf:9:17: paths.mount_point: /etc/pve contains"));
+    CHECK(has(paths("control_socket: /var/lib/conclave\n"), "paths.control_socket: /var/lib/conclave is the same"));
+    CHECK(has(error_of(std::string(kMinimal) + "crypto {\n key_file: /etc/pve/priv/authkey\n}\n"),
+              "paths.mount_point: /etc/pve contains crypto.key_file /etc/pve/priv/authkey"));
+    CHECK(has(error_of(std::string(kMinimal) + "crypto {\n next_key_file: /etc/pve/k\n}\n"), "crypto.next_key_file"));
+    // Component-wise, not by string prefix.
+    CHECK(paths("state_dir: /srv/c\nmount_point: /srv/cc\n") == "");
+    CHECK(paths("state_dir: /srv/cc\nmount_point: /srv/c\n") == "");
+    CHECK(paths("control_socket: /etc/pve2.sock\n") == "");
+    // Without the mount, the mount point is not used.
+    CHECK(error_of(std::string(kMinimal) + "paths {\n mount_point: /var/lib/conclave\n}\ntree {\n mount: no\n}\n") == "");
+}
+
 TEST_CASE("a file that cannot be read says so") {
     auto r = config::load("/nonexistent/conclave.conf");
     REQUIRE_FALSE(r.ok());
