@@ -1,13 +1,15 @@
 #include "config/config.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 
 #include <cerrno>
 #include <charconv>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
@@ -631,19 +633,44 @@ Result<Config> parse(std::string_view text, std::string_view filename) {
 }
 
 Result<Config> load(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+    std::string shown = escape(path);
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever;
+    // what is not a regular file is refused below before anything is read.
+    int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         int err = errno;
-        return Error{path + ": cannot read the config file: " + std::strerror(err) +
+        return Error{shown + ": cannot read the config file: " + std::strerror(err) +
                      (err == ENOENT ? " (write one; see conclave.conf(5))" : "")};
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        int err = errno;
+        ::close(fd);
+        return Error{shown + ": cannot read the config file: " + std::strerror(err)};
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ::close(fd);
+        return Error{shown + (S_ISDIR(st.st_mode) ? ": is a directory, not a config file; name the file itself"
+                                                  : ": is not a regular file; the config must be one (see conclave.conf(5))")};
     }
     std::string text;
     char buf[65536];
-    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-        text.append(buf, static_cast<std::size_t>(in.gcount()));
-        if (text.size() > kMaxConfigSize) return Error{path + ":1:1: file is larger than 1 MiB; is this the right file?"};
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int err = errno;
+            ::close(fd);
+            return Error{shown + ": error while reading the config file: " + std::strerror(err)};
+        }
+        if (n == 0) break;
+        text.append(buf, static_cast<std::size_t>(n));
+        if (text.size() > kMaxConfigSize) {
+            ::close(fd);
+            return Error{shown + ":1:1: file is larger than 1 MiB; is this the right file?"};
+        }
     }
-    if (in.bad()) return Error{path + ": error while reading the config file"};
+    ::close(fd);
     return parse(text, path);
 }
 

@@ -1,8 +1,11 @@
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
+#include <fstream>
 #include <string>
 
 #include "config/config.h"
+#include "temp_dir.h"
 
 using namespace conclave;
 using config::parse;
@@ -279,6 +282,24 @@ TEST_CASE("a file that cannot be read says so") {
     auto r = config::load("/nonexistent/conclave.conf");
     REQUIRE_FALSE(r.ok());
     CHECK(has(r.error(), "/nonexistent/conclave.conf: cannot read the config file"));
+}
+
+TEST_CASE("a config that is a FIFO or a directory is refused at once, saying what it is") {
+    test::TempDir d;
+    std::string fifo = d.path + "/conffifo";
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    // Without O_NONBLOCK this open waits for a writer forever.
+    auto r = config::load(fifo);
+    REQUIRE_FALSE(r.ok());
+    CHECK(has(r.error(), fifo + ": is not a regular file"));
+    r = config::load(d.path);
+    REQUIRE_FALSE(r.ok());
+    CHECK(has(r.error(), d.path + ": is a directory, not a config file"));
+    std::string good = d.path + "/c.conf";
+    std::ofstream(good) << kMinimal;
+    r = config::load(good);
+    REQUIRE_MESSAGE(r.ok(), r.error());
+    CHECK(r->node_name == "n1");
 }
 
 TEST_CASE("binary junk is an error, not a crash") {
