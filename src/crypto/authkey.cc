@@ -38,6 +38,32 @@ bool write_all(int fd, const std::uint8_t* p, std::size_t n) {
     return true;
 }
 
+// Creates `dir` and whichever of its parents are missing, with mode 0700.
+Status make_dirs(const std::string& dir) {
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) == 0) {
+        if (S_ISDIR(st.st_mode)) return Ok{};
+        return Error{"cannot create the key in " + dir + ": it is not a directory"};
+    }
+    if (errno != ENOENT) return Error{"cannot use directory " + dir + ": " + errno_text(errno)};
+    std::string parent = parent_of(dir);
+    if (parent != dir)
+        if (auto made = make_dirs(parent); !made) return made;
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+        return Error{"cannot create directory " + dir + ": " + errno_text(errno)};
+    return Ok{};
+}
+
+const char* kind_of(mode_t mode) {
+    if (S_ISLNK(mode)) return "a symbolic link";
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "something other than a regular file";
+}
+
 void fsync_dir(const std::string& dir) {
     int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0) {
@@ -59,7 +85,9 @@ void compute_key_id(AuthKey& key) {
 }
 
 Result<AuthKey> load_auth_key(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    // O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever; the fstat below
+    // refuses it (and anything else that is not a regular file) before any read.
+    int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         int err = errno;
         if (err == ENOENT)
@@ -112,14 +140,18 @@ Status write_auth_key(const std::string& path, bool force) {
     if (RAND_priv_bytes(bytes, sizeof bytes) != 1) return Error{"cannot get random bytes from OpenSSL"};
 
     std::string dir = parent_of(path);
+    if (auto made = make_dirs(dir); !made) return made;
     struct stat st {};
-    if (::stat(dir.c_str(), &st) != 0) {
-        if (errno != ENOENT || ::mkdir(dir.c_str(), 0700) != 0)
-            return Error{"cannot create directory " + dir + ": " + errno_text(errno)};
+    if (::lstat(path.c_str(), &st) == 0) {
+        if (!force)
+            return Error{path + " already exists; not overwriting it (use --force to replace the key; every node "
+                                "then needs the new key)"};
+        // The rename below would put a regular file in the place of a device node, a FIFO or
+        // a directory's name, and replace a symbolic link rather than the key it points to.
+        if (!S_ISREG(st.st_mode))
+            return Error{path + " is " + kind_of(st.st_mode) +
+                         ", not a key file; not replacing it, even with --force (name the key file itself)"};
     }
-    if (!force && ::lstat(path.c_str(), &st) == 0)
-        return Error{path + " already exists; not overwriting it (use --force to replace the key; every node "
-                            "then needs the new key)"};
 
     // Without force, O_EXCL makes "never overwrite" hold even against a racing writer.
     std::string target = force ? path + ".tmp" : path;

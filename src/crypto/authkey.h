@@ -23,13 +23,15 @@ struct AuthKey {
 void compute_key_id(AuthKey& key);
 
 // Reads a key file. Refuses, saying which and how to fix it: a missing/unreadable file,
-// a size other than 256 bytes, and a file that group or others may access (mode & 077).
+// anything but a regular file (a FIFO included, without waiting on it), a size other than
+// 256 bytes, and a file that group or others may access (mode & 077).
 Result<AuthKey> load_auth_key(const std::string& path);
 
 // Writes 256 fresh random bytes (OpenSSL's DRBG, seeded by the kernel) with mode 0400.
 // Without force, an existing file is never touched (error). With force the new key
-// replaces the old atomically (written beside it, fsync'd, renamed). Creates a missing
-// parent directory with mode 0700.
+// replaces the old atomically (written beside it, fsync'd, renamed), but only a regular
+// file: a device node, FIFO, directory or symbolic link at `path` is an error either way.
+// Creates missing parent directories, every level, with mode 0700.
 Status write_auth_key(const std::string& path, bool force);
 
 }  // namespace conclave::crypto

@@ -82,7 +82,63 @@ TEST_CASE("loading refuses a missing key, a wrong size and loose permissions") {
     SUBCASE("not a regular file") {
         auto k = load_auth_key(d.path);
         REQUIRE_FALSE(k.ok());
+        CHECK(k.error().find("is not a regular file") != std::string::npos);
     }
+}
+
+TEST_CASE("keygen creates every missing parent directory with mode 0700") {
+    TempDir d;
+    std::string p = d.path + "/new/deep/b.key";
+    auto st = write_auth_key(p, false);
+    REQUIRE_MESSAGE(st.ok(), st.error());
+    struct stat s {};
+    REQUIRE(stat((d.path + "/new").c_str(), &s) == 0);
+    CHECK((s.st_mode & 0777) == 0700);
+    REQUIRE(stat((d.path + "/new/deep").c_str(), &s) == 0);
+    CHECK((s.st_mode & 0777) == 0700);
+    CHECK(load_auth_key(p).ok());
+    std::ofstream(d.path + "/file") << "x";
+    auto bad = write_auth_key(d.path + "/file/b.key", false);
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.error().find("not a directory") != std::string::npos);
+}
+
+TEST_CASE("keygen --force replaces only a regular file, never a FIFO, directory or symbolic link") {
+    TempDir d;
+    std::string fifo = d.path + "/fifo";
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    auto st = write_auth_key(fifo, true);
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.error().find(fifo + " is a FIFO, not a key file; not replacing it, even with --force") !=
+          std::string::npos);
+    struct stat s {};
+    REQUIRE(lstat(fifo.c_str(), &s) == 0);
+    CHECK(S_ISFIFO(s.st_mode));
+    CHECK_FALSE(write_auth_key(fifo, false).ok());
+
+    REQUIRE(mkdir((d.path + "/dir").c_str(), 0700) == 0);
+    st = write_auth_key(d.path + "/dir", true);
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.error().find("is a directory") != std::string::npos);
+
+    REQUIRE(write_auth_key(d.path + "/real", false).ok());
+    std::string before = slurp(d.path + "/real");
+    REQUIRE(symlink("real", (d.path + "/link").c_str()) == 0);
+    st = write_auth_key(d.path + "/link", true);
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.error().find("is a symbolic link") != std::string::npos);
+    REQUIRE(lstat((d.path + "/link").c_str(), &s) == 0);
+    CHECK(S_ISLNK(s.st_mode));
+    CHECK(slurp(d.path + "/real") == before);
+}
+
+TEST_CASE("loading a FIFO as the key is refused at once, not waited on") {
+    TempDir d;
+    std::string fifo = d.path + "/keyfifo";
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    auto k = load_auth_key(fifo);
+    REQUIRE_FALSE(k.ok());
+    CHECK(k.error() == "key file " + fifo + " is not a regular file");
 }
 
 TEST_CASE("two keys get different ids") {
