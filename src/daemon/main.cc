@@ -1,4 +1,6 @@
 // conclaved(8): the daemon.
+#include <grp.h>
+
 #include <cstdio>
 #include <string>
 #include <string_view>
@@ -10,6 +12,7 @@
 #include "config/config.h"
 #include "crypto/authkey.h"
 #include "daemon/daemon.h"
+#include "fuse/tree.h"
 
 namespace {
 
@@ -23,8 +26,10 @@ constexpr const char* kUsage =
     "                      one-node cluster. For repairs of a node cut off from its cluster\n"
     "  -p, --no-realtime   do not run the protocol thread with SCHED_RR (Corosync's -p);\n"
     "                      the same as 'system { sched_rr: no }'\n"
-    "  -t, --test-config   check the configuration and the key files, print the result, exit\n"
-    "  --print-config      print the configuration with every default filled in, exit\n"
+    "  -t, --test-config   check the configuration, the key files and tree.group, print\n"
+    "                      the result, exit\n"
+    "  --print-config      print the configuration with every default filled in, exit;\n"
+    "                      with -t, print it and then check it (the result on stderr)\n"
     "  -h, --help          show this text\n"
     "  --version           show the version\n"
     "\n"
@@ -48,6 +53,19 @@ conclave::log::Level to_log_level(conclave::config::LogLevel l) {
         case L::debug: return conclave::log::Level::debug;
     }
     return conclave::log::Level::info;
+}
+
+// The group the tree's entries get: tree.group, or when it is empty the daemon's default
+// (www-data if it exists, else root), by name. Empty if the group has no name.
+std::string effective_group(const conclave::config::Config& c) {
+    if (!c.group.empty()) return c.group;
+    auto gid = conclave::fuse::resolve_group("");
+    if (!gid) return {};
+    std::vector<char> buf(16384);
+    struct group g {};
+    struct group* found = nullptr;
+    if (getgrgid_r(gid.value(), &g, buf.data(), buf.size(), &found) != 0 || !found) return {};
+    return found->gr_name;
 }
 
 }  // namespace
@@ -91,8 +109,13 @@ int main(int argc, char** argv) {
     }
     if (no_realtime) cfg->sched_rr = false;
     if (print) {
-        std::fputs(conclave::config::format(cfg.value()).c_str(), stdout);
-        return 0;
+        conclave::config::Config shown = cfg.value();
+        shown.group = effective_group(shown);
+        std::fputs(conclave::config::format(shown).c_str(), stdout);
+        // With -t as well, the check follows; its verdict goes to stderr so that stdout
+        // stays a config file.
+        if (!test) return 0;
+        std::fflush(stdout);
     }
     conclave::crypto::AuthKey key;
     std::optional<conclave::crypto::AuthKey> next_key;
@@ -123,8 +146,16 @@ int main(int argc, char** argv) {
             next_key = k.value();
     }
     if (test) {
-        std::printf("%s: configuration OK (cluster %s, node %u %s)\n", path.c_str(), cfg->cluster_name.c_str(),
-                    cfg->node_id, cfg->node_name.c_str());
+        // The daemon resolves the group only when it mounts the tree; so does the check.
+        if (cfg->mount) {
+            if (auto gid = conclave::fuse::resolve_group(cfg->group); !gid) {
+                std::fprintf(stderr, "conclaved: %s\n", gid.error().c_str());
+                return 1;
+            }
+        }
+        std::fprintf(print ? stderr : stdout, "%s: configuration OK (cluster %s, node %u %s)\n",
+                     conclave::config::escape(path).c_str(), cfg->cluster_name.c_str(), cfg->node_id,
+                     cfg->node_name.c_str());
         return 0;
     }
 
