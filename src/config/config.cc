@@ -499,9 +499,11 @@ private:
         if (c.transport == Transport::multicast && !c.peers.empty())
             return fail_at(at("network.peers"), "network.peers: only used with 'transport: unicast'");
         // The mirror case: the unicast transport never reads these, and a setting that
-        // silently does nothing misleads whoever reads the file.
+        // silently does nothing misleads whoever reads the file. (network.interface is
+        // let through: tools/cluster writes it for both transports; conclave.conf(5) says
+        // unicast ignores it.)
         if (c.transport == Transport::unicast)
-            for (const char* key : {"network.mcast_group", "network.ttl", "network.interface"})
+            for (const char* key : {"network.mcast_group", "network.ttl"})
                 if (seen_keys_.count(key))
                     return fail_at(at(key), std::string(key) + ": only used with 'transport: multicast'");
         if (!c.bind_address.empty()) {
