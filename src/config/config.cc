@@ -539,9 +539,8 @@ private:
         };
         // Reported at the key of the pair that the file sets last (a default has no line).
         auto clash = [&](const std::string& a, const std::string& b, const std::string& why) {
-            std::string relation = within(value(b), value(a))   ? within(value(a), value(b)) ? " is the same path as "
-                                                                                             : " contains "
-                                                                : " lies inside ";
+            const char* relation = " lies inside ";
+            if (within(value(b), value(a))) relation = within(value(a), value(b)) ? " is the same path as " : " contains ";
             auto pa = at(a), pb = at(b);
             bool b_later = pb.line > pa.line || (pb.line == pa.line && pb.column > pa.column);
             return fail_at(b_later ? pb : pa,
