@@ -959,17 +959,23 @@ json Daemon::cluster_request(const std::string& cmd, const json& request,
             id = std::stoull(name);
         }
     } else if (!number("id", id) && !number("node", id)) {
-        return json{{"ok", false}, {"error", "a node is named by its id (1 to 4294967295) or its name"}};
+        return json{{"ok", false}, {"error", "a node is named by its id (1 to " + std::to_string(config::kMaxNodeId) +
+                                                 ") or its name"}};
     }
-    if (id == 0 || id > 0xffffffffu) return invalid("a node id is a number from 1 to 4294967295");
+    // conclave.conf's range: no daemon can run with another id.
+    if (id < config::kMinNodeId || id > config::kMaxNodeId)
+        return invalid("a node id is a number from 1 to " + std::to_string(config::kMaxNodeId));
     t.node_id = static_cast<std::uint32_t>(id);
     std::string einval;
     if (cmd == "node.add") {
         t.op = store::Op::node_add;
         auto name = request.find("name");
-        if (name == request.end() || !name->is_string() || name->get_ref<const std::string&>().empty() ||
-            name->get_ref<const std::string&>().size() > store::kMaxNodeName)
-            return json{{"ok", false}, {"error", "a node name is 1 to " + std::to_string(store::kMaxNodeName) + " bytes"}};
+        if (name == request.end() || !name->is_string())
+            return json{{"ok", false}, {"error", "node add needs a \"name\" string"}};
+        // conclave.conf's rule for node.name (the node's own config must be able to say
+        // it), which also keeps a name from being read as another node's id.
+        if (auto why = config::node_name_problem(name->get_ref<const std::string&>()); !why.empty())
+            return invalid(why);
         t.node_name = name->get<std::string>();
         einval = "invalid node id, name or votes";
         if (meta.nodes.size() >= store::kMaxClusterNodes)
