@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include <sys/stat.h>
+
 #include "config/config.h"
 #include "crypto/authkey.h"
 #include "runtime/control.h"
@@ -33,11 +35,13 @@ constexpr const char* kUsage =
     "                               to PATH (default /etc/conclave/authkey); refuses to\n"
     "                               overwrite an existing file unless --force is given\n"
     "\n"
-    "The replicated tree (paths are absolute, e.g. /nodes/a/config):\n"
+    "The replicated tree (paths are absolute and UTF-8, e.g. /nodes/a/config; repeated '/'\n"
+    "collapse, a trailing '/' is ignored; '.' and '..' are refused):\n"
     "  put PATH [FILE|-]            write a whole file from FILE or stdin; returns once every\n"
     "                               node of the quorate ring holds it durably\n"
     "  get PATH                     the file's bytes to stdout\n"
-    "  ls [-l] [PATH]               one name per line (directories end in /); -l: details\n"
+    "  ls [-l] [PATH]               one name per line (directories end in /; control characters\n"
+    "                               and '\\' escaped as by ls -b, e.g. \\n, \\033); -l: details\n"
     "  rm PATH                      remove a file\n"
     "  mkdir PATH                   make a directory\n"
     "  rmdir PATH                   remove an empty directory\n"
@@ -74,42 +78,185 @@ constexpr const char* kUsage =
     "  help                         show this text\n"
     "\n"
     "Options:\n"
-    "  -s, --socket PATH            the daemon's control socket (default: $CONCLAVE_SOCKET,\n"
-    "                               else paths.control_socket of /etc/conclave/conclave.conf,\n"
-    "                               else /run/conclave/control.sock)\n"
-    "  -c, --config FILE            read the socket path from this conclave.conf\n"
-    "  --timeout SECONDS            how long to wait for the daemon's answer (default 30)\n"
+    "  -s, --socket PATH            the daemon's control socket; without -s: paths.control_socket\n"
+    "                               of the -c file, else $CONCLAVE_SOCKET, else paths.control_socket\n"
+    "                               of /etc/conclave/conclave.conf, else /run/conclave/control.sock\n"
+    "  -c, --config FILE            read the socket path from this conclave.conf (an error if it\n"
+    "                               cannot be read or parsed)\n"
+    "  --timeout SECONDS            how long to wait for the daemon's answer (decimal, default 30)\n"
     "  -h, --help                   show this text\n"
     "  --version                    show the version\n"
     "\n"
     "Errors are printed as 'conclavectl: COMMAND PATH: reason' (errno text, e.g. 'Read-only\n"
     "file system' when this node's partition is not quorate).\n"
-    "Exit status: 0 success, 1 failure, 2 bad usage. See conclavectl(8).\n";
+    "Each option at most once. Exit status: 0 success, 1 failure, 2 bad usage (status: 2 also\n"
+    "when not quorate; a usage error prints nothing on stdout). See conclavectl(8).\n";
 
 int usage_error(const std::string& msg) {
     std::fprintf(stderr, "conclavectl: %s\n(see 'conclavectl --help')\n", msg.c_str());
     return 2;
 }
 
+// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF, what nlohmann::json accepts), or 0.
+std::size_t utf8_sequence(std::string_view s, std::size_t i) {
+    auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+    unsigned c = byte(i);
+    if (c < 0x80) return 1;
+    std::size_t n = 0;
+    unsigned lo = 0x80, hi = 0xbf;  // the bounds of the second byte
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        if (c == 0xe0) lo = 0xa0;
+        if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        if (c == 0xf0) lo = 0x90;
+        if (c == 0xf4) hi = 0x8f;
+    } else {
+        return 0;
+    }
+    if (i + n > s.size() || byte(i + 1) < lo || byte(i + 1) > hi) return 0;
+    for (std::size_t k = 2; k < n; ++k)
+        if (byte(i + k) < 0x80 || byte(i + k) > 0xbf) return 0;
+    return n;
+}
+
+bool valid_utf8(std::string_view s) {
+    for (std::size_t i = 0; i < s.size();) {
+        std::size_t n = utf8_sequence(s, i);
+        if (n == 0) return false;
+        i += n;
+    }
+    return true;
+}
+
+// A name as text for a terminal, in the C-style escapes of GNU ls -b: names in the tree
+// may hold any byte but '/' and NUL, and printed raw a newline would look like two
+// entries and an escape sequence would reach the terminal. Control characters (C0, DEL
+// and the C1 range), bytes that are not UTF-8 and the backslash itself are escaped;
+// UTF-8 text and spaces stay as they are. --json output is exact instead.
+std::string escaped(std::string_view s) {
+    std::string out;
+    for (std::size_t i = 0; i < s.size();) {
+        std::size_t n = utf8_sequence(s, i);
+        auto c = static_cast<unsigned char>(s[i]);
+        bool c1 = n == 2 && c == 0xc2 && static_cast<unsigned char>(s[i + 1]) < 0xa0;
+        if (n > 1 && !c1) {
+            out.append(s.substr(i, n));
+            i += n;
+            continue;
+        }
+        // One byte: printable ASCII as is, the rest escaped (a C1 control byte by byte).
+        for (std::size_t k = 0; k < (c1 ? 2u : 1u); ++k, ++i) {
+            c = static_cast<unsigned char>(s[i]);
+            const char* named = nullptr;
+            switch (c) {
+                case '\\': named = "\\\\"; break;
+                case '\a': named = "\\a"; break;
+                case '\b': named = "\\b"; break;
+                case '\t': named = "\\t"; break;
+                case '\n': named = "\\n"; break;
+                case '\v': named = "\\v"; break;
+                case '\f': named = "\\f"; break;
+                case '\r': named = "\\r"; break;
+                default: break;
+            }
+            if (named) {
+                out += named;
+            } else if (c < 0x20 || c >= 0x7f) {
+                char buf[8];
+                std::snprintf(buf, sizeof buf, "\\%03o", c);
+                out += buf;
+            } else {
+                out += static_cast<char>(c);
+            }
+        }
+    }
+    return out;
+}
+
+// Whether everything printed to standard output reached it (a full disk, a closed pipe
+// or descriptor): a command whose output was lost has failed. Reports it once, after
+// "conclavectl: CONTEXT: ".
+bool g_stdout_failed = false;
+bool stdout_written(const std::string& context) {
+    if (g_stdout_failed) return false;
+    // A write that failed inside an earlier printf left its errno (nothing but output runs
+    // between the last printf and here); the flush may then have nothing left to write.
+    int earlier = errno;
+    errno = 0;
+    if (std::fflush(stdout) == 0 && !std::ferror(stdout)) return true;
+    int err = errno != 0 ? errno : earlier != 0 ? earlier : EIO;
+    g_stdout_failed = true;
+    std::fprintf(stderr, "conclavectl: %scannot write stdout: %s\n", context.empty() ? "" : (context + ": ").c_str(),
+                 std::strerror(err));
+    return false;
+}
+
+// An argument echoed in a message.
+std::string in_quotes(std::string_view s) { return "'" + escaped(s) + "'"; }
+
+// The control protocol is JSON, which carries only UTF-8 text: a path or name in another
+// encoding cannot be sent at all (dumping the request would throw). Returns 0, or the
+// usage error's exit status once printed.
+int check_utf8(const std::string& cmd, const char* what, std::string_view arg) {
+    if (valid_utf8(arg)) return 0;
+    std::string why = std::string(what) == "path"
+                          ? "the control protocol is JSON, which carries only UTF-8, so such names are reachable "
+                            "only through the mounted tree (paths.mount_point)"
+                          : "the control protocol is JSON, which carries only UTF-8";
+    return usage_error(cmd + ": the " + what + " " + in_quotes(arg) + " is not valid UTF-8; " + why);
+}
+
+// Every option at most once: given twice, which one was meant is a guess.
+// Returns 0, or the usage error's exit status once printed.
+int once(std::set<std::string>& seen, const std::string& cmd, const std::string& option) {
+    if (seen.insert(option).second) return 0;
+    return usage_error(cmd + ": " + option + " given twice");
+}
+
+// JSON of the daemon's answers: never throws on a string that is not UTF-8.
+std::string json_text(const nlohmann::json& j, int indent = -1) {
+    return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// --json, once, and nothing else: the options of the read-only views.
+int json_option(const std::string& cmd, const std::vector<std::string_view>& args, std::size_t from, bool& as_json) {
+    std::set<std::string> seen;
+    for (std::size_t i = from; i < args.size(); ++i) {
+        if (args[i] != "--json") return usage_error(cmd + ": unknown argument " + in_quotes(args[i]));
+        if (int rc = once(seen, cmd, "--json")) return rc;
+        as_json = true;
+    }
+    return 0;
+}
+
 int cmd_keygen(const std::vector<std::string_view>& args) {
     std::string path = conclave::crypto::kDefaultAuthKeyPath;
     bool force = false;
+    std::set<std::string> seen;
     for (std::size_t i = 0; i < args.size(); ++i) {
         std::string_view a = args[i];
         if (a == "-o" || a == "--output") {
             if (i + 1 >= args.size()) return usage_error("keygen: " + std::string(a) + " needs a path");
+            if (int rc = once(seen, "keygen", "-o/--output")) return rc;
             path = std::string(args[++i]);
             if (path.empty()) return usage_error("keygen: the output path is empty");
         } else if (a.starts_with("--output=")) {
+            if (int rc = once(seen, "keygen", "-o/--output")) return rc;
             path = std::string(a.substr(9));
             if (path.empty()) return usage_error("keygen: the output path is empty");
         } else if (a == "-f" || a == "--force") {
+            if (int rc = once(seen, "keygen", "-f/--force")) return rc;
             force = true;
         } else if (a == "-h" || a == "--help") {
             std::fputs("usage: conclavectl keygen [-o PATH] [--force]\n", stdout);
             return 0;
         } else {
-            return usage_error("keygen: unknown argument '" + std::string(a) + "'");
+            return usage_error("keygen: unknown argument " + in_quotes(a));
         }
     }
     auto st = conclave::crypto::write_auth_key(path, force);
@@ -122,18 +269,54 @@ int cmd_keygen(const std::vector<std::string_view>& args) {
     return 0;
 }
 
-std::string g_socket;       // -s
-std::string g_config_path;  // -c
-double g_timeout_s = 30;    // --timeout
+std::optional<std::string> g_socket;       // -s
+std::optional<std::string> g_config_path;  // -c
+double g_timeout_s = 30;                   // --timeout
 
-std::string socket_path() {
-    if (!g_socket.empty()) return g_socket;
-    if (const char* env = std::getenv(conclave::runtime::kControlSocketEnv); env && *env) return env;
-    std::string cfg_path = g_config_path.empty() ? conclave::config::kDefaultConfigPath : g_config_path;
-    auto cfg = conclave::config::load(cfg_path);
-    if (cfg) return cfg->control_socket;
-    if (!g_config_path.empty()) std::fprintf(stderr, "conclavectl: %s\n", cfg.error().c_str());
-    return conclave::runtime::kDefaultControlSocket;
+// The control socket and where its path came from (for the hint when it is wrong).
+struct SocketChoice {
+    std::string path;
+    std::string hint;  // what to check
+};
+
+// The first of: -s, paths.control_socket of -c's file, $CONCLAVE_SOCKET, paths.control_socket
+// of the default conclave.conf, the default socket. Options given on the command line win
+// over the environment; a file named with -c must be readable and valid (a wrong file must
+// not quietly lead to some other daemon). Prints the error and returns nullopt.
+std::optional<SocketChoice> choose_socket() {
+    namespace config = conclave::config;
+    if (g_socket) return SocketChoice{*g_socket, "is -s right?"};
+    if (g_config_path) {
+        auto cfg = config::load(*g_config_path);
+        if (!cfg) {
+            std::fprintf(stderr, "conclavectl: %s\n(-c names the conclave.conf to take the control socket from)\n",
+                         cfg.error().c_str());
+            return std::nullopt;
+        }
+        return SocketChoice{cfg->control_socket, "is paths.control_socket in " + *g_config_path + " right?"};
+    }
+    if (const char* env = std::getenv(conclave::runtime::kControlSocketEnv); env && *env)
+        return SocketChoice{env, std::string("is $") + conclave::runtime::kControlSocketEnv + " right?"};
+    // No conclave.conf at the default place is fine (the default socket then); one that is
+    // there but broken is reported, not guessed around.
+    struct stat st {};
+    if (::stat(config::kDefaultConfigPath, &st) != 0 && errno == ENOENT)
+        return SocketChoice{conclave::runtime::kDefaultControlSocket, "the default path; give conclaved's socket with -s"};
+    auto cfg = config::load(config::kDefaultConfigPath);
+    if (!cfg) {
+        std::fprintf(stderr, "conclavectl: %s\n(the control socket's path comes from it; give it with -s instead)\n",
+                     cfg.error().c_str());
+        return std::nullopt;
+    }
+    return SocketChoice{cfg->control_socket,
+                        std::string("is paths.control_socket in ") + config::kDefaultConfigPath + " right?"};
+}
+
+// The socket, chosen once. Prints the error and returns nullopt.
+std::optional<SocketChoice> socket_choice() {
+    static std::optional<std::optional<SocketChoice>> chosen;
+    if (!chosen) chosen = choose_socket();
+    return *chosen;
 }
 
 void row(const char* label, const std::string& value) { std::printf("%-17s %s\n", label, value.c_str()); }
@@ -154,7 +337,17 @@ std::string seconds_text() {
 std::optional<nlohmann::json> call(const nlohmann::json& request, const std::string& context,
                                    const std::map<int, std::string>& explain = {}) {
     auto prefix = context.empty() ? std::string("conclavectl: ") : "conclavectl: " + context + ": ";
-    auto r = conclave::runtime::control_request(socket_path(), request, timeout());
+    auto socket = socket_choice();
+    if (!socket) return std::nullopt;
+    // Something else at the socket's path: connect() would say ECONNREFUSED or ENOTSOCK,
+    // read as "conclaved is not running", which sends the operator the wrong way.
+    if (struct stat st {}; ::stat(socket->path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode)) {
+        std::fprintf(stderr, "%s%s is not a socket but a %s (%s)\n", prefix.c_str(), in_quotes(socket->path).c_str(),
+                     S_ISDIR(st.st_mode) ? "directory" : S_ISREG(st.st_mode) ? "regular file" : "special file",
+                     socket->hint.c_str());
+        return std::nullopt;
+    }
+    auto r = conclave::runtime::control_request(socket->path, request, timeout());
     if (!r) {
         std::string why = r.error();
         if (why.find("within the timeout") != std::string::npos)
@@ -191,16 +384,16 @@ std::optional<nlohmann::json> fetch_status() { return call({{"cmd", "status"}}, 
 
 int cmd_status(const std::vector<std::string_view>& args) {
     bool as_json = false;
-    for (auto a : args) {
-        if (a == "--json") as_json = true;
-        else return usage_error("status: unknown argument '" + std::string(a) + "'");
-    }
+    if (int rc = json_option("status", args, 0, as_json)) return rc;
     auto status = fetch_status();
     if (!status) return 1;
-    const auto& s = *status;
+    // Not const: operator[] on a const json asserts (aborts) on a missing key, while on
+    // this copy it gives null; an answer of the wrong shape then ends in a type_error,
+    // which main() reports.
+    auto& s = *status;
     bool quorate = s.value("quorate", false);
     if (as_json) {
-        std::printf("%s\n", s.dump(2).c_str());
+        std::printf("%s\n", json_text(s, 2).c_str());
         return quorate ? 0 : 2;
     }
     // The layout of corosync-quorumtool -siH (what `pvecm status` shows), then conclave's own.
@@ -212,7 +405,7 @@ int cmd_status(const std::vector<std::string_view>& args) {
         std::snprintf(buf, sizeof buf, "0x%08llx", v);
         return std::string(buf);
     };
-    const auto& q = s["quorum"];
+    auto& q = s["quorum"];
     std::puts("Quorum information\n------------------");
     row("Date:", date);
     row("Quorum provider:", "conclave");
@@ -252,19 +445,19 @@ int cmd_status(const std::vector<std::string_view>& args) {
     for (const auto& m : s["members"]) {
         // Votes come from the node list in the replicated state: 0 for a ring member
         // that is not in it (yet).
-        std::string name = m.value("name", std::string("(not in the node list)"));
+        std::string name = m.contains("name") ? escaped(m.value("name", std::string())) : "(not in the node list)";
         name += " " + m.value("address", std::string("?"));
         if (m.value("local", false)) name += " (local)";
         std::printf("%s %10d %s\n", hexid(m.value("node_id", 0ull)).c_str(), m.value("votes", 0), name.c_str());
     }
     std::puts("\nState information\n-----------------");
-    const auto& st = s["state"];
+    auto& st = s["state"];
     if (st.is_object()) {
         row("Cluster id:", st["cluster_id"].is_string() ? st["cluster_id"].get<std::string>()
                                                         : std::string("none (run 'conclavectl create' on the first "
                                                                       "node, 'conclavectl node add' for the others)"));
         row("Phase:", st.value("phase", std::string("?")) +
-                          (st["sync_source"].is_number() ? ", source node " + st["sync_source"].dump() : std::string()));
+                          (st["sync_source"].is_number() ? ", source node " + json_text(st["sync_source"]) : std::string()));
         row("Version:", std::to_string(st.value("version", 0ull)));
         row("Epoch:", std::to_string(st.value("epoch", 0ull)));
         row("Hash:", st.value("hash", std::string("?")).substr(0, 16));
@@ -275,8 +468,8 @@ int cmd_status(const std::vector<std::string_view>& args) {
                             std::to_string(st.value("outstanding_jobs", 0ull)) + " store jobs");
     }
     std::puts("\nNode information\n----------------");
-    row("Cluster:", s.value("cluster", std::string("?")));
-    row("Node:", std::to_string(s.value("node_id", 0u)) + " (" + s.value("node_name", std::string("?")) + ")");
+    row("Cluster:", escaped(s.value("cluster", std::string("?"))));
+    row("Node:", std::to_string(s.value("node_id", 0u)) + " (" + escaped(s.value("node_name", std::string("?"))) + ")");
     row("Transport:", s.value("transport", std::string("?")) + ", port " + std::to_string(s.value("port", 0)));
     row("Ring state:", s.value("ring_state", std::string("?")));
     if (auto t = s.find("tree"); t != s.end() && t->is_object()) {
@@ -295,18 +488,18 @@ int cmd_status(const std::vector<std::string_view>& args) {
     }
     std::string rejected;
     for (const auto& [reason, n] : s["rejected"].items())
-        rejected += (rejected.empty() ? "" : ", ") + reason + " " + n.dump();
+        rejected += (rejected.empty() ? "" : ", ") + reason + " " + json_text(n);
     row("Rejected:", rejected);
     return quorate ? 0 : 2;
 }
 
 int cmd_links(const std::vector<std::string_view>& args) {
-    bool as_json = !args.empty() && args[0] == "--json";
-    if (args.size() > (as_json ? 1u : 0u)) return usage_error("links: unknown argument '" + std::string(args.back()) + "'");
+    bool as_json = false;
+    if (int rc = json_option("links", args, 0, as_json)) return rc;
     auto s = fetch_status();
     if (!s) return 1;
     if (as_json) {
-        std::printf("%s\n", (*s)["links"].dump(2).c_str());
+        std::printf("%s\n", json_text((*s)["links"], 2).c_str());
         return 0;
     }
     // Who this node hears: a peer missing here, or heard long ago, while it is in the
@@ -317,15 +510,15 @@ int cmd_links(const std::vector<std::string_view>& args) {
     for (const auto& l : (*s)["links"]) {
         unsigned id = l.value("node", 0u);
         double ago = l.value("last_heard_ms_ago", -1.0);
-        std::printf("%10u  %-40s %.0f ms ago%s\n", id, l.value("address", std::string("?")).c_str(), ago,
+        std::printf("%10u  %-40s %.0f ms ago%s\n", id, escaped(l.value("address", std::string("?"))).c_str(), ago,
                     in_ring.count(id) ? "" : "  (not in this node's ring)");
     }
     return 0;
 }
 
 int cmd_counters(const std::vector<std::string_view>& args) {
-    bool as_json = !args.empty() && args[0] == "--json";
-    if (args.size() > (as_json ? 1u : 0u)) return usage_error("counters: unknown argument '" + std::string(args.back()) + "'");
+    bool as_json = false;
+    if (int rc = json_option("counters", args, 0, as_json)) return rc;
     auto s = fetch_status();
     if (!s) return 1;
     nlohmann::json c{{"datagrams", (*s)["datagrams"]},
@@ -334,22 +527,23 @@ int cmd_counters(const std::vector<std::string_view>& args) {
                      {"groups", (*s)["groups"]},
                      {"configuration_changes", (*s)["configuration_changes"]}};
     if (as_json) {
-        std::printf("%s\n", c.dump(2).c_str());
+        std::printf("%s\n", json_text(c, 2).c_str());
         return 0;
     }
     for (const auto& [section, values] : c.items()) {
         if (!values.is_object()) {
-            std::printf("%s: %s\n", section.c_str(), values.dump().c_str());
+            std::printf("%s: %s\n", section.c_str(), json_text(values).c_str());
             continue;
         }
-        for (const auto& [k, v] : values.items()) std::printf("%s.%s: %s\n", section.c_str(), k.c_str(), v.dump().c_str());
+        for (const auto& [k, v] : values.items()) std::printf("%s.%s: %s\n", section.c_str(), escaped(k).c_str(), json_text(v).c_str());
     }
     return 0;
 }
 
 // ---- The replicated tree ----
 
-// "a//b/" -> "a/b": only cosmetic; the daemon checks the path.
+// "a//b/" -> "a/b": repeated slashes collapse and a trailing one is ignored, as in POSIX
+// path resolution; the daemon checks the rest ('.', '..', relative, length).
 std::string clean_path(std::string_view p) {
     std::string out;
     for (char c : p) {
@@ -375,8 +569,9 @@ bool read_all(std::FILE* f, std::string& out) {
 
 int cmd_put(const std::vector<std::string_view>& args) {
     if (args.empty() || args.size() > 2) return usage_error("put needs PATH [FILE|-]");
+    if (int rc = check_utf8("put", "path", args[0])) return rc;
     std::string path = clean_path(args[0]);
-    std::string ctx = "put " + path;
+    std::string ctx = "put " + escaped(path);
     std::string data;
     std::string source = args.size() == 2 ? std::string(args[1]) : "-";
     if (source == "-") {
@@ -387,14 +582,14 @@ int cmd_put(const std::vector<std::string_view>& args) {
     } else {
         std::FILE* f = std::fopen(source.c_str(), "rb");
         if (!f) {
-            std::fprintf(stderr, "conclavectl: %s: %s: %s\n", ctx.c_str(), source.c_str(), std::strerror(errno));
+            std::fprintf(stderr, "conclavectl: %s: %s: %s\n", ctx.c_str(), escaped(source).c_str(), std::strerror(errno));
             return 1;
         }
         bool ok = read_all(f, data);
         int err = errno;
         std::fclose(f);
         if (!ok) {
-            std::fprintf(stderr, "conclavectl: %s: %s: %s\n", ctx.c_str(), source.c_str(), std::strerror(err));
+            std::fprintf(stderr, "conclavectl: %s: %s: %s\n", ctx.c_str(), escaped(source).c_str(), std::strerror(err));
             return 1;
         }
     }
@@ -407,19 +602,18 @@ int cmd_put(const std::vector<std::string_view>& args) {
 
 int cmd_get(const std::vector<std::string_view>& args) {
     if (args.size() != 1) return usage_error("get needs PATH");
+    if (int rc = check_utf8("get", "path", args[0])) return rc;
     std::string path = clean_path(args[0]);
-    auto r = call({{"cmd", "get"}, {"path", path}}, "get " + path);
+    std::string ctx = "get " + escaped(path);
+    auto r = call({{"cmd", "get"}, {"path", path}}, ctx);
     if (!r) return 1;
     std::string data;
     if (!conclave::runtime::base64_decode((*r).value("data", std::string()), data)) {
-        std::fprintf(stderr, "conclavectl: get %s: the daemon's answer is malformed\n", path.c_str());
+        std::fprintf(stderr, "conclavectl: %s: the daemon's answer is malformed\n", ctx.c_str());
         return 1;
     }
-    if (std::fwrite(data.data(), 1, data.size(), stdout) != data.size() || std::fflush(stdout) != 0) {
-        std::fprintf(stderr, "conclavectl: get %s: cannot write stdout: %s\n", path.c_str(), std::strerror(errno));
-        return 1;
-    }
-    return 0;
+    std::fwrite(data.data(), 1, data.size(), stdout);
+    return stdout_written(ctx) ? 0 : 1;
 }
 
 std::string mode_text(bool dir, unsigned mode) {
@@ -432,17 +626,24 @@ std::string mode_text(bool dir, unsigned mode) {
 int cmd_ls(const std::vector<std::string_view>& args) {
     bool longer = false;
     std::optional<std::string> path;
+    std::set<std::string> seen;
     for (auto a : args) {
-        if (a == "-l") longer = true;
-        else if (!path && !a.starts_with("-")) path = clean_path(a);
-        else return usage_error("ls: unknown argument '" + std::string(a) + "'");
+        if (a == "-l") {
+            if (int rc = once(seen, "ls", "-l")) return rc;
+            longer = true;
+        } else if (!path && !a.starts_with("-")) {
+            if (int rc = check_utf8("ls", "path", a)) return rc;
+            path = clean_path(a);
+        } else {
+            return usage_error("ls: unknown argument " + in_quotes(a));
+        }
     }
     if (!path) path = "/";
-    auto r = call({{"cmd", "ls"}, {"path", *path}}, "ls " + *path);
+    auto r = call({{"cmd", "ls"}, {"path", *path}}, "ls " + escaped(*path));
     if (!r) return 1;
     for (const auto& e : (*r)["entries"]) {
         bool dir = e.value("dir", false);
-        std::string name = e.value("name", std::string("?")) + (dir ? "/" : "");
+        std::string name = escaped(e.value("name", std::string("?"))) + (dir ? "/" : "");
         if (!longer) {
             std::printf("%s\n", name.c_str());
             continue;
@@ -459,23 +660,30 @@ int cmd_ls(const std::vector<std::string_view>& args) {
 
 int cmd_path_op(const char* cmd, const std::vector<std::string_view>& args) {
     if (args.size() != 1) return usage_error(std::string(cmd) + " needs PATH");
+    if (int rc = check_utf8(cmd, "path", args[0])) return rc;
     std::string path = clean_path(args[0]);
-    return call({{"cmd", cmd}, {"path", path}}, std::string(cmd) + " " + path) ? 0 : 1;
+    return call({{"cmd", cmd}, {"path", path}}, std::string(cmd) + " " + escaped(path)) ? 0 : 1;
 }
 
 int cmd_mv(const std::vector<std::string_view>& args) {
     bool no_replace = false, exchange = false;
     std::vector<std::string> paths;
+    std::set<std::string> seen;
     for (auto a : args) {
-        if (a == "--no-replace") no_replace = true;
-        else if (a == "--exchange") exchange = true;
-        else if (a.starts_with("-") && a.size() > 1) return usage_error("mv: unknown option '" + std::string(a) + "'");
-        else paths.push_back(clean_path(a));
+        if (a == "--no-replace" || a == "--exchange") {
+            if (int rc = once(seen, "mv", std::string(a))) return rc;
+            (a == "--no-replace" ? no_replace : exchange) = true;
+        } else if (a.starts_with("-") && a.size() > 1) {
+            return usage_error("mv: unknown option " + in_quotes(a));
+        } else {
+            if (int rc = check_utf8("mv", "path", a)) return rc;
+            paths.push_back(clean_path(a));
+        }
     }
     if (paths.size() != 2) return usage_error("mv needs FROM TO");
     if (no_replace && exchange) return usage_error("mv: --no-replace and --exchange exclude each other");
     return call({{"cmd", "mv"}, {"from", paths[0]}, {"to", paths[1]}, {"no_replace", no_replace}, {"exchange", exchange}},
-                "mv " + paths[0] + " " + paths[1])
+                "mv " + escaped(paths[0]) + " " + escaped(paths[1]))
                ? 0
                : 1;
 }
@@ -516,7 +724,8 @@ int node_call(const nlohmann::json& request, const std::string& ctx) {
 // A node named on the command line: an id or a name (the daemon resolves names against
 // the node list).
 std::optional<std::string> node_ref(std::string_view a) {
-    if (a.empty() || a.size() > conclave::store::kMaxNodeName || a.starts_with("-")) return std::nullopt;
+    if (a.empty() || a.size() > conclave::store::kMaxNodeName || a.starts_with("-") || !valid_utf8(a))
+        return std::nullopt;
     if (auto id = parse_number(a); id && (*id == 0 || *id > 0xffffffffu)) return std::nullopt;
     return std::string(a);
 }
@@ -524,24 +733,27 @@ std::optional<std::string> node_ref(std::string_view a) {
 int cmd_votes(const std::vector<std::string_view>& args, const std::string& name = "votes") {
     if (args.size() != 2) return usage_error(name + " needs NODE VOTES (NODE: an id or a name)");
     auto node = node_ref(args[0]);
-    if (!node) return usage_error(name + ": '" + std::string(args[0]) + "' is neither a node id nor a node name");
+    if (!node) {
+        if (int rc = check_utf8(name, "node name", args[0])) return rc;
+        return usage_error(name + ": " + in_quotes(args[0]) + " is neither a node id nor a node name");
+    }
     auto votes = parse_number(args[1]);
     if (!votes || *votes == 0 || *votes > 255)
-        return usage_error(name + ": votes are 1 to 255, not '" + std::string(args[1]) + "'");
-    return node_call({{"cmd", "node.votes"}, {"node", *node}, {"votes", *votes}}, name + " " + std::string(args[0]));
+        return usage_error(name + ": votes are 1 to 255, not " + in_quotes(args[1]));
+    return node_call({{"cmd", "node.votes"}, {"node", *node}, {"votes", *votes}}, name + " " + escaped(args[0]));
 }
 
 int cmd_node(const std::vector<std::string_view>& args) {
     if (args.empty()) return usage_error("node needs add, remove, votes or list");
     std::string_view sub = args[0];
     if (sub == "list") {
-        bool as_json = args.size() == 2 && args[1] == "--json";
-        if (args.size() > (as_json ? 2u : 1u)) return usage_error("node list: unknown argument");
+        bool as_json = false;
+        if (int rc = json_option("node list", args, 1, as_json)) return rc;
         auto s = fetch_status();
         if (!s) return 1;
         const auto& nodes = (*s)["state"]["nodes"];
         if (as_json) {
-            std::printf("%s\n", nodes.dump(2).c_str());
+            std::printf("%s\n", json_text(nodes, 2).c_str());
             return 0;
         }
         std::set<unsigned> in_ring;
@@ -549,38 +761,44 @@ int cmd_node(const std::vector<std::string_view>& args) {
         std::printf("%10s %6s  %-20s %s\n", "Nodeid", "Votes", "Name", "In this ring");
         for (const auto& n : nodes)
             std::printf("%10u %6u  %-20s %s\n", n.value("id", 0u), n.value("votes", 0u),
-                        n.value("name", std::string("?")).c_str(), in_ring.count(n.value("id", 0u)) ? "yes" : "no");
+                        escaped(n.value("name", std::string("?"))).c_str(), in_ring.count(n.value("id", 0u)) ? "yes" : "no");
         return 0;
     }
     if (sub == "add") {
         std::optional<std::string> name;
         std::optional<std::uint64_t> id, votes;
+        std::set<std::string> seen;
         for (std::size_t i = 1; i < args.size(); ++i) {
             std::string_view a = args[i];
             if (a == "--id" || a == "--votes") {
                 if (i + 1 >= args.size()) return usage_error("node add: " + std::string(a) + " needs a number");
+                if (int rc = once(seen, "node add", std::string(a))) return rc;
                 auto v = parse_number(args[++i]);
-                if (!v) return usage_error("node add: " + std::string(a) + " needs a number, not '" + std::string(args[i]) + "'");
+                if (!v) return usage_error("node add: " + std::string(a) + " needs a number, not " + in_quotes(args[i]));
                 (a == "--id" ? id : votes) = v;
             } else if (!name && !a.starts_with("-")) {
+                if (int rc = check_utf8("node add", "node name", a)) return rc;
                 name = std::string(a);
             } else {
-                return usage_error("node add: unknown argument '" + std::string(a) + "'");
+                return usage_error("node add: unknown argument " + in_quotes(a));
             }
         }
         if (!name || !id) return usage_error("node add needs NAME --id N");
         nlohmann::json req{{"cmd", "node.add"}, {"name", *name}, {"id", *id}};
         if (votes) req["votes"] = *votes;
-        return node_call(req, "node add " + *name);
+        return node_call(req, "node add " + escaped(*name));
     }
     if (sub == "remove") {
         if (args.size() != 2) return usage_error("node remove needs ID or NAME");
         auto node = node_ref(args[1]);
-        if (!node) return usage_error("node remove: '" + std::string(args[1]) + "' is neither a node id nor a node name");
-        return node_call({{"cmd", "node.remove"}, {"node", *node}}, "node remove " + std::string(args[1]));
+        if (!node) {
+            if (int rc = check_utf8("node remove", "node name", args[1])) return rc;
+            return usage_error("node remove: " + in_quotes(args[1]) + " is neither a node id nor a node name");
+        }
+        return node_call({{"cmd", "node.remove"}, {"node", *node}}, "node remove " + escaped(args[1]));
     }
     if (sub == "votes") return cmd_votes(std::vector<std::string_view>(args.begin() + 1, args.end()), "node votes");
-    return usage_error("node: unknown subcommand '" + std::string(sub) + "'");
+    return usage_error("node: unknown subcommand " + in_quotes(sub));
 }
 
 // ---- Quorum and ring settings ----
@@ -608,14 +826,14 @@ std::string key_list(const std::vector<conclave::store::SettingKey>& keys) {
 int cmd_quorum(const std::vector<std::string_view>& args) {
     if (args.empty()) return usage_error("quorum needs set or show");
     if (args[0] == "show") {
-        bool as_json = args.size() == 2 && args[1] == "--json";
-        if (args.size() > (as_json ? 2u : 1u)) return usage_error("quorum show: unknown argument");
+        bool as_json = false;
+        if (int rc = json_option("quorum show", args, 1, as_json)) return rc;
         auto s = fetch_status();
         if (!s) return 1;
-        const auto& q = (*s)["quorum"];
-        const auto& o = q["options"];
+        auto& q = (*s)["quorum"];  // not const: see cmd_status
+        auto& o = q["options"];
         if (as_json) {
-            std::printf("%s\n", o.dump(2).c_str());
+            std::printf("%s\n", json_text(o, 2).c_str());
             return 0;
         }
         auto onoff = [&](const char* k) { return o.value(k, false) ? std::string("1 (on)") : std::string("0 (off)"); };
@@ -636,20 +854,23 @@ int cmd_quorum(const std::vector<std::string_view>& args) {
         std::string atb = o.value("auto_tie_breaker", std::string("off"));
         if (atb == "list") {
             std::string ids;
-            for (const auto& n : o["auto_tie_breaker_nodes"]) ids += (ids.empty() ? "" : ",") + n.dump();
+            for (const auto& n : o["auto_tie_breaker_nodes"]) ids += (ids.empty() ? "" : ",") + json_text(n);
             atb += " --nodes " + ids;
         }
         std::printf("%-26s %s\n", "auto_tie_breaker", atb.c_str());
         return 0;
     }
-    if (args[0] != "set") return usage_error("quorum: unknown subcommand '" + std::string(args[0]) + "' (set or show)");
+    if (args[0] != "set") return usage_error("quorum: unknown subcommand " + in_quotes(args[0]) + " (set or show)");
     std::vector<std::string_view> pos;
     std::optional<std::string> nodes_arg;
+    std::set<std::string> seen;
     for (std::size_t i = 1; i < args.size(); ++i) {
         if (args[i] == "--nodes") {
             if (i + 1 >= args.size()) return usage_error("quorum set: --nodes needs ID,ID,...");
+            if (int rc = once(seen, "quorum set", "--nodes")) return rc;
             nodes_arg = std::string(args[++i]);
         } else if (args[i].starts_with("--nodes=")) {
+            if (int rc = once(seen, "quorum set", "--nodes")) return rc;
             nodes_arg = std::string(args[i].substr(8));
         } else {
             pos.push_back(args[i]);
@@ -659,7 +880,7 @@ int cmd_quorum(const std::vector<std::string_view>& args) {
     std::string key(pos[0]);
     std::string_view value = pos[1];
     const auto* k = find_key(conclave::store::quorum_keys(), key);
-    if (!k) return usage_error("quorum set: unknown option '" + key + "' (options: " + key_list(conclave::store::quorum_keys()) + ")");
+    if (!k) return usage_error("quorum set: unknown option " + in_quotes(key) + " (options: " + key_list(conclave::store::quorum_keys()) + ")");
     std::uint64_t v = 0;
     nlohmann::json ids = nlohmann::json::array();
     if (key == "auto_tie_breaker") {
@@ -667,7 +888,7 @@ int cmd_quorum(const std::vector<std::string_view>& args) {
         else if (value == "lowest") v = 1;
         else if (value == "highest") v = 2;
         else if (value == "list") v = 3;
-        else return usage_error("quorum set auto_tie_breaker: the value is off, lowest, highest or list, not '" + std::string(value) + "'");
+        else return usage_error("quorum set auto_tie_breaker: the value is off, lowest, highest or list, not " + in_quotes(value));
         if (v == 3) {
             if (!nodes_arg) return usage_error("quorum set auto_tie_breaker list needs --nodes ID,ID,... (in priority order)");
             std::string_view rest = *nodes_arg;
@@ -676,7 +897,12 @@ int cmd_quorum(const std::vector<std::string_view>& args) {
                 auto part = rest.substr(0, comma);
                 auto id = parse_number(part);
                 if (!id || *id == 0 || *id > 0xffffffffu)
-                    return usage_error("quorum set: --nodes wants node ids (1 to 4294967295) separated by commas, not '" + *nodes_arg + "'");
+                    return usage_error("quorum set: --nodes wants node ids (1 to 4294967295) separated by commas, not " +
+                                       in_quotes(*nodes_arg));
+                // A repeated id adds nothing to the priority order and is likely a typo.
+                if (std::find(ids.begin(), ids.end(), *id) != ids.end())
+                    return usage_error("quorum set: --nodes lists node " + std::to_string(*id) +
+                                       " twice; give each node once, in priority order");
                 ids.push_back(*id);
                 if (comma == std::string_view::npos) break;
                 rest = rest.substr(comma + 1);
@@ -690,13 +916,13 @@ int cmd_quorum(const std::vector<std::string_view>& args) {
         if (nodes_arg) return usage_error("quorum set: --nodes goes only with auto_tie_breaker list");
         if (k->max == 1) {
             auto b = parse_bool(value);
-            if (!b) return usage_error("quorum set " + key + ": the value is 0 or 1 (on/off, yes/no), not '" + std::string(value) + "'");
+            if (!b) return usage_error("quorum set " + key + ": the value is 0 or 1 (on/off, yes/no), not " + in_quotes(value));
             v = *b ? 1 : 0;
         } else {
             auto n = parse_number(value);
             if (!n || *n < k->min || *n > k->max)
                 return usage_error("quorum set " + key + ": the value is " + std::to_string(k->min) + " to " +
-                                   std::to_string(k->max) + " (" + k->what + "), not '" + std::string(value) + "'");
+                                   std::to_string(k->max) + " (" + k->what + "), not " + in_quotes(value));
             v = *n;
         }
     }
@@ -711,13 +937,13 @@ int cmd_quorum(const std::vector<std::string_view>& args) {
 int cmd_totem(const std::vector<std::string_view>& args) {
     if (args.empty()) return usage_error("totem needs set or show");
     if (args[0] == "show") {
-        bool as_json = args.size() == 2 && args[1] == "--json";
-        if (args.size() > (as_json ? 2u : 1u)) return usage_error("totem show: unknown argument");
+        bool as_json = false;
+        if (int rc = json_option("totem show", args, 1, as_json)) return rc;
         auto s = fetch_status();
         if (!s) return 1;
-        const auto& t = (*s)["totem"];
+        auto& t = (*s)["totem"];  // not const: see cmd_status
         if (as_json) {
-            std::printf("%s\n", t.dump(2).c_str());
+            std::printf("%s\n", json_text(t, 2).c_str());
             return 0;
         }
         std::printf("%-18s %10s  %s\n", "Setting", "In force", "");
@@ -733,18 +959,18 @@ int cmd_totem(const std::vector<std::string_view>& args) {
         }
         return 0;
     }
-    if (args[0] != "set") return usage_error("totem: unknown subcommand '" + std::string(args[0]) + "' (set or show)");
+    if (args[0] != "set") return usage_error("totem: unknown subcommand " + in_quotes(args[0]) + " (set or show)");
     if (args.size() != 3) return usage_error("totem set needs KEY VALUE (keys: " + key_list(conclave::store::totem_keys()) + ")");
     std::string key(args[1]);
     const auto* k = find_key(conclave::store::totem_keys(), key);
-    if (!k) return usage_error("totem set: unknown key '" + key + "' (keys: " + key_list(conclave::store::totem_keys()) + ")");
+    if (!k) return usage_error("totem set: unknown key " + in_quotes(key) + " (keys: " + key_list(conclave::store::totem_keys()) + ")");
     std::uint64_t v = 0;
     if (args[2] != "default") {
         auto n = parse_number(args[2]);
         if (!n || (*n != 0 && (*n < k->min || *n > k->max)))
             return usage_error("totem set " + key + ": the value is " + std::to_string(k->min) + " to " +
-                               std::to_string(k->max) + " (" + k->what + "), or 0 / default for the default; not '" +
-                               std::string(args[2]) + "'");
+                               std::to_string(k->max) + " (" + k->what + "), or 0 / default for the default; not " +
+                               in_quotes(args[2]));
         v = *n;
     }
     std::string ctx = "totem set " + key + " " + std::string(args[2]);
@@ -760,7 +986,7 @@ int cmd_totem(const std::vector<std::string_view>& args) {
 int cmd_expected(const std::vector<std::string_view>& args) {
     if (args.size() != 1) return usage_error("expected needs N (the expected votes for this partition)");
     auto n = parse_number(args[0]);
-    if (!n || *n == 0 || *n > 0xffffffffu) return usage_error("expected: N is a number of votes from 1, not '" + std::string(args[0]) + "'");
+    if (!n || *n == 0 || *n > 0xffffffffu) return usage_error("expected: N is a number of votes from 1, not " + in_quotes(args[0]));
     static const std::map<int, std::string> explain{{EAGAIN, "the ring is forming or syncing; try again in a moment"}};
     if (!call({{"cmd", "expected"}, {"expected", *n}}, "expected " + std::string(args[0]), explain)) return 1;
     std::printf("expected votes are %llu on this partition until every node is back (not written to the cluster\n"
@@ -769,26 +995,36 @@ int cmd_expected(const std::vector<std::string_view>& args) {
     return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    std::vector<std::string_view> args(argv + 1, argv + argc);
+// Runs the command; its exit status.
+int run(std::vector<std::string_view> args) {
     // Global options before the command.
+    std::set<std::string> seen;
     while (!args.empty() && (args.front() == "-s" || args.front() == "--socket" || args.front() == "-c" ||
                              args.front() == "--config" || args.front() == "--timeout")) {
         if (args.front() == "--timeout") {
             if (args.size() < 2) return usage_error("--timeout needs a number of seconds");
+            if (int rc = once(seen, "conclavectl", "--timeout")) return rc;
             std::string v(args[1]);
-            char* end = nullptr;
-            double secs = std::strtod(v.c_str(), &end);
-            if (v.empty() || *end != '\0' || !(secs > 0) || secs > 86400)
-                return usage_error("--timeout needs a number of seconds (0 < S <= 86400), not '" + v + "'");
+            // Decimal, with an optional fraction, like every other number here: strtod
+            // alone would also take hex ("0x10"), exponents, "inf" and leading blanks.
+            bool decimal = v.find_first_not_of("0123456789.") == std::string::npos &&
+                           std::count(v.begin(), v.end(), '.') <= 1 && v.find_first_of("0123456789") != std::string::npos;
+            double secs = decimal ? std::strtod(v.c_str(), nullptr) : 0;
+            if (!decimal || !(secs > 0) || secs > 86400)
+                return usage_error("--timeout needs a number of seconds (0 < S <= 86400, decimal), not " + in_quotes(v));
             g_timeout_s = secs;
             args.erase(args.begin(), args.begin() + 2);
             continue;
         }
+        bool socket = args.front() == "-s" || args.front() == "--socket";
+        std::string option = socket ? "-s/--socket" : "-c/--config";
         if (args.size() < 2) return usage_error(std::string(args.front()) + " needs a path");
-        (args.front() == "-s" || args.front() == "--socket" ? g_socket : g_config_path) = std::string(args[1]);
+        if (int rc = once(seen, "conclavectl", option)) return rc;
+        // An empty path is a mistake (an unset variable in a script), not "the default".
+        if (args[1].empty())
+            return usage_error(std::string(args.front()) + ": the path is empty" +
+                               (socket ? "" : "; leave -c out for /etc/conclave/conclave.conf"));
+        (socket ? g_socket : g_config_path) = std::string(args[1]);
         args.erase(args.begin(), args.begin() + 2);
     }
     if (args.empty()) {
@@ -822,5 +1058,21 @@ int main(int argc, char** argv) {
     if (cmd == "quorum") return cmd_quorum(args);
     if (cmd == "totem") return cmd_totem(args);
     if (cmd == "expected") return cmd_expected(args);
-    return usage_error("unknown command '" + std::string(cmd) + "'");
+    return usage_error("unknown command " + in_quotes(cmd));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int rc = 1;
+    try {
+        rc = run(std::vector<std::string_view>(argv + 1, argv + argc));
+    } catch (const std::exception& e) {
+        // A bug, not the operator's mistake: say so rather than abort with a core dump.
+        std::fprintf(stderr, "conclavectl: internal error: %s\n", e.what());
+        return 1;
+    }
+    // Output that did not reach stdout is a failure, whatever the command made of it.
+    if (!stdout_written("")) return 1;
+    return rc;
 }
