@@ -899,9 +899,13 @@ json Daemon::cluster_request(const std::string& cmd, const json& request,
             if (auto n = request.find("nodes"); n != request.end() && !n->is_null()) {
                 if (!n->is_array()) return invalid("\"nodes\" is a list of node ids");
                 for (const auto& id : *n) {
-                    if (!id.is_number_unsigned() || id.get<std::uint64_t>() == 0 || id.get<std::uint64_t>() > 0xffffffffu)
-                        return invalid("a node id is a number from 1 to 4294967295");
-                    ids.push_back(id.get<std::uint32_t>());
+                    if (!id.is_number_unsigned() || id.get<std::uint64_t>() < config::kMinNodeId ||
+                        id.get<std::uint64_t>() > config::kMaxNodeId)
+                        return invalid("a node id is a number from 1 to " + std::to_string(config::kMaxNodeId));
+                    const auto v = id.get<std::uint32_t>();
+                    if (std::find(ids.begin(), ids.end(), v) != ids.end())
+                        return invalid("node " + std::to_string(v) + " is listed twice; give each node once");
+                    ids.push_back(v);
                 }
             }
             if (key == "auto_tie_breaker" && value == 3) {

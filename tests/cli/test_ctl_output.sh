@@ -94,6 +94,17 @@ ctl node add "$(printf '\377')" --id 51 2> "$d/err"; rc=$?
 ctl rmdir "/n/$esc" 2> "$d/err"; [ $? = 1 ] || fail "rmdir of a file succeeded"
 grep -qF 'rmdir /n/x\033[31my: Not a directory' "$d/err" || fail "rmdir error: $(od -c "$d/err")"
 
+# The daemon checks what conclavectl checks, for any other client: a tie-breaker list
+# naming a node twice.
+python3 - "$d/control.sock" > "$d/out" <<'PY' || fail "raw quorum.set request failed to run"
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(json.dumps({"cmd": "quorum.set", "key": "auto_tie_breaker", "value": 3, "nodes": [1, 1]}).encode() + b"\n")
+print(s.makefile().readline().strip())
+PY
+grep -q "listed twice" "$d/out" || fail "quorum.set with a duplicate tie-breaker id: $(cat "$d/out")"
+
 # Node names follow conclave.conf's rule (letters, digits, '-_.', not all digits), ids its
 # range; the daemon says why. (Added last: a node that does not run makes this one-node
 # cluster lose quorum.)
