@@ -78,10 +78,13 @@ inline std::string base64_encode(std::string_view s) {
 bool base64_decode(std::string_view text, std::string& out);
 
 // Whether `s` is well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code points
-// above U+10FFFF). JSON strings must be; names in the tree need not be (Linux allows any
-// byte but '/' and NUL), so JSON made from them is dumped with error_handler_t::replace
-// and, where the exact bytes matter, carries them in base64 too.
+// above U+10FFFF; what nlohmann::json accepts). JSON strings must be; names in the tree
+// need not be (Linux allows any byte but '/' and NUL), so JSON made from them is dumped
+// with error_handler_t::replace and, where the exact bytes matter, carries them in base64
+// too.
 bool valid_utf8(std::string_view s);
+// The length of the well-formed UTF-8 sequence at s[i] (i < s.size()), or 0.
+std::size_t utf8_sequence(std::string_view s, std::size_t i);
 
 // The fast path for a control request (a put's whole file passes through here): one
 // JSON object whose values are strings without escapes, control characters or
