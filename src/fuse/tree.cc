@@ -481,22 +481,14 @@ void reply_new_entry(Impl& t, fuse_req_t req, fuse_ino_t parent, const std::stri
     fuse_reply_entry(req, &e);
 }
 
-// mknod(S_IFREG) makes an empty file, as creat() + close() would (EEXIST if the name is
-// taken: mknod never opens an existing file); every other kind of node is EPERM.
-void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
+// Makes the entry `name` in `parent` with `tr` (its op and mode; the path is set here) and
+// answers with it once acknowledged (mknod, mkdir).
+void make_entry(fuse_req_t req, fuse_ino_t parent, const char* name, store::Transition tr) {
     auto& t = impl_of(req);
-    if (!S_ISREG(mode)) {
-        fuse_reply_err(req, EPERM);
-        return;
-    }
-    store::Transition tr;
     if (int err = new_path(t, parent, name, tr.path); err != 0) {
         fuse_reply_err(req, err);
         return;
     }
-    tr.op = store::Op::create;
-    tr.flags = store::kExclusive | store::kSetMode;
-    tr.mode = mode & 0777;
     t.hold(req);
     t.submit(std::move(tr), [&t, req, parent, n = std::string(name)](int err, std::uint64_t) {
         if (err != 0)
@@ -506,22 +498,25 @@ void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     });
 }
 
-void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-    auto& t = impl_of(req);
-    store::Transition tr;
-    if (int err = new_path(t, parent, name, tr.path); err != 0) {
-        fuse_reply_err(req, err);
+// mknod(S_IFREG) makes an empty file, as creat() + close() would (EEXIST if the name is
+// taken: mknod never opens an existing file); every other kind of node is EPERM.
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
+    if (!S_ISREG(mode)) {
+        fuse_reply_err(req, EPERM);
         return;
     }
+    store::Transition tr;
+    tr.op = store::Op::create;
+    tr.flags = store::kExclusive | store::kSetMode;
+    tr.mode = mode & 0777;
+    make_entry(req, parent, name, std::move(tr));
+}
+
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+    store::Transition tr;
     tr.op = store::Op::mkdir;
     tr.mode = mode & 0777;
-    t.hold(req);
-    t.submit(std::move(tr), [&t, req, parent, n = std::string(name)](int err, std::uint64_t) {
-        if (err != 0)
-            t.finish(req, err);
-        else
-            reply_new_entry(t, req, parent, n);
-    });
+    make_entry(req, parent, name, std::move(tr));
 }
 
 void remove(fuse_req_t req, fuse_ino_t parent, const char* name, store::Op op) {
