@@ -18,6 +18,7 @@ std::string_view reject_name(Reject r) {
         case Reject::malformed: return "malformed";
         case Reject::unknown_version: return "unknown_version";
         case Reject::unknown_key: return "unknown_key";
+        case Reject::misdirected: return "misdirected";
     }
     return "?";
 }
@@ -60,7 +61,7 @@ Channel::Channel(ChannelConfig config)
       seal_key_(config_.cipher, derive_session_key(config_.current, config_.boot, config_.cluster_id),
                 Direction::seal) {}
 
-bool Channel::seal(wire::ByteView body, wire::Bytes& out) {
+bool Channel::seal(wire::ByteView body, wire::Bytes& out, std::uint32_t receiver) {
     if (counter_ == UINT64_MAX) return false;
     wire::DatagramHeader h;
     h.cipher = static_cast<std::uint8_t>(config_.cipher);
@@ -69,6 +70,7 @@ bool Channel::seal(wire::ByteView body, wire::Bytes& out) {
     h.key_id = config_.current.id;
     h.boot = config_.boot;
     h.counter = counter_ + 1;
+    h.receiver = receiver;
     out.resize(wire::kHeaderSize + body.size() + wire::kTagSize);
     encode_header(h, out.data());
     std::uint8_t* ct = out.data() + wire::kHeaderSize;
@@ -100,6 +102,8 @@ std::variant<Channel::Opened, Reject> Channel::open(wire::ByteView datagram, wir
         case wire::HeaderError::none: break;
     }
     if (h.cluster_id != config_.cluster_id) return reject(Reject::other_cluster);
+    if (h.sender == config_.node_id || (h.receiver != 0 && h.receiver != config_.node_id))
+        return reject(Reject::misdirected);
     auto cipher = cipher_from_wire(h.cipher);
     if (!cipher || h.counter == 0) return reject(Reject::malformed);
     const AuthKey* key = key_by_id(h.key_id);
@@ -147,10 +151,11 @@ std::variant<Channel::Opened, Reject> Channel::open(wire::ByteView datagram, wir
         peer->boot = h.boot;
     }
     if (candidate) peer->keys.push_back(SlotKey{h.key_id, *cipher, std::move(*candidate)});
+    const bool newest = h.counter > peer->window.top();
     peer->window.accept(h.counter);
     peer->last_heard = ++tick_;
     ++opened_;
-    return Opened{h.sender, h.boot, h.counter, wire::ByteView(scratch.data(), body_size)};
+    return Opened{h.sender, h.boot, h.counter, newest, wire::ByteView(scratch.data(), body_size)};
 }
 
 void Channel::set_keys(AuthKey current, std::optional<AuthKey> next) {

@@ -7,6 +7,8 @@
 //
 // Opening checks, cheapest first, and counts every rejection by reason:
 //   malformed        too short, bad magic, reserved bits, sender 0, counter 0, unknown cipher
+//   misdirected      a unicast for another node, or a datagram bearing this node's own id
+//                    (a capture sent on, or another node configured with the same nodeid)
 //   unknown_version  good magic, another wire version
 //   other_cluster    cluster id is not ours (another cluster on the same group/port)
 //   unknown_key      sealed with neither our current nor our next key
@@ -43,8 +45,9 @@ enum class Reject : std::uint8_t {
     malformed,
     unknown_version,
     unknown_key,
+    misdirected,
 };
-inline constexpr std::size_t kRejectReasons = 7;
+inline constexpr std::size_t kRejectReasons = 8;
 std::string_view reject_name(Reject r);
 
 struct RejectCounts {
@@ -71,14 +74,18 @@ public:
 
     explicit Channel(ChannelConfig config);
 
-    // Seals `body` into `out` (replaced): header, ciphertext, tag. False only when the
-    // packet counter is exhausted (2^64 packets) or OpenSSL fails.
-    bool seal(wire::ByteView body, wire::Bytes& out);
+    // Seals `body` into `out` (replaced): header, ciphertext, tag, for `receiver` alone
+    // (a unicast) or, with 0, for every member. False only when the packet counter is
+    // exhausted (2^64 packets) or OpenSSL fails.
+    bool seal(wire::ByteView body, wire::Bytes& out, std::uint32_t receiver = 0);
 
     struct Opened {
         std::uint32_t sender = 0;
         wire::BootId boot;
         std::uint64_t counter = 0;
+        // The highest counter of this sender's boot so far: not a late copy. Only such a
+        // datagram may tell where the sender is now (Transport's address learning).
+        bool newest = false;
         wire::ByteView body;  // points into the scratch buffer passed to open()
     };
     // Verifies and decrypts. On success the body lives in `scratch`.

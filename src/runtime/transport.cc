@@ -210,24 +210,58 @@ bool Transport::drain() {
     return more && socket_.is_open();
 }
 
+namespace {
+
+// What an operator should look at for each kind of rejected datagram.
+const char* reject_hint(crypto::Reject why) {
+    switch (why) {
+        case crypto::Reject::bad_tag:
+            return "it failed authentication: a node with another authkey of the same id, or corruption";
+        case crypto::Reject::unknown_key:
+            return "sealed with an authkey this node does not have: copy the cluster's authkey to that node";
+        case crypto::Reject::other_cluster:
+            return "another cluster uses the same multicast group or port: give each cluster its own";
+        case crypto::Reject::unknown_version:
+            return "another conclave wire version: run one version on every node";
+        case crypto::Reject::misdirected:
+            return "a unicast for another node or one bearing this node's own id: two nodes with one nodeid, "
+                   "or captured datagrams sent on";
+        case crypto::Reject::replay:
+        case crypto::Reject::too_old:
+            return "a copy of a datagram already received, or one from a restarted node's old process";
+        case crypto::Reject::malformed: return "not a conclave datagram";
+    }
+    return "";
+}
+
+}  // namespace
+
 void Transport::deliver(const std::uint8_t* data, std::size_t n, const asio::ip::udp::endpoint& from) {
     ++stats_.datagrams_received;
     auto r = channel_.open(wire::ByteView(data, n), scratch_);
     if (auto* ok = std::get_if<crypto::Channel::Opened>(&r)) {
+        // Where the sender is now: only its newest datagram may say so, so that a late or
+        // re-sent copy (from anywhere) cannot redirect this node's unicasts to it.
         auto [it, fresh] = addresses_.try_emplace(ok->sender, from);
-        if (!fresh && it->second != from) it->second = from;
+        if (!fresh && ok->newest && it->second != from) it->second = from;
         on_packet_(ok->sender, ok->body);
         return;
     }
     auto why = std::get<crypto::Reject>(r);
-    auto idx = static_cast<std::size_t>(why);
-    // Counted always; logged once per reason so a flood cannot fill the journal.
-    if (!reject_logged_[idx]) {
-        reject_logged_[idx] = true;
-        log::warning("dropped a datagram from " + from.address().to_string() + ":" + std::to_string(from.port()) +
-                     " (" + std::string(crypto::reject_name(why)) +
-                     "); further drops are only counted, see conclavectl status");
+    RejectLog& rl = reject_log_[static_cast<std::size_t>(why)];
+    const auto now = std::chrono::steady_clock::now();
+    if (rl.logged && now - rl.last < std::chrono::minutes(1)) {
+        ++rl.unreported;
+        return;
     }
+    std::string more;
+    if (rl.unreported > 0) more = "; " + std::to_string(rl.unreported) + " more since the last report";
+    log::warning("dropped a datagram from " + from.address().to_string() + ":" + std::to_string(from.port()) + " (" +
+                 std::string(crypto::reject_name(why)) + ": " + reject_hint(why) + ")" + more +
+                 "; reported at most once a minute, every drop is counted in conclavectl counters");
+    rl.logged = true;
+    rl.last = now;
+    rl.unreported = 0;
 }
 
 void Transport::send_datagram(const asio::ip::udp::endpoint& to) {
@@ -239,8 +273,8 @@ void Transport::send_datagram(const asio::ip::udp::endpoint& to) {
         ++stats_.datagrams_sent;
 }
 
-bool Transport::seal(wire::ByteView body) {
-    if (body.size() + wire::kDatagramOverhead <= kMaxDatagram && channel_.seal(body, sealed_)) return true;
+bool Transport::seal(wire::ByteView body, std::uint32_t receiver) {
+    if (body.size() + wire::kDatagramOverhead <= kMaxDatagram && channel_.seal(body, sealed_, receiver)) return true;
     ++stats_.oversize;
     return false;
 }
@@ -303,7 +337,7 @@ bool Transport::send_to(std::uint32_t node, wire::ByteView body) {
         ++stats_.unroutable;
         return false;
     }
-    if (!seal(body)) return false;
+    if (!seal(body, node)) return false;
     send_datagram(it->second);
     return true;
 }

@@ -3,7 +3,9 @@
 // crypto::Channel; nothing reaches the handler unless its tag verified (DESIGN §2.4).
 //
 // Node addresses for point-to-point sends (the token) are learned from authenticated
-// packets only: a forged source address can never redirect the ring's traffic.
+// packets only, and only from a sender's newest one: neither a forged source address
+// nor a captured datagram sent again from elsewhere can redirect the ring's traffic.
+// Point-to-point sends are sealed for their receiver alone (wire/datagram.h).
 //
 // Runs on the protocol thread's io_context; sends never block (a full socket buffer is
 // a counted drop that the ring's retransmission repairs, DESIGN §2.5).
@@ -11,6 +13,7 @@
 
 #include <asio.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -77,8 +80,9 @@ private:
     void receive_more();
     void deliver(const std::uint8_t* data, std::size_t n, const asio::ip::udp::endpoint& from);
     void send_datagram(const asio::ip::udp::endpoint& to);
-    // Seals body into sealed_; false (counted as oversize) when it cannot be a datagram.
-    bool seal(wire::ByteView body);
+    // Seals body into sealed_ for `receiver` (0: every member); false (counted as
+    // oversize) when it cannot be a datagram.
+    bool seal(wire::ByteView body, std::uint32_t receiver = 0);
     Status open_multicast(const asio::ip::address& group);
 
     const config::Config& cfg_;
@@ -96,7 +100,15 @@ private:
     wire::Bytes scratch_;
     std::vector<wire::Bytes> sealed_batch_;  // send_all(bodies): one sealed datagram each
     TransportStats stats_;
-    std::array<bool, crypto::kRejectReasons> reject_logged_{};
+    // Rejections are counted always and logged at most once a minute per reason, with
+    // the number dropped since that reason's last line: a flood cannot fill the journal,
+    // and a new problem (a node with the wrong key) is still reported a minute later.
+    struct RejectLog {
+        std::chrono::steady_clock::time_point last{};
+        bool logged = false;
+        std::uint64_t unreported = 0;
+    };
+    std::array<RejectLog, crypto::kRejectReasons> reject_log_{};
 };
 
 }  // namespace conclave::runtime

@@ -16,9 +16,14 @@ void encode_header(const DatagramHeader& h, std::uint8_t* out) {
     store_u64(out + 24, h.boot.epoch);
     store_u64(out + 32, h.boot.nonce);
     store_u64(out + 40, h.counter);
+    store_u32(out + 48, h.receiver);
 }
 
 HeaderError decode_header(ByteView datagram, DatagramHeader& out) {
+    // Magic and version first, so that another version's datagram is named as such
+    // whatever its length (version 1's header was shorter).
+    if (datagram.size() < 8 || load_u32(datagram.data()) != kMagic) return HeaderError::malformed;
+    if (datagram[4] != kWireVersion) return HeaderError::unknown_version;
     if (datagram.size() < kHeaderSize + kTagSize) return HeaderError::malformed;
     Reader r(datagram);
     std::uint32_t magic = 0;
@@ -33,9 +38,8 @@ HeaderError decode_header(ByteView datagram, DatagramHeader& out) {
     r.u64(out.boot.epoch);
     r.u64(out.boot.nonce);
     r.u64(out.counter);
-    if (!r.ok() || magic != kMagic) return HeaderError::malformed;
-    if (out.version != kWireVersion) return HeaderError::unknown_version;
-    if (reserved != 0 || out.sender == 0) return HeaderError::malformed;
+    r.u32(out.receiver);
+    if (!r.ok() || reserved != 0 || out.sender == 0) return HeaderError::malformed;
     return HeaderError::none;
 }
 

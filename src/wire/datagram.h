@@ -10,10 +10,14 @@
 //       20    4 key id (names which authkey sealed it: current or next, for rotation)
 //       24   16 sender boot id: 8-byte boot epoch (grows with every start) + 8 random bytes
 //       40    8 packet counter (the AEAD nonce; never repeats within one boot)
-//       48    - ciphertext of the body, then a 16-byte AEAD tag
+//       48    4 receiver node id: the one node a unicast is for, 0 for every member
+//       52    - ciphertext of the body, then a 16-byte AEAD tag
 //
 // The whole header is the AEAD's associated data, so no field can be altered without
 // the tag failing; nothing behind it is parsed before the tag verified (DESIGN §2.4).
+// The receiver field binds a unicast to its node: the replay window is per sender, and
+// a node never sees the counters of the unicasts its peers exchange, so without it a
+// token from node 2 to node 3, captured and sent to node 1, would open there as new.
 #pragma once
 
 #include <array>
@@ -25,8 +29,8 @@
 namespace conclave::wire {
 
 inline constexpr std::uint32_t kMagic = 0x4C434E43;  // "CNCL" read little-endian
-inline constexpr std::uint8_t kWireVersion = 1;
-inline constexpr std::size_t kHeaderSize = 48;
+inline constexpr std::uint8_t kWireVersion = 2;  // 1: without the receiver field
+inline constexpr std::size_t kHeaderSize = 52;
 inline constexpr std::size_t kTagSize = 16;
 // Bytes a datagram adds around its body.
 inline constexpr std::size_t kDatagramOverhead = kHeaderSize + kTagSize;
@@ -45,6 +49,7 @@ struct DatagramHeader {
     std::uint32_t key_id = 0;
     BootId boot;
     std::uint64_t counter = 0;
+    std::uint32_t receiver = 0;  // 0: every member
 };
 
 enum class HeaderError { none, malformed, unknown_version };

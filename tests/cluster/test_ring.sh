@@ -109,7 +109,7 @@ cluster exec 2 python3 -c "
 import socket
 s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(5): s.sendto(b'garbage'*(i+1), ('$addr1', 5405))
-s.sendto(b'CNCL\x01\x01\x00\x00'+b'\x00'*60, ('$addr1', 5405))
+s.sendto(b'CNCL\x02\x01\x00\x00'+b'\x00'*60, ('$addr1', 5405))
 "
 end=$(($(date +%s) + 10))
 until [ "$(field 1 "s['rejected']['malformed'] + s['rejected']['other_cluster']")" -ge $((before + 6)) ]; do
@@ -142,6 +142,40 @@ until [ "$(field 2 "s['rejected']['replay']")" -gt "$before" ]; do
     sleep 0.05
 done
 echo "replayed datagram rejected: $(field 2 "s['rejected']")"
+
+# A unicast node 2 sealed for node 3 (the token), captured on node 3 and sent to node 1,
+# is refused there as misdirected: node 1 never saw those counters, so the replay window
+# alone would take it as new, and it must not move where node 1 sends to node 2.
+addr3=$(cluster exec 3 ip -4 -br addr show eth0 | awk '{print $3}' | cut -d/ -f1)
+before=$(field 1 "s['rejected']['misdirected']")
+cluster exec 3 python3 -c "
+import socket, struct, sys, time
+cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0800))
+cap.bind(('eth0', 0))
+cap.settimeout(10)
+end = time.monotonic() + 15
+while True:
+    if time.monotonic() > end: sys.exit('no unicast from node 2 to node 3 seen in 15 s')
+    frame = cap.recv(65535)
+    ip = frame[14:]
+    ihl = (ip[0] & 15) * 4
+    if ip[9] != 17 or socket.inet_ntoa(ip[12:16]) != '$addr2' or struct.unpack('!H', ip[ihl+2:ihl+4])[0] != 5405:
+        continue
+    payload = ip[ihl+8:]
+    # header: sender at 16, receiver at 48 (wire/datagram.h)
+    if len(payload) > 52 and struct.unpack('<I', payload[48:52])[0] == 3:
+        break
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(payload, ('$addr1', 5405))
+" || fail "could not capture node 2's unicast to node 3 and send it to node 1"
+end=$(($(date +%s) + 10))
+until [ "$(field 1 "s['rejected']['misdirected']")" -gt "$before" ]; do
+    [ "$(date +%s)" -gt $end ] && fail "node 2's unicast for node 3 was not refused by node 1: $(field 1 "s['rejected']")"
+    sleep 0.05
+done
+[ "$(field 1 "[l['address'] for l in s['links'] if l['node'] == 2][0]")" = "$addr2" ] ||
+    fail "node 1 now sends to node 2 at $(field 1 "s['links']")"
+wait_members 5 "$all" $all || fail "the misdirected datagram disturbed the ring"
+echo "misdirected unicast refused: $(field 1 "s['rejected']")"
 
 # links and counters answer.
 cluster exec 1 conclavectl links | grep -q "$addr2" || fail "links does not show node 2"

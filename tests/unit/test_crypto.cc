@@ -36,9 +36,9 @@ wire::Bytes body_of(std::size_t n) {
     return b;
 }
 
-wire::Bytes seal(Channel& ch, const wire::Bytes& body) {
+wire::Bytes seal(Channel& ch, const wire::Bytes& body, std::uint32_t receiver = 0) {
     wire::Bytes out;
-    REQUIRE(ch.seal(body, out));
+    REQUIRE(ch.seal(body, out, receiver));
     return out;
 }
 
@@ -99,6 +99,7 @@ TEST_CASE("one flipped bit anywhere in a sealed datagram is rejected and changes
         CHECK(seen.count(Reject::other_cluster));
         CHECK(seen.count(Reject::unknown_key));
         CHECK(seen.count(Reject::too_old));
+        CHECK(seen.count(Reject::misdirected));  // a receiver field that names another node
         CHECK(b.rejects().total() == d.size() * 8);
         // The untouched datagram still opens: no flip moved the replay window.
         CHECK(open(b, d, &body) == std::nullopt);
@@ -144,6 +145,47 @@ TEST_CASE("replayed, far-behind and far-ahead counters") {
         CHECK(open(b, sent[4999]) == Reject::replay);
         CHECK(b.rejects()[Reject::too_old] == 2);
     }
+}
+
+TEST_CASE("a unicast opens only at its receiver; a datagram bearing my own id never") {
+    Channel n1(config(1)), n2(config(2)), n3(config(3));
+    auto body = body_of(40);
+    // Node 1's unicasts to node 3 carry counters node 2 never saw: without the receiver
+    // in the sealed header, a copy sent to node 2 would open there as new.
+    auto to3 = seal(n1, body, 3);
+    auto to2 = seal(n1, body, 2);
+    CHECK(open(n2, to3) == Reject::misdirected);
+    CHECK(n2.rejects()[Reject::misdirected] == 1);
+    CHECK(open(n2, to2, &body) == std::nullopt);  // the rejection changed nothing
+    CHECK(open(n3, to3, &body) == std::nullopt);
+    // A datagram for every member opens everywhere, except at its sender: one that
+    // comes back to it (a capture sent on, or a second node with the same id) is refused.
+    auto all = seal(n1, body);
+    CHECK(open(n2, all, &body) == std::nullopt);
+    CHECK(open(n3, all, &body) == std::nullopt);
+    CHECK(open(n1, all) == Reject::misdirected);
+    CHECK(open(n1, seal(n2, body, 1), &body) == std::nullopt);
+    // Even a flip that makes the receiver field name me fails the tag.
+    auto forged = seal(n1, body, 3);
+    forged[48] = 2;
+    CHECK(open(n2, forged) == Reject::bad_tag);
+}
+
+TEST_CASE("only a sender's newest datagram is marked newest") {
+    Channel a(config(1)), b(config(2));
+    auto body = body_of(10);
+    auto first = seal(a, body), second = seal(a, body), third = seal(a, body);
+    wire::Bytes scratch;
+    auto newest = [&](const wire::Bytes& d) {
+        auto r = b.open(d, scratch);
+        REQUIRE(std::holds_alternative<Channel::Opened>(r));
+        return std::get<Channel::Opened>(r).newest;
+    };
+    CHECK(newest(first));
+    CHECK(newest(third));
+    CHECK_FALSE(newest(second));  // late: a copy from elsewhere must not move the address
+    Channel restarted(config(1, 2));
+    CHECK(newest(seal(restarted, body)));  // a new boot's first datagram is its newest
 }
 
 TEST_CASE("replay window bit bookkeeping across word boundaries") {

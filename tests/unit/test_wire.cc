@@ -87,6 +87,7 @@ TEST_CASE("datagram header round-trips and rejects malformed headers") {
     h.key_id = 0xCAFEBABE;
     h.boot = {42, 99};
     h.counter = 123456789;
+    h.receiver = 0x01020304;
     Bytes d(kHeaderSize + kTagSize + 5, 0);
     encode_header(h, d.data());
     DatagramHeader back;
@@ -96,17 +97,24 @@ TEST_CASE("datagram header round-trips and rejects malformed headers") {
     CHECK(back.key_id == 0xCAFEBABE);
     CHECK(back.boot == h.boot);
     CHECK(back.counter == 123456789);
+    CHECK(back.receiver == 0x01020304);
+    CHECK(load_u32(d.data() + 48) == 0x01020304);  // the layout of wire/datagram.h
 
     SUBCASE("too short for header and tag") {
         for (std::size_t n = 0; n < kHeaderSize + kTagSize; ++n)
             CHECK(decode_header(ByteView(d.data(), n), back) == HeaderError::malformed);
+    }
+    SUBCASE("another version is named as such at any length past magic and version") {
+        d[4] = 1;  // version 1 had a 48-byte header
+        for (std::size_t n = 8; n <= d.size(); ++n)
+            CHECK(decode_header(ByteView(d.data(), n), back) == HeaderError::unknown_version);
     }
     SUBCASE("bad magic") {
         d[0] ^= 1;
         CHECK(decode_header(d, back) == HeaderError::malformed);
     }
     SUBCASE("another version") {
-        d[4] = 2;
+        d[4] = 3;
         CHECK(decode_header(d, back) == HeaderError::unknown_version);
     }
     SUBCASE("reserved bits") {
