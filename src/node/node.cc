@@ -90,8 +90,7 @@ void Node::submit(std::uint64_t tag, store::Transition t) {
         std::string why = meta_.empty()
                               ? "this node has no cluster state yet: run `conclavectl create` on one node, then "
                                 "`conclavectl node add` there for the others"
-                              : "this partition is not quorate (" + std::to_string(total_votes()) + " of " +
-                                    std::to_string(expected_votes()) + " votes)";
+                              : not_quorate_text();
         effects_.replies.push_back({tag, EROFS, 0, why});
         return;
     }
@@ -154,17 +153,11 @@ void Node::fail_pending(std::uint64_t request, int err, const std::string& why) 
 
 // ---- Quorum ----
 
-std::uint32_t Node::expected_votes() const {
-    std::uint32_t v = 0;
-    for (const auto& n : meta_.nodes) v += n.votes;
-    return v;
-}
-
-std::uint32_t Node::total_votes() const {
-    std::uint32_t v = 0;
-    for (const auto& n : meta_.nodes)
-        if (std::find(members_.begin(), members_.end(), n.id) != members_.end()) v += n.votes;
-    return v;
+std::string Node::not_quorate_text() const {
+    const quorum::Status& st = vq_.status();
+    return "this partition is not quorate (" + std::to_string(st.total_votes) + " of " +
+           std::to_string(st.expected_votes) + " expected votes, quorum " + std::to_string(st.quorum) +
+           (st.waiting_for_all ? "; waiting for all nodes (wait_for_all): see conclavectl(8), expected" : "") + ")";
 }
 
 void Node::evaluate_quorum(const char* why) {
@@ -356,8 +349,7 @@ void Node::apply_transition(store::Transition t) {
                 // nobody applies it.
                 fail_pending(t.request, EROFS,
                              meta_.empty() ? "this node has no cluster state yet (conclavectl create)"
-                                           : "this partition is not quorate (" + std::to_string(total_votes()) +
-                                                 " of " + std::to_string(expected_votes()) + " votes)");
+                                           : not_quorate_text());
             }
         }
         return;

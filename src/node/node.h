@@ -191,8 +191,7 @@ public:
     std::size_t pending_requests() const { return pending_.size(); }
     std::size_t outstanding_jobs() const { return jobs_outstanding_; }
     std::uint64_t ring_watermark() const { return ring_watermark_; }
-    std::uint32_t total_votes() const;     // votes of the members in the node list
-    std::uint32_t expected_votes() const;  // sum over the node list
+    std::string not_quorate_text() const;  // why a write gets EROFS, for its client
     // votequorum's view of the current configuration (status, flags).
     const quorum::Status& quorum_status() const { return vq_.status(); }
     std::uint64_t discarded_total() const { return discarded_total_; }

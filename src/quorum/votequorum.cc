@@ -136,9 +136,14 @@ Status Votequorum::compute(Micros now) {
         quorate = true;
 
     if (wait_for_all) {
-        if (s.total_votes >= s.configured_expected && s.configured_expected > 0) all_seen_ = true;
+        // "All" is the node list's votes, or what an operator set with `expected`: as
+        // votequorum compares with expected_votes, which `corosync-quorumtool -e` lowers,
+        // so that an override is the way back for a cluster whose missing nodes are gone
+        // for good (a two_node cluster restarted without its peer).
+        const std::uint32_t all = override_ ? *override_ : s.configured_expected;
+        if (s.total_votes >= all && all > 0) all_seen_ = true;
         // Losing quorum arms wait_for_all again (votequorum).
-        if (!quorate && status_.quorate) all_seen_ = s.total_votes >= s.configured_expected;
+        if (!quorate && status_.quorate) all_seen_ = s.total_votes >= all;
         if (!all_seen_) {
             s.waiting_for_all = quorate;
             quorate = false;

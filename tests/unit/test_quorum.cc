@@ -252,6 +252,33 @@ TEST_CASE("an override lowers expected votes on this partition until everyone is
     CHECK_FALSE(q.status().flags.override_expected);
 }
 
+TEST_CASE("an override releases wait_for_all, as corosync-quorumtool -e does") {
+    SUBCASE("wait_for_all, two of three nodes back after a full stop") {
+        Options o;
+        o.wait_for_all = true;
+        Votequorum q(o);
+        std::vector<Node> nodes = {{1, 1}, {2, 1}, {3, 1}};
+        auto s = q.update(nodes, {1, 2}, 0);
+        REQUIRE(s.waiting_for_all);
+        CHECK_FALSE(q.set_expected(2).has_value());
+        s = q.status();
+        CHECK(s.quorate);
+        CHECK_FALSE(s.waiting_for_all);
+        // Node 3 back: the override ends, quorum stays.
+        CHECK(q.update(nodes, {1, 2, 3}, 1).quorate);
+        CHECK_FALSE(q.status().flags.override_expected);
+    }
+    SUBCASE("two_node restarted without its peer") {
+        Options o;
+        o.two_node = true;
+        Votequorum q(o);
+        std::vector<Node> two = {{1, 1}, {2, 1}};
+        REQUIRE_FALSE(q.update(two, {1}, 0).quorate);
+        CHECK_FALSE(q.set_expected(1).has_value());
+        CHECK(q.status().quorate);
+    }
+}
+
 TEST_CASE("option validation") {
     Options o;
     o.last_man_standing = true;
