@@ -1,6 +1,7 @@
 #include "runtime/control.h"
 
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -332,7 +333,19 @@ private:
 };
 
 ControlServer::ControlServer(asio::io_context& io, std::string path, Handler handler)
-    : path_(std::move(path)), handler_(std::move(handler)), acceptor_(io) {}
+    : path_(std::move(path)), handler_(std::move(handler)), acceptor_(io), accept_retry_(io) {}
+
+bool ControlServer::LogLimiter::allow(std::uint64_t& held_back) {
+    const auto now = std::chrono::steady_clock::now();
+    if (last && now - *last < std::chrono::minutes(1)) {
+        ++held;
+        return false;
+    }
+    last = now;
+    held_back = held;
+    held = 0;
+    return true;
+}
 
 ControlServer::~ControlServer() { close(); }
 
@@ -365,6 +378,7 @@ void ControlServer::close() {
     open_ = false;
     std::error_code ec;
     acceptor_.close(ec);
+    accept_retry_.cancel();
     ::unlink(path_.c_str());
     auto sessions = std::move(sessions_);
     sessions_.clear();
@@ -374,17 +388,47 @@ void ControlServer::close() {
 void ControlServer::accept() {
     acceptor_.async_accept([this](std::error_code ec, stream_protocol::socket socket) {
         if (ec == asio::error::operation_aborted || !open_) return;
-        if (!ec) {
-            ++*clients_;
-            auto session = std::make_shared<Session>(*this, std::move(socket));
-            if (*clients_ > kMaxClients) {
-                // Bounded: a client flood cannot exhaust the daemon's descriptors.
-                session.reset();
-            } else {
-                sessions_[session->id()] = session;
-                session->start();
-            }
+        if (ec) {
+            accept_failed(ec);
+            return;
         }
+        ++*clients_;
+        auto session = std::make_shared<Session>(*this, std::move(socket));
+        if (*clients_ > kMaxClients) {
+            // Bounded: a client flood cannot exhaust the daemon's descriptors.
+            session.reset();
+        } else {
+            sessions_[session->id()] = session;
+            session->start();
+        }
+        accept();
+    });
+}
+
+// The connection waits in the listen queue meanwhile; it is taken once the cause is gone.
+void ControlServer::accept_failed(const std::error_code& ec) {
+    // asio's own system category: not comparable with std::errc.
+    auto is = [&](int err) { return ec.category() == asio::error::get_system_category() && ec.value() == err; };
+    std::uint64_t held_back = 0;
+    if (accept_error_log_.allow(held_back)) {
+        std::string what = "control socket: cannot accept a connection (" + ec.message() + "); clients wait, retrying "
+                           "every " + std::to_string(kAcceptRetry.count()) + " ms";
+        const std::string pid = std::to_string(::getpid());
+        if (is(EMFILE)) {
+            rlimit lim{};
+            if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY)
+                what += ". conclaved has all the " + std::to_string(lim.rlim_cur) + " files open it may";
+            what += ": raise its limit (LimitNOFILE= in its systemd unit, or prlimit --pid " + pid +
+                    " --nofile=N:N) or find what holds them in /proc/" + pid + "/fd";
+        } else if (is(ENFILE)) {
+            what += ". The system has all the files open it may: raise fs.file-max or stop what holds them";
+        }
+        if (held_back > 0) what += " (" + std::to_string(held_back) + " more failures since the last message)";
+        log::error(what);
+    }
+    accept_retry_.expires_after(kAcceptRetry);
+    accept_retry_.async_wait([this](std::error_code wait_ec) {
+        if (wait_ec == asio::error::operation_aborted || !open_) return;
         accept();
     });
 }

@@ -25,6 +25,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -117,11 +118,26 @@ public:
 
 private:
     class Session;
+    // At most one log line a minute for a condition that can repeat many times a second (a
+    // descriptor shortage): the log must not become the next problem.
+    struct LogLimiter {
+        std::optional<std::chrono::steady_clock::time_point> last;
+        std::uint64_t held = 0;  // lines held back since the last one written
+        // True when a line may be written now; `held_back` is how many were not, since.
+        bool allow(std::uint64_t& held_back);
+    };
+    // How long accept() waits after an error before it tries again: a descriptor shortage
+    // lasts until some are freed, and retrying at once would spin the protocol thread.
+    static constexpr std::chrono::milliseconds kAcceptRetry{100};
+
     void accept();
+    void accept_failed(const std::error_code& ec);
 
     std::string path_;
     Handler handler_;
     asio::local::stream_protocol::acceptor acceptor_;
+    asio::steady_timer accept_retry_;
+    LogLimiter accept_error_log_;
     // Shared with the sessions, which may outlive the server inside pending handlers.
     std::shared_ptr<std::size_t> clients_ = std::make_shared<std::size_t>(0);
     // Owns every live session: a paused session has no read in flight to keep it alive.

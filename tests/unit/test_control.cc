@@ -1,4 +1,7 @@
 #include <doctest/doctest.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -7,7 +10,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "temp_dir.h"
 #include "conclave/client.h"
@@ -82,6 +88,31 @@ std::string raw_exchange(const std::string& path, const std::string& bytes) {
     }
     ::close(fd);
     return in;
+}
+
+// Everything up to the first newline, or what came before the deadline or the close.
+std::string read_line(int fd, std::chrono::milliseconds within) {
+    const auto deadline = std::chrono::steady_clock::now() + within;
+    std::string in;
+    char buf[4096];
+    while (in.find('\n') == std::string::npos) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        pollfd p{fd, POLLIN, 0};
+        if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        in.append(buf, static_cast<std::size_t>(n));
+    }
+    return in;
+}
+
+// The CPU time a thread has used so far.
+std::chrono::nanoseconds cpu_time(std::thread& t) {
+    clockid_t clock{};
+    REQUIRE(::pthread_getcpuclockid(t.native_handle(), &clock) == 0);
+    timespec ts{};
+    REQUIRE(::clock_gettime(clock, &ts) == 0);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
 }
 
 }  // namespace
@@ -330,6 +361,48 @@ TEST_CASE("control socket: deferred replies come in request order; a gone client
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     CHECK(runtime::control_request(path, json{{"cmd", "still"}}).ok());
+}
+
+TEST_CASE("control socket: out of descriptors, the server retries now and then instead of spinning") {
+    TempDir d;
+    std::string path = d.path + "/control.sock";
+    Served s(path);
+    REQUIRE(s.start().ok());
+    rlimit saved{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    // The client's socket is the lowest free descriptor, so every one below it is in use:
+    // with the limit just above it, the server's accept() finds none free (EMFILE).
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    rlimit low = saved;
+    low.rlim_cur = static_cast<rlim_t>(fd) + 1;
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+    struct Restore {
+        rlimit limit;
+        ~Restore() { ::setrlimit(RLIMIT_NOFILE, &limit); }
+    } restore{saved};
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strcpy(sa.sun_path, path.c_str());
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+
+    // A spinning server thread would use about all of the time (or its share of a busy
+    // machine); one that waits between tries, next to none.
+    const auto cpu_before = cpu_time(s.thread);
+    const auto wall_before = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const auto cpu = cpu_time(s.thread) - cpu_before;
+    const auto wall = std::chrono::steady_clock::now() - wall_before;
+    CHECK_MESSAGE(cpu < wall / 10, "the server thread used " << cpu.count() / 1000000 << " ms of CPU in "
+                                                             << wall.count() / 1000000 << " ms");
+
+    // Descriptors to spare again: the waiting client is taken in and answered.
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    const std::string req = "{\"cmd\":\"after\"}\n";
+    REQUIRE(::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size()));
+    const auto reply = read_line(fd, std::chrono::seconds(5));
+    ::close(fd);
+    CHECK(reply.find("\"after\"") != std::string::npos);
 }
 
 TEST_CASE("base64: round trip, canonical form only") {
