@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "base/thread_name.h"
 #include "node/messages.h"
+#include "runtime/request_fields.h"
 #include "wire/datagram.h"
 #include "wire/totem.h"
 
@@ -83,14 +84,21 @@ json entry_json(const store::EntryInfo& e) {
                 {"ino", e.ino},     {"mtime_us", e.mtime_us}, {"version", e.version}, {"writer", e.writer}};
 }
 
+// A request field that is missing, of the wrong type or out of range
+// (runtime/request_fields.h).
+json invalid_field(const std::string& why) { return errno_reply(EINVAL, why); }
+
+// A file's or directory's mode: permission bits only, the type is the request's.
+constexpr const char* kModeNote = "07777 at most: permission bits";
+
 // A request's path field: present, a string, and valid for a transition.
 std::optional<std::string> path_field(const json& request, const char* key, json& error) {
-    auto it = request.find(key);
-    if (it == request.end() || !it->is_string()) {
-        error = json{{"ok", false}, {"error", std::string("the request needs a \"") + key + "\" string"}};
+    auto field = runtime::required_string(request, key);
+    if (!field) {
+        error = invalid_field(field.error());
         return std::nullopt;
     }
-    std::string p = it->get<std::string>();
+    std::string p(field.value());
     if (!store::valid_path(p)) {
         error = errno_reply(EINVAL, "'" + p + "' is not a valid path (absolute, no '.', '..', '//' or trailing '/', at most " +
                                         std::to_string(store::kMaxPath) + " bytes)");
@@ -856,18 +864,12 @@ json Daemon::cluster_request(const std::string& cmd, const json& request,
                              const std::shared_ptr<runtime::ControlSession>& session) {
     const auto& meta = node_->meta();
     auto invalid = [](const std::string& why) { return errno_reply(EINVAL, why); };
-    auto number = [&](const char* key, std::uint64_t& out) {
-        auto it = request.find(key);
-        if (it == request.end() || !it->is_number_unsigned()) return false;
-        out = it->get<std::uint64_t>();
-        return true;
-    };
     store::Transition t;
 
     if (cmd == "expected") {
-        std::uint64_t n = 0;
-        if (!number("expected", n) || n == 0 || n > 0xffffffffu)
-            return invalid("expected votes are a number from 1 to 4294967295");
+        auto expected = runtime::required_uint(request, "expected", 1, 0xffffffffu, "votes");
+        if (!expected) return invalid(expected.error());
+        const std::uint64_t n = expected.value();
         std::uint64_t tag = next_tag_++;
         waiting_[tag] = Waiting{session, "expected " + std::to_string(n), {}, {}};
         log::warning("operator request: expected votes " + std::to_string(n) + " on this partition "
@@ -880,33 +882,29 @@ json Daemon::cluster_request(const std::string& cmd, const json& request,
         bool q = cmd == "quorum.set";
         const auto& keys = q ? store::quorum_keys() : store::totem_keys();
         const char* what = q ? "quorum option" : "ring setting";
-        auto k = request.find("key");
-        if (k == request.end() || !k->is_string()) return invalid(std::string("a ") + what + " needs a \"key\"");
-        std::string key = k->get<std::string>();
+        auto k = runtime::required_string(request, "key");
+        if (!k) return invalid(k.error());
+        std::string key(k.value());
         const store::SettingKey* sk = find_key(keys, key);
         if (!sk) return invalid("unknown " + std::string(what) + " '" + key + "' (known: " + key_names(keys) + ")");
-        std::uint64_t value = 0;
-        if (!number("value", value)) return invalid(std::string(what) + " " + key + " needs a whole number value");
         std::string range = std::string(what) + " " + key + " is " + (q ? "" : "0 (the default) or ") + bounds_text(*sk);
-        if ((q || value != 0) && (value < sk->min || value > sk->max))
-            return invalid(range + ", not " + std::to_string(value));
+        auto number = runtime::required_uint(request, "value", q ? sk->min : 0, sk->max);
+        if (!number) return invalid(range + ": " + number.error());
+        const std::uint64_t value = number.value();
+        if (!q && value != 0 && value < sk->min) return invalid(range + ", not " + std::to_string(value));
         t.node_name = key;
         t.size = value;
         if (q) {
             t.op = store::Op::quorum_set;
             store::QuorumSettings next = meta.quorum;
             std::vector<std::uint32_t> ids;
-            if (auto n = request.find("nodes"); n != request.end() && !n->is_null()) {
-                if (!n->is_array()) return invalid("\"nodes\" is a list of node ids");
-                for (const auto& id : *n) {
-                    if (!id.is_number_unsigned() || id.get<std::uint64_t>() < config::kMinNodeId ||
-                        id.get<std::uint64_t>() > config::kMaxNodeId)
-                        return invalid("a node id is a number from 1 to " + std::to_string(config::kMaxNodeId));
-                    const auto v = id.get<std::uint32_t>();
-                    if (std::find(ids.begin(), ids.end(), v) != ids.end())
-                        return invalid("node " + std::to_string(v) + " is listed twice; give each node once");
-                    ids.push_back(v);
-                }
+            auto nodes = runtime::optional_uint_list(request, "nodes", config::kMinNodeId, config::kMaxNodeId, "node ids");
+            if (!nodes) return invalid(nodes.error());
+            for (auto id : nodes.value().value_or(std::vector<std::uint64_t>{})) {
+                const auto v = static_cast<std::uint32_t>(id);
+                if (std::find(ids.begin(), ids.end(), v) != ids.end())
+                    return invalid("node " + std::to_string(v) + " is listed twice; give each node once");
+                ids.push_back(v);
             }
             if (key == "auto_tie_breaker" && value == 3) {
                 if (ids.empty() || ids.size() > store::kMaxTieBreakers)
@@ -946,9 +944,18 @@ json Daemon::cluster_request(const std::string& cmd, const json& request,
     }
 
     // node.add / node.remove / node.votes. A node is named by "id" (a number) or "node"
-    // (an id or a name in the node list).
+    // (an id, or a name in the node list, as a string); a name in "node" wins over "id".
+    const std::string id_range = "node ids, conclave.conf's range";
+    auto by_id = runtime::optional_uint(request, "id", config::kMinNodeId, config::kMaxNodeId, id_range);
+    if (!by_id) return invalid(by_id.error());
+    auto n = request.find("node");
+    const bool by_name = n != request.end() && n->is_string();
+    auto by_node = by_name ? Result<std::optional<std::uint64_t>>(std::nullopt)
+                           : runtime::optional_uint(request, "node", config::kMinNodeId, config::kMaxNodeId,
+                                                    "an id; a name is a string");
+    if (!by_node) return invalid(by_node.error());
     std::uint64_t id = 0;
-    if (auto n = request.find("node"); n != request.end() && n->is_string()) {
+    if (by_name) {
         const std::string& name = n->get_ref<const std::string&>();
         bool found = false;
         for (const auto& e : meta.nodes)
@@ -962,9 +969,11 @@ json Daemon::cluster_request(const std::string& cmd, const json& request,
             if (!digits) return errno_reply(ENOENT, "no node named '" + name + "' in the node list");
             id = std::stoull(name);
         }
-    } else if (!number("id", id) && !number("node", id)) {
-        return json{{"ok", false}, {"error", "a node is named by its id (1 to " + std::to_string(config::kMaxNodeId) +
-                                                 ") or its name"}};
+    } else if (by_id.value() || by_node.value()) {
+        id = by_id.value() ? *by_id.value() : *by_node.value();
+    } else {
+        return invalid("a node is named by \"id\" (1 to " + std::to_string(config::kMaxNodeId) +
+                       ") or \"node\" (its id, or its name as a string)");
     }
     // conclave.conf's range: no daemon can run with another id.
     if (id < config::kMinNodeId || id > config::kMaxNodeId)
@@ -973,14 +982,12 @@ json Daemon::cluster_request(const std::string& cmd, const json& request,
     std::string einval;
     if (cmd == "node.add") {
         t.op = store::Op::node_add;
-        auto name = request.find("name");
-        if (name == request.end() || !name->is_string())
-            return json{{"ok", false}, {"error", "node add needs a \"name\" string"}};
+        auto name = runtime::required_string(request, "name");
+        if (!name) return invalid(name.error());
         // conclave.conf's rule for node.name (the node's own config must be able to say
         // it), which also keeps a name from being read as another node's id.
-        if (auto why = config::node_name_problem(name->get_ref<const std::string&>()); !why.empty())
-            return invalid(why);
-        t.node_name = name->get<std::string>();
+        if (auto why = config::node_name_problem(std::string(name.value())); !why.empty()) return invalid(why);
+        t.node_name = std::string(name.value());
         einval = "invalid node id, name or votes";
         if (meta.nodes.size() >= store::kMaxClusterNodes)
             return errno_reply(ENOSPC, "the node list has " + std::to_string(meta.nodes.size()) +
@@ -996,9 +1003,11 @@ json Daemon::cluster_request(const std::string& cmd, const json& request,
                                           ": stop conclaved on it first, then remove it from another node");
     }
     if (cmd != "node.remove") {
-        auto votes = request.find("votes");
-        std::uint64_t v = votes != request.end() && votes->is_number_unsigned() ? votes->get<std::uint64_t>() : 1;
-        if (v == 0 || v > 255) return invalid("votes are 1 to 255");
+        // A node gets one vote unless told otherwise (node.add); node.votes must say.
+        auto votes = runtime::optional_uint(request, "votes", 1, 255);
+        if (!votes) return invalid(votes.error());
+        if (!votes.value() && cmd == "node.votes") return invalid(runtime::required_uint(request, "votes", 1, 255).error());
+        const std::uint64_t v = votes.value().value_or(1);
         t.votes = static_cast<std::uint32_t>(v);
         if (meta.quorum.last_man_standing && v != 1)
             return invalid("last_man_standing needs one vote per node; turn it off first "
@@ -1097,9 +1106,9 @@ json Daemon::handle(const json& request, const std::shared_ptr<runtime::ControlS
     const std::string& cmd = it->get_ref<const std::string&>();
     if (cmd == "status" || cmd == "get" || cmd == "ls" || cmd == "stat") return read_request(cmd, request, session);
     if (cmd == "group.join") {
-        auto g = request.find("group");
-        if (g == request.end() || !g->is_string()) return json{{"ok", false}, {"error", "group.join needs \"group\""}};
-        return groups_.join(g->get<std::string>(), session);
+        auto g = runtime::required_string(request, "group");
+        if (!g) return invalid_field(g.error());
+        return groups_.join(std::string(g.value()), session);
     }
 
     json error;
@@ -1110,22 +1119,25 @@ json Daemon::handle(const json& request, const std::shared_ptr<runtime::ControlS
         t.path = *p;
         if (cmd == "put") {
             t.op = store::Op::write;
-            auto d = request.find("data");
+            auto d = runtime::required_string(request, "data");
+            if (!d) return invalid_field(d.error() + " (the file's bytes in base64)");
             std::string bytes;
-            if (d == request.end() || !d->is_string() || !runtime::base64_decode(d->get_ref<const std::string&>(), bytes))
-                return json{{"ok", false}, {"error", "put needs \"data\" in base64"}};
+            if (!runtime::base64_decode(d.value(), bytes))
+                return invalid_field("data is not base64 (RFC 4648, with padding)");
             t.data.assign(bytes.begin(), bytes.end());
-            if (auto m = request.find("mode"); m != request.end() && m->is_number_unsigned()) {
-                t.mode = m->get<std::uint32_t>() & store::kModeMask;
+            auto mode = runtime::optional_uint(request, "mode", 0, store::kModeMask, kModeNote);
+            if (!mode) return invalid_field(mode.error());
+            if (mode.value()) {
+                t.mode = static_cast<std::uint32_t>(*mode.value());
                 t.flags |= store::kSetMode;
             }
         } else if (cmd == "rm") {
             t.op = store::Op::unlink;
         } else if (cmd == "mkdir") {
             t.op = store::Op::mkdir;
-            t.mode = 0755;
-            if (auto m = request.find("mode"); m != request.end() && m->is_number_unsigned())
-                t.mode = m->get<std::uint32_t>() & store::kModeMask;
+            auto mode = runtime::optional_uint(request, "mode", 0, store::kModeMask, kModeNote);
+            if (!mode) return invalid_field(mode.error());
+            t.mode = static_cast<std::uint32_t>(mode.value().value_or(0755));
         } else {
             t.op = store::Op::rmdir;
         }
@@ -1139,8 +1151,12 @@ json Daemon::handle(const json& request, const std::shared_ptr<runtime::ControlS
         t.op = store::Op::rename;
         t.path = *from;
         t.path2 = *to;
-        if (request.value("no_replace", false)) t.flags |= store::kNoReplace;
-        if (request.value("exchange", false)) t.flags |= store::kExchange;
+        auto no_replace = runtime::optional_bool(request, "no_replace", false);
+        if (!no_replace) return invalid_field(no_replace.error());
+        auto exchange = runtime::optional_bool(request, "exchange", false);
+        if (!exchange) return invalid_field(exchange.error());
+        if (no_replace.value()) t.flags |= store::kNoReplace;
+        if (exchange.value()) t.flags |= store::kExchange;
         return submit_request(std::move(t), session, "mv " + *from + " " + *to);
     }
     if (cmd == "create") {

@@ -65,7 +65,7 @@ ctl rm /etc/a && ctl rmdir /etc || fail "rm, rmdir"
 
 # The node list.
 expect 1 "File exists (a node with this id or name is in the node list already)" ctl node add node1 --id 5
-expect 1 "votes are 1 to 255" ctl node add node9 --id 9 --votes 300
+expect 1 "votes must be an integer 1..255" ctl node add node9 --id 9 --votes 300
 # Adding a node that is not running takes quorum away at once (1 of 2 votes): the add is
 # applied; its answer may not come (the ack waits for a quorate ring), hence the timeout.
 ctl --timeout 3 node add node2 --id 2 2> "$work/err" ||

@@ -18,6 +18,7 @@
 #include "temp_dir.h"
 #include "conclave/client.h"
 #include "runtime/control.h"
+#include "runtime/request_fields.h"
 
 using namespace conclave;
 using nlohmann::json;
@@ -403,6 +404,46 @@ TEST_CASE("control socket: out of descriptors, the server retries now and then i
     const auto reply = read_line(fd, std::chrono::seconds(5));
     ::close(fd);
     CHECK(reply.find("\"after\"") != std::string::npos);
+}
+
+TEST_CASE("request fields: the wrong type or range is an error naming the field, absent or null the default") {
+    const json req = json::parse(R"({"votes":3,"neg":-3,"text":"7","real":2.5,"big":4294968740,"yes":true,
+                                     "none":null,"obj":{"x":1},"list":[1,2],"bad_list":[1,"2"]})");
+    auto votes = runtime::optional_uint(req, "votes", 1, 255);
+    REQUIRE(votes.ok());
+    CHECK(votes.value() == std::optional<std::uint64_t>(3));
+    CHECK_FALSE(runtime::optional_uint(req, "absent", 1, 255).value().has_value());
+    CHECK_FALSE(runtime::optional_uint(req, "none", 1, 255).value().has_value());
+    auto error = [&](auto r) { return r.ok() ? std::string("ok") : r.error(); };
+    CHECK(error(runtime::optional_uint(req, "neg", 1, 255)) == "neg must be an integer 1..255, not -3");
+    CHECK(error(runtime::optional_uint(req, "text", 1, 255)) == "text must be an integer 1..255, not a string");
+    CHECK(error(runtime::optional_uint(req, "real", 1, 255)) == "real must be an integer 1..255, not 2.5");
+    CHECK(error(runtime::optional_uint(req, "yes", 1, 255)) == "yes must be an integer 1..255, not true");
+    CHECK(error(runtime::optional_uint(req, "obj", 0, 07777, "permission bits")) ==
+          "obj must be an integer 0..4095 (permission bits), not an object");
+    CHECK(error(runtime::optional_uint(req, "big", 0, 07777)) == "big must be an integer 0..4095, not 4294968740");
+    CHECK(error(runtime::required_uint(req, "absent", 1, 2)) == "the request needs \"absent\", an integer 1..2");
+    CHECK(error(runtime::required_uint(req, "none", 1, 2)) == "the request needs \"none\", an integer 1..2");
+    CHECK(runtime::required_uint(req, "big", 0, UINT64_MAX).value() == 4294968740u);
+
+    CHECK(runtime::optional_bool(req, "yes", false).value() == true);
+    CHECK(runtime::optional_bool(req, "absent", true).value() == true);
+    CHECK(runtime::optional_bool(req, "none", false).value() == false);
+    CHECK(error(runtime::optional_bool(req, "votes", false)) == "votes must be true or false, not 3");
+    CHECK(error(runtime::optional_bool(req, "text", false)) == "text must be true or false, not a string");
+
+    CHECK(runtime::required_string(req, "text").value() == "7");
+    CHECK_FALSE(runtime::optional_string(req, "none").value().has_value());
+    CHECK(error(runtime::required_string(req, "list")) == "list must be a string, not a list");
+    CHECK(error(runtime::required_string(req, "absent")) == "the request needs \"absent\", a string");
+
+    CHECK(runtime::optional_uint_list(req, "list", 1, 9).value() == std::vector<std::uint64_t>{1, 2});
+    CHECK_FALSE(runtime::optional_uint_list(req, "none", 1, 9).value().has_value());
+    CHECK(error(runtime::optional_uint_list(req, "bad_list", 1, 9)) ==
+          "bad_list must be a list of integers 1..9, not one that holds a string");
+    CHECK(error(runtime::optional_uint_list(req, "list", 2, 9)) ==
+          "list must be a list of integers 2..9, not one that holds 1");
+    CHECK(error(runtime::optional_uint_list(req, "votes", 1, 9)) == "votes must be a list of integers 1..9, not 3");
 }
 
 TEST_CASE("base64: round trip, canonical form only") {
