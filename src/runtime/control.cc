@@ -392,17 +392,38 @@ void ControlServer::accept() {
             accept_failed(ec);
             return;
         }
-        ++*clients_;
-        auto session = std::make_shared<Session>(*this, std::move(socket));
-        if (*clients_ > kMaxClients) {
-            // Bounded: a client flood cannot exhaust the daemon's descriptors.
-            session.reset();
+        if (*clients_ >= kMaxClients) {
+            turn_away(std::move(socket));
         } else {
+            ++*clients_;
+            auto session = std::make_shared<Session>(*this, std::move(socket));
             sessions_[session->id()] = session;
             session->start();
         }
         accept();
     });
+}
+
+// Bounded: a client flood cannot exhaust the daemon's descriptors. The client is told why
+// at once, not after its request is read, which would hold the descriptor as long as it
+// liked; one short line into the new socket's empty buffer does not block.
+void ControlServer::turn_away(stream_protocol::socket socket) {
+    const std::string connected = std::to_string(*clients_);
+    const std::string line =
+        error_reply("conclaved serves at most " + std::to_string(kMaxClients) + " clients at once (" + connected +
+                    " connected); wait for one to finish and try again")
+            .dump() +
+        "\n";
+    (void)::send(socket.native_handle(), line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    std::error_code ignore;
+    socket.close(ignore);
+    std::uint64_t held_back = 0;
+    if (client_limit_log_.allow(held_back))
+        log::warning("control socket: turned a client away: " + connected + " are connected, the most conclaved serves "
+                     "at once. Look for clients that keep connections open (process-group clients, conclavectl watch, "
+                     "scripts)" +
+                     (held_back > 0 ? " (" + std::to_string(held_back) + " more turned away since the last message)"
+                                    : std::string()));
 }
 
 // The connection waits in the listen queue meanwhile; it is taken once the cause is gone.

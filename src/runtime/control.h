@@ -40,6 +40,7 @@ inline constexpr const char* kDefaultControlSocket = "/run/conclave/control.sock
 inline constexpr const char* kControlSocketEnv = "CONCLAVE_SOCKET";
 // Room for a file at the default 1 MiB limit in base64 plus the request around it.
 inline constexpr std::size_t kMaxRequest = 4u << 20;
+// More connections at once are answered with an error line and closed.
 inline constexpr std::size_t kMaxClients = 64;
 
 // One client connection, as the request handler sees it. A process-group client asks to
@@ -119,7 +120,7 @@ public:
 private:
     class Session;
     // At most one log line a minute for a condition that can repeat many times a second (a
-    // descriptor shortage): the log must not become the next problem.
+    // client flood, a descriptor shortage): the log must not become the next problem.
     struct LogLimiter {
         std::optional<std::chrono::steady_clock::time_point> last;
         std::uint64_t held = 0;  // lines held back since the last one written
@@ -132,12 +133,14 @@ private:
 
     void accept();
     void accept_failed(const std::error_code& ec);
+    void turn_away(asio::local::stream_protocol::socket socket);
 
     std::string path_;
     Handler handler_;
     asio::local::stream_protocol::acceptor acceptor_;
     asio::steady_timer accept_retry_;
     LogLimiter accept_error_log_;
+    LogLimiter client_limit_log_;
     // Shared with the sessions, which may outlive the server inside pending handlers.
     std::shared_ptr<std::size_t> clients_ = std::make_shared<std::size_t>(0);
     // Owns every live session: a paused session has no read in flight to keep it alive.

@@ -105,4 +105,23 @@ sys.exit(1 if failures else 0)
 PY
 ! grep -q "internal error\|control request failed" "$d/log" || fail "a request hit a handler exception: $(grep error "$d/log")"
 
+# At most 64 clients at once: the 65th is told so, and conclavectl shows what it was told.
+python3 - "$d/control.sock" "$ctl" > "$d/out" 2>&1 <<'PY' || fail "client limit: $(cat "$d/out")"
+import socket, subprocess, sys
+held = []
+for i in range(64):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    s.sendall(b'{"cmd":"no.such"}\n')  # answered: the daemon holds this connection
+    if b"unknown command" not in s.makefile("rb").readline():
+        sys.exit("connection %d not answered" % i)
+    held.append(s)
+r = subprocess.run([sys.argv[2], "-s", sys.argv[1], "status"], capture_output=True, text=True, timeout=30)
+if r.returncode != 1 or "conclaved serves at most 64 clients at once (64 connected)" not in r.stderr:
+    sys.exit("conclavectl status with 64 clients connected: exit %d: %s" % (r.returncode, r.stderr))
+for s in held:
+    s.close()
+PY
+grep -q "turned a client away: 64 are connected" "$d/log" || fail "the client limit was not logged"
+wait_for status_answers || fail "no status answer after the clients left"
 echo "conclaved requests: ok"

@@ -91,6 +91,17 @@ std::string raw_exchange(const std::string& path, const std::string& bytes) {
     return in;
 }
 
+// A connected client socket (blocking).
+int connect_to(const std::string& path) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strcpy(sa.sun_path, path.c_str());
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    return fd;
+}
+
 // Everything up to the first newline, or what came before the deadline or the close.
 std::string read_line(int fd, std::chrono::milliseconds within) {
     const auto deadline = std::chrono::steady_clock::now() + within;
@@ -152,6 +163,44 @@ TEST_CASE("control socket: request and reply, bad requests answered, not fatal")
         REQUIRE_FALSE(st.ok());
         CHECK(st.error().find("another daemon answers") != std::string::npos);
     }
+}
+
+TEST_CASE("control socket: a client over the limit is answered why, and one can connect again once one leaves") {
+    TempDir d;
+    std::string path = d.path + "/control.sock";
+    Served s(path);
+    REQUIRE(s.start().ok());
+    std::vector<int> clients;
+    for (std::size_t i = 0; i < runtime::kMaxClients; ++i) {
+        int fd = connect_to(path);
+        clients.push_back(fd);
+        // Answered: the server holds it (counted) before the next one comes.
+        const std::string req = "{\"n\":" + std::to_string(i) + "}\n";
+        REQUIRE(::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size()));
+        REQUIRE(read_line(fd, std::chrono::seconds(5)).find("\"ok\":true") != std::string::npos);
+    }
+    auto over = runtime::control_request(path, json{{"cmd", "status"}});
+    REQUIRE_MESSAGE(over.ok(), over.error());
+    CHECK(over.value()["ok"] == false);
+    CHECK_MESSAGE(over.value().value("error", "").find("serves at most 64 clients at once (64 connected)") !=
+                      std::string::npos,
+                  over.value().dump());
+    // Turned away without reading: the line is there even for one that only connected.
+    int idle = connect_to(path);
+    CHECK(read_line(idle, std::chrono::seconds(5)).find("at most 64 clients") != std::string::npos);
+    ::close(idle);
+
+    ::close(clients.back());
+    clients.pop_back();
+    bool served = false;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!served && std::chrono::steady_clock::now() < deadline) {
+        auto r = runtime::control_request(path, json{{"cmd", "again"}});
+        served = r.ok() && r.value()["ok"] == true;
+        if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK(served);
+    for (int fd : clients) ::close(fd);
 }
 
 TEST_CASE("control socket: a stale socket file is replaced, a dead daemon is reported") {
