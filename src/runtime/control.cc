@@ -23,6 +23,28 @@ namespace {
 
 json error_reply(const std::string& msg) { return json{{"ok", false}, {"error", msg}}; }
 
+// The full parser, for what parse_flat_object() declines. Empty when `text` is one JSON
+// value, else why not: the parser's reason, without its exception prefix and the text it
+// last read (which may be megabytes, and need not be UTF-8).
+std::string parse_json(const std::string& text, json& out) {
+    // nlohmann's parser takes a NUL byte for the end of the input: what follows would be
+    // ignored, and a request carried out that is not the one sent. (parse_flat_object()
+    // declines any NUL byte.)
+    if (auto nul = text.find('\0'); nul != std::string::npos)
+        return "a NUL byte at offset " + std::to_string(nul);
+    try {
+        out = json::parse(text);
+        return {};
+    } catch (const json::exception& e) {
+        std::string why = e.what();
+        if (why.starts_with("[json.exception.")) why.erase(0, why.find("] ") + 2);
+        if (auto last = why.find("; last read:"); last != std::string::npos) why.erase(last);
+        constexpr std::size_t kMaxReason = 200;
+        if (why.size() > kMaxReason) why = why.substr(0, kMaxReason) + "...";
+        return why;
+    }
+}
+
 bool fill_sockaddr(const std::string& path, sockaddr_un& sa) {
     if (path.size() >= sizeof sa.sun_path) return false;
     std::memset(&sa, 0, sizeof sa);
@@ -137,8 +159,13 @@ private:
             return;
         }
         json req;
-        if (!parse_flat_object(line, req)) req = json::parse(line, nullptr, /*allow_exceptions=*/false);
-        if (req.is_discarded() || !req.is_object()) {
+        if (!parse_flat_object(line, req)) {
+            if (auto why = parse_json(line, req); !why.empty()) {
+                reply_and_close(error_reply("request is not valid JSON (" + why + ")"));
+                return;
+            }
+        }
+        if (!req.is_object()) {
             reply_and_close(error_reply("request is not a JSON object"));
             return;
         }

@@ -13,8 +13,8 @@
 //
 // Only root may talk to it: the server checks the peer's credentials (SO_PEERCRED) on
 // every connection, whatever the socket file's mode says. A request line longer than
-// kMaxRequest, or one that is not a JSON object, gets an error reply and the
-// connection is closed; the daemon carries on.
+// kMaxRequest, one that is not valid JSON (a NUL byte included) or not a JSON object gets
+// an error reply and the connection is closed; the daemon carries on.
 #pragma once
 
 #include <asio.hpp>

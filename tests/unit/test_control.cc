@@ -140,7 +140,7 @@ TEST_CASE("control socket: request and reply, bad requests answered, not fatal")
     CHECK(r.value()["ok"] == true);
     CHECK(r.value()["echo"]["n"] == 1);
 
-    CHECK(raw_exchange(path, "not json\n").find("not a JSON object") != std::string::npos);
+    CHECK(raw_exchange(path, "not json\n").find("not valid JSON") != std::string::npos);
     CHECK(raw_exchange(path, "[1,2]\n").find("not a JSON object") != std::string::npos);
     CHECK(raw_exchange(path, std::string(runtime::kMaxRequest + 10, 'x')).find("longer than 4 MiB") !=
           std::string::npos);
@@ -163,6 +163,28 @@ TEST_CASE("control socket: request and reply, bad requests answered, not fatal")
         REQUIRE_FALSE(st.ok());
         CHECK(st.error().find("another daemon answers") != std::string::npos);
     }
+}
+
+TEST_CASE("control socket: a request that is not valid JSON is refused with the parser's reason") {
+    TempDir d;
+    std::string path = d.path + "/control.sock";
+    Served s(path);
+    REQUIRE(s.start().ok());
+    // A lone surrogate: valid JSON syntax, but no character; the reason, not "not an object".
+    auto surrogate = raw_exchange(path, "{\"cmd\":\"x\",\"p\":\"\\ud800\"}\n");
+    CHECK_MESSAGE(surrogate.find("not valid JSON") != std::string::npos, surrogate);
+    CHECK_MESSAGE(surrogate.find("surrogate") != std::string::npos, surrogate);
+    CHECK_MESSAGE(surrogate.find("last read") == std::string::npos, surrogate);  // short: not the text read
+    CHECK(surrogate.find("json.exception") == std::string::npos);
+
+    // Anything after a NUL byte would be ignored by the parser: refused, not carried out.
+    using namespace std::string_literals;
+    for (const auto& line : {"{\"cmd\":\"put\"}\0GARBAGE\n"s, "{\"cmd\":\"put\"}\0\n"s, "{\"cmd\":\"p\0ut\"}\n"s}) {
+        auto reply = raw_exchange(path, line);
+        CHECK_MESSAGE(reply.find("not valid JSON (a NUL byte at offset ") != std::string::npos, reply);
+        CHECK_MESSAGE(reply.find("echo") == std::string::npos, reply);
+    }
+    CHECK(runtime::control_request(path, json{{"cmd", "still"}}).ok());
 }
 
 TEST_CASE("control socket: a client over the limit is answered why, and one can connect again once one leaves") {
