@@ -222,11 +222,13 @@ void Node::on_delivery(const totem::Delivery& d) {
 
 void Node::on_config(const totem::ConfigChange& c) {
     members_ = c.members;
-    epoch_ = c.ring_id.seq;
     if (c.kind == totem::ConfigChange::Kind::transitional) {
         // The old ring's remaining messages are delivered in the transitional
         // configuration: every member of it delivers the same ones (EVS), so it may apply
-        // them if it is quorate on its own.
+        // them if it is quorate on its own. They keep the old ring's epoch: a member that
+        // delivered one of them in the regular configuration applied it in that epoch,
+        // and one transition must hash alike everywhere, or a sync takes the two copies
+        // for forked histories (and reports a change that every node has as replaced).
         transitional_ = true;
         if (phase_ == Phase::synced && !awaiting_install_)
             evaluate_quorum("transitional configuration");
@@ -235,6 +237,7 @@ void Node::on_config(const totem::ConfigChange& c) {
         return;
     }
     transitional_ = false;
+    epoch_ = c.ring_id.seq;
     ring_ = RingRef{c.ring_id.rep, c.ring_id.seq};
     phase_ = Phase::syncing;
     quorate_ = false;
@@ -428,9 +431,13 @@ void Node::on_job_done(JobResult r) {
                         " from node " + std::to_string(t->origin) + ")";
             }
             if (in->discarded.size() > 8) what += ", ...";
-            log("sync: this node's history had forked from the cluster's (an expected-votes override or a two_node "
-                "split); " + std::to_string(in->discarded.size()) +
-                " change(s) made on this side are not in the cluster's history and were replaced: " + what);
+            // Acknowledged ones only where two partitions could write (an override, a
+            // two_node split); otherwise changes that a quorate ring applied here while
+            // the rest went on without them, never acknowledged (DESIGN.md §6).
+            log("sync: this node's history had forked from the cluster's; " + std::to_string(in->discarded.size()) +
+                " change(s) made on this side are not in the cluster's history and were replaced (see "
+                "discarded.log; a client was told of their success only if an expected-votes override or a "
+                "two_node split let two partitions write): " + what);
             effects_.discarded = in->discarded;
         }
         if (awaiting_install_) {

@@ -253,7 +253,7 @@ private:
     std::vector<NodeId> members_;
     bool transitional_ = false;
     bool quorate_ = false;             // the current (regular or transitional) configuration
-    std::uint64_t epoch_ = 0;          // ring seq of the current configuration
+    std::uint64_t epoch_ = 0;          // ring seq of the last regular configuration
 
     // Sync of ring_.
     bool sync_state_sent_ = false;
