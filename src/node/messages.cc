@@ -47,7 +47,9 @@ void encode_body(wire::Writer& w, wire::Bytes&, const MsgSyncState& m) {
     put_head(w, m.head);
     store::encode_meta(m.meta, w);
     w.u8(m.all_seen ? 1 : 0);
-    w.u32(m.lms_expected);
+    w.u64(m.lms_seq);
+    w.u32(static_cast<std::uint32_t>(m.lms_members.size()));
+    for (std::uint32_t id : m.lms_members) w.u32(id);
     w.u32(m.override_expected);
 }
 void encode_body(wire::Writer& w, wire::Bytes&, const MsgExpected& m) {
@@ -164,9 +166,19 @@ std::optional<Message> decode(wire::ByteView bytes) {
             if (!store::decode_meta(r, s.meta)) return std::nullopt;
             std::uint8_t all_seen = 0;
             r.u8(all_seen);
-            r.u32(s.lms_expected);
+            r.u64(s.lms_seq);
+            std::uint32_t count = 0;
+            r.u32(count);
+            // Each id takes 4 bytes: a count the rest cannot hold is malformed (and never
+            // allocates for it).
+            if (!r.ok() || count > r.remaining() / 4) return std::nullopt;
+            s.lms_members.resize(count);
+            for (auto& id : s.lms_members) r.u32(id);
             r.u32(s.override_expected);
             if (all_seen > 1) return std::nullopt;
+            // Ascending and distinct, so that decoding is canonical.
+            for (std::size_t i = 1; i < s.lms_members.size(); ++i)
+                if (s.lms_members[i] <= s.lms_members[i - 1]) return std::nullopt;
             s.all_seen = all_seen == 1;
             m = std::move(s);
             break;

@@ -3,8 +3,9 @@
 // the decoder is a fuzz target.
 //   u8 kind = 2 (state), u8 type (1..6 in this order), body
 //     TRANSITION  encoded store::Transition
-//     SYNC_STATE  ring, head, meta, u8 all_seen, u32 lms_expected, u32 override (each member, after a
-//                 regular configuration, once its own applies are durable)
+//     SYNC_STATE  ring, head, meta, u8 all_seen, u64 lms_seq, u32 count, count x u32 lms member
+//                 (ascending), u32 override (each member, after a regular configuration,
+//                 once its own applies are durable)
 //     SYNC_PLAN   ring, u32 source, head, u32 count, count x (u32 node, u8 action)
 //     SYNC_LOG    ring, u32 count, count x (u64 epoch, u64 version, 32 hash, i32 err,
 //                 u32 length, transition bytes)
@@ -50,7 +51,8 @@ struct MsgSyncState {
     // The member's part of votequorum's state the configuration must agree on
     // (quorum::Votequorum::Agreed).
     bool all_seen = false;
-    std::uint32_t lms_expected = 0;
+    std::vector<std::uint32_t> lms_members;
+    std::uint64_t lms_seq = 0;
     std::uint32_t override_expected = 0;
 };
 struct MsgSyncPlan {

@@ -164,7 +164,7 @@ void Node::evaluate_quorum(const char* why) {
     const bool before = quorate_;
     const bool override_before = vq_.agreed().override_expected != 0;
     vq_.set_options(quorum_options(meta_.quorum));
-    const quorum::Status& st = vq_.update(quorum_nodes(meta_), members_, 0);
+    const quorum::Status& st = vq_.update(quorum_nodes(meta_), members_, 0, ring_.seq);
     if (override_before && !st.flags.override_expected)
         log("the expected-votes override ended: every node of the node list is present again (" +
             std::to_string(st.total_votes) + " of " + std::to_string(st.configured_expected) + " votes)");
@@ -238,6 +238,7 @@ void Node::on_config(const totem::ConfigChange& c) {
     }
     transitional_ = false;
     epoch_ = c.ring_id.seq;
+    ring_members_ = c.members;
     ring_ = RingRef{c.ring_id.rep, c.ring_id.seq};
     phase_ = Phase::syncing;
     quorate_ = false;
@@ -320,8 +321,11 @@ void Node::on_lms_timer() {
 }
 
 void Node::on_lms(NodeId from, MsgLms m) {
-    if (!(m.ring == ring_) || phase_ != Phase::synced || transitional_) return;
-    const auto& st = vq_.lower_expected(m.expected, 0);
+    // Also in the transitional configuration after that ring: every member of the ring
+    // delivers it (EVS), in the regular configuration or in this one, and all of them
+    // must take it, or they would disagree on the set whose votes count.
+    if (!(m.ring == ring_) || phase_ != Phase::synced) return;
+    const auto& st = vq_.lower_expected(m.expected, ring_members_, ring_.seq, 0);
     quorate_ = st.quorate;
     log("last_man_standing: expected votes lowered to " + std::to_string(st.expected_votes) + " (by node " +
         std::to_string(from) + " after the window)");
@@ -476,7 +480,8 @@ void Node::maybe_send_sync_state() {
     const auto a = vq_.agreed();
     MsgSyncState m{ring_, durable_, meta_};
     m.all_seen = a.all_seen;
-    m.lms_expected = a.lms_expected;
+    m.lms_members = a.lms_members;
+    m.lms_seq = a.lms_seq;
     m.override_expected = a.override_expected;
     send(m);
 }
@@ -672,7 +677,7 @@ void Node::finish_sync(const store::Head& head, const store::Meta& meta) {
     // The members' votequorum states, merged: every member starts this configuration with
     // the same one, so they all make the same apply decisions.
     std::vector<quorum::Votequorum::Agreed> agreed;
-    for (const auto& [id, st] : states_) agreed.push_back({st.all_seen, st.lms_expected, st.override_expected});
+    for (const auto& [id, st] : states_) agreed.push_back({st.all_seen, st.lms_members, st.lms_seq, st.override_expected});
     vq_.restore(quorum::Votequorum::merge(agreed));
     evaluate_quorum("synced");
     const auto& q = vq_.status();

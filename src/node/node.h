@@ -254,6 +254,7 @@ private:
     bool transitional_ = false;
     bool quorate_ = false;             // the current (regular or transitional) configuration
     std::uint64_t epoch_ = 0;          // ring seq of the last regular configuration
+    std::vector<NodeId> ring_members_;  // its members
 
     // Sync of ring_.
     bool sync_state_sent_ = false;

@@ -47,9 +47,11 @@ bool Votequorum::holds_tie_breaker() const {
     return contains(members_, tb);
 }
 
-Status Votequorum::update(const std::vector<Node>& node_list, const std::vector<NodeId>& members, Micros now) {
+Status Votequorum::update(const std::vector<Node>& node_list, const std::vector<NodeId>& members, Micros now,
+                          std::uint64_t ring_seq) {
     node_list_ = node_list;
     members_ = members;
+    if (ring_seq) ring_seq_ = ring_seq;
     return compute(now);
 }
 
@@ -57,10 +59,23 @@ Status Votequorum::on_timer(Micros now) {
     if (lms_deadline_ && now >= *lms_deadline_) {
         // The window passed with the partition still quorate: what is here is the cluster.
         lms_deadline_.reset();
-        std::uint32_t total = status_.total_votes;
-        if (status_.quorate && total < status_.expected_votes) lms_expected_ = total;
+        if (status_.quorate && status_.total_votes < status_.expected_votes) set_lms(members_);
     }
     return compute(now);
+}
+
+// The set becomes the given nodes that count now: those of the set in force, or of the
+// node list.
+void Votequorum::set_lms(const std::vector<NodeId>& counted) {
+    std::vector<NodeId> next;
+    for (const auto& n : node_list_) {
+        if (!contains(counted, n.id)) continue;
+        if (!lms_members_.empty() && !contains(lms_members_, n.id)) continue;
+        next.push_back(n.id);
+    }
+    std::sort(next.begin(), next.end());
+    lms_members_ = std::move(next);
+    lms_seq_ = ring_seq_;
 }
 
 std::optional<std::string> Votequorum::set_expected(std::uint32_t expected) {
@@ -82,12 +97,13 @@ std::optional<std::string> Votequorum::set_expected(std::uint32_t expected) {
 }
 
 Votequorum::Agreed Votequorum::agreed() const {
-    return Agreed{all_seen_, lms_expected_.value_or(0), override_.value_or(0)};
+    return Agreed{all_seen_, lms_members_, lms_seq_, override_.value_or(0)};
 }
 
 void Votequorum::restore(const Agreed& a) {
     all_seen_ = a.all_seen;
-    lms_expected_ = a.lms_expected ? std::optional<std::uint32_t>(a.lms_expected) : std::nullopt;
+    lms_members_ = a.lms_members;
+    lms_seq_ = a.lms_seq;
     override_ = a.override_expected ? std::optional<std::uint32_t>(a.override_expected) : std::nullopt;
     status_.quorate = false;  // a fresh configuration: losing quorum is judged from here
 }
@@ -96,36 +112,72 @@ Votequorum::Agreed Votequorum::merge(const std::vector<Agreed>& members) {
     Agreed m;
     for (const auto& a : members) {
         m.all_seen = m.all_seen || a.all_seen;
-        if (a.lms_expected && (!m.lms_expected || a.lms_expected < m.lms_expected)) m.lms_expected = a.lms_expected;
+        // The newest set: the one a later quorate configuration made (ring seqs grow from
+        // one such configuration to the next, which share a member). A tie between
+        // different sets is not expected; the larger one decides it, alike everywhere.
+        if (a.lms_seq > m.lms_seq || (a.lms_seq == m.lms_seq && a.lms_members > m.lms_members)) {
+            m.lms_members = a.lms_members;
+            m.lms_seq = a.lms_seq;
+        }
         if (a.override_expected && (!m.override_expected || a.override_expected < m.override_expected))
             m.override_expected = a.override_expected;
     }
     return m;
 }
 
-Status Votequorum::lower_expected(std::uint32_t expected, Micros now) {
+Status Votequorum::lower_expected(std::uint32_t expected, const std::vector<NodeId>& ring_members,
+                                  std::uint64_t ring_seq, Micros now) {
     lms_deadline_.reset();
-    if (options_.last_man_standing && expected >= 1 && expected < status_.expected_votes) lms_expected_ = expected;
+    if (ring_seq) ring_seq_ = ring_seq;
+    if (options_.last_man_standing && expected >= 1 && expected < status_.expected_votes) set_lms(ring_members);
     return compute(now);
 }
 
 Status Votequorum::compute(Micros now) {
     last_now_ = now;
     Status s;
+    std::uint32_t present = 0;  // votes of the members
     for (const auto& n : node_list_) {
         s.configured_expected += n.votes;
-        if (contains(members_, n.id)) s.total_votes += n.votes;
+        if (contains(members_, n.id)) present += n.votes;
     }
     bool two_node = options_.two_node && node_list_.size() == 2;
     bool wait_for_all = options_.wait_for_all || two_node;
 
     // An override lasts until the whole node list is back.
-    if (override_ && s.total_votes >= s.configured_expected) override_.reset();
-    // Returning members raise a lowered expected again, up to the configured value.
-    if (lms_expected_ && s.total_votes > *lms_expected_) lms_expected_ = s.total_votes;
-    if (lms_expected_ && *lms_expected_ >= s.configured_expected) lms_expected_.reset();
+    if (override_ && present >= s.configured_expected) override_.reset();
 
-    s.expected_votes = override_ ? *override_ : lms_expected_ ? *lms_expected_ : s.configured_expected;
+    // last_man_standing's set (see lower_expected): only its members' votes count.
+    std::uint32_t set_votes = 0, set_present = 0;
+    auto count_set = [&] {
+        set_votes = set_present = 0;
+        for (const auto& n : node_list_) {
+            if (!contains(lms_members_, n.id)) continue;
+            set_votes += n.votes;
+            if (contains(members_, n.id)) set_present += n.votes;
+        }
+    };
+    if (!lms_members_.empty()) {
+        count_set();
+        const bool majority = set_present * 2 > set_votes ||
+                              (options_.auto_tie_breaker != TieBreaker::off && set_votes % 2 == 0 &&
+                               set_present * 2 == set_votes && holds_tie_breaker());
+        if (present >= s.configured_expected || set_votes == 0) {
+            // Everyone is back (or the set's nodes left the node list): the node list's
+            // votes again.
+            lms_members_.clear();
+            lms_seq_ = ring_seq_;
+        } else if (majority && present > set_present) {
+            // Members coming back to a partition that holds a majority of the set raise
+            // expected votes again: they join the set.
+            lms_members_.clear();
+            set_lms(members_);
+            count_set();
+        }
+    }
+    const bool lms = !lms_members_.empty() && !override_;
+    s.total_votes = lms ? set_present : present;
+    s.expected_votes = override_ ? *override_ : lms ? set_votes : s.configured_expected;
     if (s.total_votes > s.expected_votes) s.expected_votes = s.total_votes;
     s.highest_expected = s.configured_expected;
     s.quorum = two_node ? 1 : s.expected_votes / 2 + 1;
@@ -141,9 +193,9 @@ Status Votequorum::compute(Micros now) {
         // so that an override is the way back for a cluster whose missing nodes are gone
         // for good (a two_node cluster restarted without its peer).
         const std::uint32_t all = override_ ? *override_ : s.configured_expected;
-        if (s.total_votes >= all && all > 0) all_seen_ = true;
+        if (present >= all && all > 0) all_seen_ = true;
         // Losing quorum arms wait_for_all again (votequorum).
-        if (!quorate && status_.quorate) all_seen_ = s.total_votes >= all;
+        if (!quorate && status_.quorate) all_seen_ = present >= all;
         if (!all_seen_) {
             s.waiting_for_all = quorate;
             quorate = false;

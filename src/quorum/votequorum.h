@@ -78,9 +78,12 @@ class Votequorum {
 public:
     explicit Votequorum(Options options) : options_(std::move(options)) {}
 
-    // The node list (replicated state) or the ring membership changed.
-    Status update(const std::vector<Node>& node_list, const std::vector<NodeId>& members, Micros now);
-    // The last_man_standing window timer fired.
+    // The node list (replicated state) or the ring membership changed. `ring_seq`: the
+    // regular configuration's ring seq, which dates a change of last_man_standing's set.
+    Status update(const std::vector<Node>& node_list, const std::vector<NodeId>& members, Micros now,
+                  std::uint64_t ring_seq = 0);
+    // The last_man_standing window timer fired (lowers at once; the node agrees on it
+    // through the ring instead, lower_expected()).
     Status on_timer(Micros now);
     // `conclavectl expected N`: lowers expected votes on this partition. Refused (with the
     // reason) below the current total votes, above the configured expected votes, and
@@ -96,7 +99,10 @@ public:
     // member carries its own in its sync state; the configuration uses merge() of all.
     struct Agreed {
         bool all_seen = false;               // wait_for_all satisfied
-        std::uint32_t lms_expected = 0;      // last_man_standing's lowered expected (0: none)
+        // last_man_standing: the nodes whose votes make the expected votes since the last
+        // lowering or raise (empty: the node list's), and the ring seq that set it.
+        std::vector<NodeId> lms_members;
+        std::uint64_t lms_seq = 0;
         std::uint32_t override_expected = 0; // `conclavectl expected` in force (0: none)
         bool operator==(const Agreed&) const = default;
     };
@@ -104,21 +110,36 @@ public:
     // Replaces the agreed part (call update() afterwards).
     void restore(const Agreed& a);
     // all_seen if any member has seen everyone (a configuration with a member from a
-    // running cluster is not a fresh start); the lowest lowered expected and override.
+    // running cluster is not a fresh start); the lowest override; the newest
+    // last_man_standing set (the highest ring seq).
     static Agreed merge(const std::vector<Agreed>& members);
-    // last_man_standing's window passed: lower expected to the votes present, agreed by
-    // all members at the same point of the total order.
-    Status lower_expected(std::uint32_t expected, Micros now);
+    // last_man_standing's window passed in the regular configuration of ring `ring_seq`,
+    // whose members were `ring_members`: expected votes become the votes of those that
+    // count, agreed by all of them at the same point of the total order (also a member
+    // that delivers it in the transitional configuration after that ring).
+    //
+    // Why a set and not just a number (Corosync keeps a number): with {1,2,3} of 5 left
+    // and the window passed, expected is 3; if {1,2} and {3,4,5} then split, {1,2} holds
+    // 2 of 3 and {3,4,5} 3 of the node list's 5, and both would be quorate. With the set,
+    // only votes of its members count while it is in force: {3,4,5} holds 1 of {1,2,3}.
+    // A partition that holds a majority of the set and more nodes makes them the set
+    // (a raise); the whole node list present ends it. Each new set thus overlaps a
+    // majority of the one before, and at most one partition is quorate at a time.
+    Status lower_expected(std::uint32_t expected, const std::vector<NodeId>& ring_members, std::uint64_t ring_seq,
+                          Micros now);
 
 private:
     Status compute(Micros now);
+    void set_lms(const std::vector<NodeId>& counted);
     bool holds_tie_breaker() const;
 
     Options options_;
     std::vector<Node> node_list_;
     std::vector<NodeId> members_;
     bool all_seen_ = false;                  // wait_for_all satisfied
-    std::optional<std::uint32_t> lms_expected_;
+    std::vector<NodeId> lms_members_;  // sorted; empty: no lowering in force
+    std::uint64_t lms_seq_ = 0;
+    std::uint64_t ring_seq_ = 0;
     std::optional<Micros> lms_deadline_;
     std::optional<std::uint32_t> override_;
     Micros last_now_ = 0;

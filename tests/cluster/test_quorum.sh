@@ -137,6 +137,29 @@ split() {
     split_round 2 1 5
     [ "$(ctl 5 get /before)" = before ] || fail "/before lost"
     echo "healed: $(cluster hashes | tr '\n' ';')"
+
+    # last_man_standing: {1,2,3} lowers expected votes to 3; then {1,2} / {3,4,5}. By
+    # numbers both halves would be quorate (2 of 3, and 3 of the node list's 5); only
+    # the votes of the lowered set count, so {3,4,5} holds 1 of 3 and stays read-only.
+    ctl 1 quorum set last_man_standing 1 > /dev/null || fail "quorum set last_man_standing 1"
+    ctl 1 quorum set last_man_standing_window 1000 > /dev/null || fail "quorum set last_man_standing_window"
+    cluster wait-synced 30 > /dev/null || fail "not synced after the quorum settings"
+    cluster partition 1,2,3/4,5 > /dev/null || fail "partition 1,2,3/4,5"
+    wait_field 30 1 "s['quorum']['expected_votes'] == 3 and $(ring_is 1,2,3)" ||
+        fail "last_man_standing did not lower expected votes to 3 on {1,2,3}"
+    cluster partition 1,2/3,4,5 > /dev/null || fail "partition 1,2/3,4,5"
+    wait_field 30 1 "s['quorate'] and $(ring_is 1,2)" || fail "{1,2} not quorate with 2 of the lowered 3"
+    wait_field 30 3 "$(ring_is 3,4,5)" || fail "{3,4,5} did not form a ring"
+    for i in 3 4 5; do
+        [ "$(field "$i" "s['quorate']")" = False ] || fail "{3,4,5} quorate too: two quorate partitions"
+    done
+    echo lms | ctl 1 put /lms || fail "put on {1,2}"
+    expect 1 "Read-only file system" ctl 3 put /lms3 /dev/null
+    cluster heal > /dev/null || fail "heal"
+    cluster wait-synced 30 > /dev/null || fail "not synced after the heal"
+    [ "$(ctl 4 get /lms)" = lms ] || fail "/lms, acknowledged on {1,2}, lost after the heal"
+    [ "$(field 1 "s['quorum']['expected_votes']")" = 5 ] || fail "expected votes not back to 5"
+    echo "last_man_standing: {1,2} quorate, {3,4,5} not; /lms kept after the heal"
 }
 
 two_node() {

@@ -226,6 +226,60 @@ TEST_CASE("last_man_standing with auto_tie_breaker goes down to one node") {
     CHECK(s.quorum == 1);
 }
 
+TEST_CASE("last_man_standing: after a lowering, two partitions are never both quorate") {
+    // A tester's split on a 5-node cluster: {1,2,3} lowers expected to 3, then the
+    // cluster splits {1,2} / {3,4,5}. By numbers alone both would be quorate ({1,2}: 2 of
+    // 3; {3,4,5}: 3 of the node list's 5), and writes acknowledged on {1,2} were lost.
+    Options o;
+    o.last_man_standing = true;
+    std::vector<Node> nodes = {{1, 1}, {2, 1}, {3, 1}, {4, 1}, {5, 1}};
+    std::vector<Votequorum> n(6, Votequorum(o));
+    for (NodeId i = 1; i <= 5; ++i) REQUIRE(n[i].update(nodes, {1, 2, 3, 4, 5}, 0, 4).quorate);
+    for (NodeId i : {1, 2, 3}) {
+        REQUIRE(n[i].update(nodes, {1, 2, 3}, 0, 8).quorate);
+        CHECK(n[i].lower_expected(3, {1, 2, 3}, 8, 0).expected_votes == 3);
+    }
+    for (NodeId i : {4, 5}) CHECK_FALSE(n[i].update(nodes, {4, 5}, 0, 8).quorate);
+    // Every member of a new configuration starts from the merge of the members' states.
+    auto form = [&](std::vector<NodeId> members, std::uint64_t seq) {
+        std::vector<Votequorum::Agreed> agreed;
+        for (NodeId i : members) agreed.push_back(n[i].agreed());
+        const auto merged = Votequorum::merge(agreed);
+        bool quorate = false;
+        for (NodeId i : members) {
+            n[i].restore(merged);
+            quorate = n[i].update(nodes, members, 0, seq).quorate;
+        }
+        return quorate;
+    };
+    CHECK(form({1, 2}, 12));
+    CHECK_FALSE(form({3, 4, 5}, 12));  // 1 of {1,2,3}
+    CHECK(n[3].status().total_votes == 1);
+    CHECK(n[3].status().expected_votes == 3);
+    // Node 4 joins {1,2}: a majority of the set and one more node raise it to {1,2,4}.
+    CHECK(form({1, 2, 4}, 16));
+    CHECK(n[1].agreed().lms_members == std::vector<NodeId>{1, 2, 4});
+    CHECK_FALSE(form({3, 5}, 16));
+    // Everyone back: the node list's votes again.
+    CHECK(form({1, 2, 3, 4, 5}, 20));
+    CHECK(n[5].agreed().lms_members.empty());
+    CHECK(n[5].status().expected_votes == 5);
+    CHECK(form({3, 4, 5}, 24));  // a plain majority again
+}
+
+TEST_CASE("last_man_standing: a member that takes the lowering in the transitional configuration agrees") {
+    Options o;
+    o.last_man_standing = true;
+    std::vector<Node> nodes = {{1, 1}, {2, 1}, {3, 1}, {4, 1}, {5, 1}};
+    Votequorum a(o), b(o);
+    a.update(nodes, {1, 2, 3}, 0, 8);
+    b.update(nodes, {1, 2, 3}, 0, 8);
+    a.lower_expected(3, {1, 2, 3}, 8, 0);  // in ring 8's regular configuration
+    b.update(nodes, {3}, 0);               // node 3's transitional configuration
+    b.lower_expected(3, {1, 2, 3}, 8, 0);  // the same message, delivered there
+    CHECK(a.agreed() == b.agreed());
+}
+
 TEST_CASE("an override lowers expected votes on this partition until everyone is back") {
     Votequorum q({});
     std::vector<Node> nodes = {{1, 1}, {2, 1}, {3, 1}, {4, 1}, {5, 1}};

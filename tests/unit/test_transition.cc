@@ -344,6 +344,7 @@ std::vector<node::Message> sample_messages() {
         MsgSyncLog{RingRef{1, 8}, {rec, rec}},
         MsgSyncChunk{RingRef{1, 8}, 100, 10, {9, 8, 7}},
         MsgSyncDone{RingRef{2, 12}, head},
+        MsgSyncState{RingRef{1, 8}, head, meta, true, {1, 3, 9}, 24, 2},
     };
 }
 
@@ -384,6 +385,13 @@ TEST_CASE("state messages round-trip and every truncation is refused") {
     CHECK(log.records[0].err == ENOENT);
     CHECK(log.records[0].version == 41);
     CHECK(log.records[0].transition == enc(full_transition()));
+    b.clear();
+    node::encode(sample_messages()[6], b);
+    const auto state = std::get<node::MsgSyncState>(*node::decode(b));
+    CHECK(state.all_seen);
+    CHECK(state.lms_members == std::vector<std::uint32_t>{1, 3, 9});
+    CHECK(state.lms_seq == 24);
+    CHECK(state.override_expected == 2);
 }
 
 TEST_CASE("malformed state messages are refused") {
@@ -427,6 +435,22 @@ TEST_CASE("malformed state messages are refused") {
     meta.nodes = {{2, "b", 1}, {2, "c", 1}};  // duplicate id
     b.clear();
     encode(MsgSyncState{RingRef{}, {}, meta}, b);
+    CHECK_FALSE(decode(b));
+
+    // last_man_standing's set: ascending and distinct only, and a count that fits.
+    MsgSyncState lms{RingRef{}, {}, {}, false, {3, 1}, 5, 0};
+    b.clear();
+    encode(lms, b);
+    CHECK_FALSE(decode(b));
+    lms.lms_members = {1, 1};
+    b.clear();
+    encode(lms, b);
+    CHECK_FALSE(decode(b));
+    lms.lms_members = {1, 3};
+    b.clear();
+    encode(lms, b);
+    REQUIRE(decode(b));
+    b[b.size() - 4 - 8 - 4] = 0xFF;  // the count: 255 + ... ids the message cannot hold
     CHECK_FALSE(decode(b));
 
     CHECK_FALSE(decode(wire::ByteView()));
