@@ -110,6 +110,24 @@ void Node::submit(std::uint64_t tag, store::Transition t) {
                                             "node list changes go one at a time"});
                 return;
             }
+    if (t.op == store::Op::node_votes) {
+        // As votequorum refuses a votes change whose quorum would exceed the votes
+        // present: the partition that makes it would stop at once, read-only. (A node
+        // add may, knowingly: the new node is started next; conclavectl(8).)
+        std::vector<quorum::Node> after = quorum_nodes(meta_);
+        for (auto& n : after)
+            if (n.id == t.node_id) n.votes = t.votes;
+        quorum::Votequorum trial = vq_;
+        const quorum::Status& st = trial.update(after, members_, 0, ring_.seq);
+        if (!st.quorate) {
+            effects_.replies.push_back(
+                {tag, EINVAL, 0,
+                 "refused: this partition would lose quorum (" + std::to_string(st.total_votes) + " of " +
+                     std::to_string(st.expected_votes) + " expected votes, quorum " + std::to_string(st.quorum) +
+                     "); start the missing nodes first, or give fewer votes"});
+            return;
+        }
+    }
     Pending p;
     p.tag = tag;
     p.t = t;

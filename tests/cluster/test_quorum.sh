@@ -73,6 +73,12 @@ split_round() {  # split_round R MAJOR MINOR
     echo "majority" | ctl 1 put "/r$r/both" || fail "put /r$r/both on node 1"
     expect 1 "put /r$r/minor1: Read-only file system" ctl 4 put "/r$r/minor1" /dev/null
     [ "$r" = 1 ] && echo "minority put: $(head -1 "$work/out")"
+    if [ "$r" = 1 ]; then
+        # 5 votes for absent node 4: 3 of 9 votes, the majority would stop (votequorum
+        # refuses such a change too).
+        expect 1 "this partition would lose quorum (3 of 9 expected votes, quorum 5)" ctl 1 votes 4 5
+        [ "$(field 1 "s['quorate']")" = True ] || fail "the refused votes change cost quorum"
+    fi
     expect 2 "Activity blocked" ctl 4 status
     # Recovery of the fragment: refused below the votes present (as Corosync), then 2.
     expect 1 "below the 2 votes present" ctl 4 expected 1
