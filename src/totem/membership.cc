@@ -175,8 +175,8 @@ void Ring::on_leave(NodeId from, Micros now) {
     if (state_ != State::gather) {
         enter_gather("node " + std::to_string(from) + " left the ring", now);
         gather_.wait_for_others = false;  // it said so itself: no need to wait for it
-    } else {
-        log("node " + std::to_string(from) + " left the ring");
+    } else if (!contains(gather_.fail, from)) {
+        log("node " + std::to_string(from) + " left the ring");  // once: a leave is sent more than once
     }
     insert_node(gather_.proc, from);
     if (insert_node(gather_.fail, from)) send_join(now);
