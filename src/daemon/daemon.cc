@@ -727,7 +727,9 @@ json Daemon::status(const StoreView& view) const {
     auto now = runtime::RingDriver::now();
     json links = json::array();
     for (const auto& [node, at] : ring.last_heard()) {
-        json l{{"node", node}, {"last_heard_ms_ago", static_cast<double>(now - at) / 1000.0}};
+        json l{{"node", node},
+               {"last_heard_ms_ago", static_cast<double>(now - at) / 1000.0},
+               {"in_ring", totem::contains(ring.members(), node)}};
         auto a = transport_->addresses().find(node);
         if (a != transport_->addresses().end()) l["address"] = a->second.address().to_string();
         links.push_back(l);
@@ -1036,18 +1038,14 @@ json Daemon::read_request(const std::string& cmd, const json& request,
         if (cmd == "status") {
             StoreView v;
             v.usage = store_->usage();
-            for (int tries = 0; tries < 3; ++tries) {  // the hash of one version
-                v.head = store_->head();
-                if (content_cache_.valid && content_cache_.head == v.head) {
-                    v.content_hash = content_cache_.hash;
-                    break;
-                }
-                auto hash = store_->content_hash();
-                if (store_->head() == v.head) {
-                    v.content_hash = hash;
-                    content_cache_ = {v.head, hash, true};
-                    break;
-                }
+            v.head = store_->head();
+            if (content_cache_.valid && content_cache_.head == v.head) {
+                v.content_hash = content_cache_.hash;
+            } else {
+                // The hash and the version it is of, from one read transaction (a write
+                // may land between head() and here: the answer names the version hashed).
+                v.content_hash = store_->content_hash(&v.head);
+                content_cache_ = {v.head, v.content_hash, true};
             }
             view = v;
         } else if (cmd == "get") {

@@ -684,11 +684,12 @@ Result<Head> Store::install(wire::ByteView snapshot) {
     return s.head;
 }
 
-Hash Store::content_hash() const {
+Hash Store::content_hash(Head* at) const {
     Hash out{};
     impl_->read([&](db::Txn& txn) {
         db::State st;
         if (!txn.load_state(st)) return;
+        if (at) *at = st.head;
         format::ContentHasher h(st.meta, st.next_ino);
         for_each_entry(txn, [&](const format::Node& n, wire::ByteView data) { h.entry(n.info.ino, n, data); });
         if (txn.ok()) out = h.finish();

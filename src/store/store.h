@@ -159,7 +159,8 @@ public:
     Result<Head> install(wire::ByteView snapshot);
 
     // Hash of the tree and meta only (not the log): equal on replicas with equal state.
-    Hash content_hash() const;
+    // `at`, when given, gets the head of the version hashed (one read transaction).
+    Hash content_hash(Head* at = nullptr) const;
 
     // Reads from a consistent MVCC snapshot, from any thread; 0 or an errno: EINVAL (not
     // a valid_path), ENOENT, ENOTDIR (a file where a directory is needed), EISDIR (read
