@@ -472,13 +472,11 @@ int cmd_links(const std::vector<std::string_view>& args) {
     // Who this node hears: a peer missing here, or heard long ago, while it is in the
     // ring elsewhere, points at one-way or non-transitive connectivity.
     std::printf("%10s  %-40s %s\n", "Nodeid", "Address", "Last heard");
-    std::set<unsigned> in_ring;
-    for (const auto& m : (*s)["members"]) in_ring.insert(m.value("node_id", 0u));
     for (const auto& l : (*s)["links"]) {
         unsigned id = l.value("node", 0u);
         double ago = l.value("last_heard_ms_ago", -1.0);
         std::printf("%10u  %-40s %.0f ms ago%s\n", id, escaped(l.value("address", std::string("?"))).c_str(), ago,
-                    in_ring.count(id) ? "" : "  (not in this node's ring)");
+                    l.value("in_ring", false) ? "" : "  (not in this node's ring)");
     }
     return 0;
 }
