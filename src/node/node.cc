@@ -496,12 +496,8 @@ void Node::maybe_send_sync_state() {
     if (phase_ != Phase::syncing || sync_state_sent_ || jobs_outstanding_ != 0) return;
     sync_state_sent_ = true;
     const auto a = vq_.agreed();
-    MsgSyncState m{ring_, durable_, meta_};
-    m.all_seen = a.all_seen;
-    m.lms_members = a.lms_members;
-    m.lms_seq = a.lms_seq;
-    m.override_expected = a.override_expected;
-    send(m);
+    send(MsgSyncState{ring_, durable_, meta_, a.all_seen, a.lms_members, a.lms_seq,
+                      a.override_expected});
 }
 
 void Node::on_sync_state(NodeId from, MsgSyncState m) {

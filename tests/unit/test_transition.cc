@@ -339,7 +339,7 @@ std::vector<node::Message> sample_messages() {
     rec.hash[0] = 1;
     return {
         MsgTransition{full_transition()},
-        MsgSyncState{RingRef{1, 8}, head, meta},
+        MsgSyncState{RingRef{1, 8}, head, meta, false, {}, 0, 0},
         MsgSyncPlan{RingRef{1, 8}, 2, head, {{1, SyncAction::log}, {3, SyncAction::snapshot}}},
         MsgSyncLog{RingRef{1, 8}, {rec, rec}},
         MsgSyncChunk{RingRef{1, 8}, 100, 10, {9, 8, 7}},
@@ -434,7 +434,7 @@ TEST_CASE("malformed state messages are refused") {
     Meta meta;
     meta.nodes = {{2, "b", 1}, {2, "c", 1}};  // duplicate id
     b.clear();
-    encode(MsgSyncState{RingRef{}, {}, meta}, b);
+    encode(MsgSyncState{RingRef{}, {}, meta, false, {}, 0, 0}, b);
     CHECK_FALSE(decode(b));
 
     // last_man_standing's set: ascending and distinct only, and a count that fits.
