@@ -184,10 +184,19 @@ Status copy_file(const std::string& dir, const std::string& from, const std::str
             ok = n == 0;
             break;
         }
-        if (::write(out, buf.data(), static_cast<std::size_t>(n)) != n) {
-            ok = false;
-            break;
+        // write() may take part of it (a signal, a nearly full disk): the rest again,
+        // until it is all written or fails (ENOSPC: the error below says so).
+        for (ssize_t done = 0; ok && done < n;) {
+            const ssize_t w = ::write(out, buf.data() + done, static_cast<std::size_t>(n - done));
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                if (w == 0) errno = ENOSPC;
+                ok = false;
+            } else {
+                done += w;
+            }
         }
+        if (!ok) break;
     }
     ok = ok && (!sync || ::fsync(out) == 0);
     ::close(in);
@@ -407,11 +416,11 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, Options optio
     if ((rc = mdb_env_set_mapsize(impl->env, options.map_size)))
         return Error{lmdb_error("store: cannot set the LMDB map size", rc)};
     // MDB_NOTLS: read transactions are not tied to a thread (FUSE workers, any thread).
-    // MDB_NOSYNC: durability is the journal's. MDB_WRITEMAP: a commit writes the map in
-    // place instead of copying every dirty page with pwrite. MDB_NORDAHEAD: the writable
-    // map spans a sparse file as large as the map; readahead would fault in (zero-fill)
-    // much of it.
-    if ((rc = mdb_env_open(impl->env, dir.c_str(), MDB_NOTLS | MDB_NOSYNC | MDB_WRITEMAP | MDB_NORDAHEAD, 0600)))
+    // MDB_NOSYNC: durability is the journal's. No MDB_WRITEMAP: a commit writes its dirty
+    // pages with pwrite, so a full file system is an error (ENOSPC) the node stops on;
+    // a writable map over a sparse file would be killed by SIGBUS instead. MDB_NORDAHEAD:
+    // reads touch few pages; readahead would only fill the page cache.
+    if ((rc = mdb_env_open(impl->env, dir.c_str(), MDB_NOTLS | MDB_NOSYNC | MDB_NORDAHEAD, 0600)))
         return Error{lmdb_error(("store: cannot open LMDB environment in " + dir).c_str(), rc) +
                      (trusted ? "" : " (rebuilt from the checkpoint base.mdb after an unclean stop on an earlier "
                                      "boot); remove the directory and start again: the node then syncs the state "

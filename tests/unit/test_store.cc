@@ -3,10 +3,15 @@
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -1246,4 +1251,90 @@ TEST_CASE("cluster locks: /priv/lock/NAME is taken by mkdir, renewed by its hold
     other.origin = 3;
     CHECK(f.apply(other) == 0);
     CHECK(f.stat("/priv/lock/vm-100").writer == 3);
+}
+
+// A full file system: the commit that does not fit fails with an error the node stops
+// on (no SIGBUS from a writable map over a sparse file), and once there is room again
+// the store reopens holding every commit that reported success. Needs root (a tmpfs of
+// a few MiB); the filling runs in a child process, so that a crash is a failure here.
+TEST_CASE("a full disk fails the commit cleanly and loses no committed transition") {
+    if (::geteuid() != 0) {
+        MESSAGE("skipped: needs root to mount a small tmpfs");
+        return;
+    }
+    test::TempDir dir;
+    if (::mount("tmpfs", dir.path.c_str(), "tmpfs", 0, "size=6m,mode=0700") != 0) {
+        MESSAGE("skipped: cannot mount a tmpfs here: " << std::strerror(errno));
+        return;
+    }
+    struct Unmount {
+        std::string path;
+        ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+    } unmount{dir.path};
+    const std::string store_dir = dir.path + "/store";
+    REQUIRE(::mkdir(store_dir.c_str(), 0700) == 0);
+    Options o = options(true, 10000);
+    o.journal_capacity = 1u << 20;
+    o.background_checkpoint = false;
+
+    // The child writes 256 KiB files until a commit fails; it reports through a pipe how
+    // many commits succeeded, then exits 0 if the failure was a clean "no space" error.
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::close(fds[0]);
+        int code = 3;
+        std::uint32_t written = 0;
+        auto s = Store::open(store_dir, o);
+        if (s) {
+            std::unique_ptr<Store> store = std::move(s.value());
+            Item g{1, genesis(), std::nullopt};
+            if (store->apply(std::span<const Item>(&g, 1))) {
+                code = 4;  // never ran out of space
+                for (std::uint32_t i = 0; i < 200; ++i) {
+                    Item item{1, t_write("/f" + std::to_string(i), std::string(256u << 10, char('a' + i % 26))),
+                              std::nullopt};
+                    auto r = store->apply(std::span<const Item>(&item, 1));
+                    if (!r) {
+                        const bool nospace = r.error().find(std::strerror(ENOSPC)) != std::string::npos ||
+                                             r.error().find("MDB_MAP_FULL") != std::string::npos;
+                        code = nospace ? 0 : 5;
+                        if (!nospace) std::fprintf(stderr, "unexpected error: %s\n", r.error().c_str());
+                        break;
+                    }
+                    ++written;
+                }
+            }
+        }
+        (void)!::write(fds[1], &written, sizeof written);
+        ::_exit(code);  // no close(): a node stops on a store failure the same way
+    }
+    ::close(fds[1]);
+    std::uint32_t written = 0;
+    const bool got = ::read(fds[0], &written, sizeof written) == static_cast<ssize_t>(sizeof written);
+    ::close(fds[0]);
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE_MESSAGE(!WIFSIGNALED(status), "the store crashed on a full disk with signal " << WTERMSIG(status));
+    REQUIRE(WIFEXITED(status));
+    REQUIRE_MESSAGE(WEXITSTATUS(status) == 0, "exit " << WEXITSTATUS(status)
+                                                      << " (3: open failed, 4: never full, 5: unexpected error)");
+    REQUIRE(got);
+    CHECK(written > 0);
+
+    // Room again: every write that reported success is there.
+    REQUIRE(::mount("tmpfs", dir.path.c_str(), "tmpfs", MS_REMOUNT, "size=128m,mode=0700") == 0);
+    auto s = Store::open(store_dir, o);
+    REQUIRE_MESSAGE(s.ok(), s.error());
+    std::unique_ptr<Store> store = std::move(s.value());
+    CHECK(store->head().version >= written + 1);
+    for (std::uint32_t i = 0; i < written; ++i) {
+        wire::Bytes b;
+        REQUIRE(store->read("/f" + std::to_string(i), b) == 0);
+        CHECK(b.size() == (256u << 10));
+        CHECK(b[0] == static_cast<std::uint8_t>('a' + i % 26));
+    }
+    CHECK(store->close().ok());
 }
