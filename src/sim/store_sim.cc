@@ -123,6 +123,7 @@ private:
         so.sync = false;
         so.map_size = 64ull << 20;
         so.retain = 1'000'000;
+        so.retain_bytes = ~std::uint64_t{0};
         // Small journal files: rotations and checkpoints happen every few dozen commits.
         so.journal_capacity = 256u << 10;
         so.background_checkpoint = false;

@@ -72,6 +72,7 @@ public:
     void put_data(std::uint64_t ino, wire::ByteView bytes);  // empty: no record
     void del_data(std::uint64_t ino);
     std::size_t count(MDB_dbi dbi);
+    std::uint64_t page_bytes(MDB_dbi dbi);  // bytes of the pages the database uses
 
     bool get(MDB_dbi dbi, wire::ByteView key, wire::ByteView& out);
     void put(MDB_dbi dbi, wire::ByteView key, wire::ByteView value);

@@ -107,10 +107,11 @@ std::vector<LogRecord> log_records(db::Txn& txn, std::uint64_t after) {
     return out;
 }
 
-// Drops the oldest records beyond `retain`, moving the log base up to the last dropped.
-void trim_log(db::Txn& txn, db::State& st, std::uint64_t retain) {
+// Drops the oldest records beyond `retain` records or `retain_bytes` of pages (keeping
+// the newest record), moving the log base up to the last dropped.
+void trim_log(db::Txn& txn, db::State& st, std::uint64_t retain, std::uint64_t retain_bytes) {
     std::size_t n = txn.count(txn.dbs().log);
-    while (txn.ok() && n > retain) {
+    while (txn.ok() && n > 0 && (n > retain || (n > 1 && txn.page_bytes(txn.dbs().log) > retain_bytes))) {
         std::uint64_t version = 0;
         LogRecord rec;
         walk(txn, txn.dbs().log, {}, [&](wire::ByteView key, wire::ByteView value) {
@@ -242,6 +243,8 @@ struct Store::Impl {
     std::string boot;
     std::unique_ptr<Journal> journal;
     bool closed = false;
+
+    std::uint64_t retain_bytes() const { return options.retain_bytes ? options.retain_bytes : options.map_size / 4; }
 
     // The checkpointer: copies the environment to base.mdb when asked (background
     // thread, or inline when !options.background_checkpoint).
@@ -558,7 +561,7 @@ Result<std::vector<Applied>> Store::Impl::apply(std::span<const Item> items, boo
         applied.push_back(Applied{item.epoch, version, hash, err, t.origin, t.request, touched});
         if (journaled) journal_entries.push_back(JournalEntry{item.epoch, std::move(rec.transition)});
     }
-    trim_log(txn, st, options.retain);
+    trim_log(txn, st, options.retain, retain_bytes());
     txn.save_state(st);
     if (!txn.ok()) return Error{lmdb_error("store: apply failed", txn.rc())};
     if (journaled) {
@@ -684,7 +687,7 @@ Result<Head> Store::install(wire::ByteView snapshot) {
         db::put_log_value(w, rec);
         txn.put(d.log, VersionKey(rec.version).view(), value);
     }
-    trim_log(txn, st, impl_->options.retain);
+    trim_log(txn, st, impl_->options.retain, impl_->retain_bytes());
     txn.save_state(st);
     if (!txn.ok()) return Error{lmdb_error("store: install failed", txn.rc())};
     if (const int rc = g.commit()) return Error{lmdb_error("store: commit failed", rc)};

@@ -37,6 +37,10 @@ struct Options {
     bool sync = true;                        // fsync at every commit (off in the simulator)
     std::uint64_t map_size = 1ull << 30;     // LMDB map size (address space, not disk)
     std::uint64_t retain = 10000;            // transitions kept in the retained log
+    // ... and at most this many bytes of LMDB pages for it (0: a quarter of map_size), so
+    // that 10,000 large writes cannot fill the map (MDB_MAP_FULL would stop every node
+    // at the same version). Trimmed further, a lagging node syncs by snapshot instead.
+    std::uint64_t retain_bytes = 0;
     // Each of the two journal files (zero-filled; they start at 4 MiB and grow in the
     // background). A full one starts a checkpoint; the next file is made four times the
     // last checkpoint's size (at least this, at most 256 MiB), so a checkpoint writes at

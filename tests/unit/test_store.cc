@@ -1338,3 +1338,24 @@ TEST_CASE("a full disk fails the commit cleanly and loses no committed transitio
     }
     CHECK(store->close().ok());
 }
+
+// The retained log is bounded in bytes as well as in records: large writes, many more
+// than fit the map twice over, never fill it; the log keeps the newest of them and a
+// version it dropped is no longer offered for sync by log.
+TEST_CASE("the retained log is bounded in bytes: large writes never fill the map") {
+    Options o = options(false, 10000);  // a 64 MiB map: the log may hold 16 MiB
+    Fixture f(o);
+    REQUIRE(f.apply(genesis()) == 0);
+    const std::string big(900u << 10, 'x');
+    std::uint64_t first = 0;
+    for (int i = 0; i < 200; ++i) {  // 180 MiB in all
+        REQUIRE(f.apply(t_write("/f" + std::to_string(i % 4), big + std::to_string(i))) == 0);
+        if (i == 0) first = f.store->head().version;
+    }
+    const auto log = f.store->retained_log();
+    REQUIRE_FALSE(log.empty());
+    CHECK(log.size() < 40);
+    CHECK(log.back().version == f.store->head().version);
+    CHECK_FALSE(f.store->log_after(first, f.store->retained_log().front().hash).has_value());
+    CHECK(f.read("/f3").size() == big.size() + 3);
+}
