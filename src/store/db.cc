@@ -57,25 +57,19 @@ void Txn::del(MDB_dbi dbi, wire::ByteView key) {
     if (rc != 0 && rc != MDB_NOTFOUND) fail(rc);
 }
 
-std::uint64_t Txn::page_bytes(MDB_dbi dbi) {
+MDB_stat Txn::stat(MDB_dbi dbi) {
     MDB_stat st{};
-    if (!ok()) return 0;
-    if (const int rc = mdb_stat(txn_, dbi, &st)) {
-        fail(rc);
-        return 0;
-    }
+    if (ok())
+        if (const int rc = mdb_stat(txn_, dbi, &st)) fail(rc);
+    return st;
+}
+
+std::uint64_t Txn::page_bytes(MDB_dbi dbi) {
+    const MDB_stat st = stat(dbi);
     return std::uint64_t{st.ms_psize} * (st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages);
 }
 
-std::size_t Txn::count(MDB_dbi dbi) {
-    MDB_stat st{};
-    if (!ok()) return 0;
-    if (const int rc = mdb_stat(txn_, dbi, &st)) {
-        fail(rc);
-        return 0;
-    }
-    return st.ms_entries;
-}
+std::size_t Txn::count(MDB_dbi dbi) { return stat(dbi).ms_entries; }
 
 bool Txn::load_state(State& out) {
     wire::ByteView v;

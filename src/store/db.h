@@ -79,6 +79,7 @@ public:
     void del(MDB_dbi dbi, wire::ByteView key);  // a missing key is fine
 
 private:
+    MDB_stat stat(MDB_dbi dbi);  // zeros (and the txn failed) on an error
     MDB_txn* txn_;
     const Dbs& dbs_;
     int rc_ = 0;
