@@ -35,20 +35,6 @@ constexpr CrcTables kCrc;
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
 
-Status write_all(int fd, const std::uint8_t* data, std::size_t size, std::uint64_t offset, const std::string& path) {
-    while (size > 0) {
-        const ssize_t n = ::pwrite(fd, data, size, static_cast<off_t>(offset));
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return Error{errno_text("journal: cannot write " + path)};
-        }
-        data += n;
-        size -= static_cast<std::size_t>(n);
-        offset += static_cast<std::uint64_t>(n);
-    }
-    return Ok{};
-}
-
 Status fsync_dir(const std::string& dir) {
     const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return Error{errno_text("journal: cannot open " + dir)};
@@ -59,6 +45,22 @@ Status fsync_dir(const std::string& dir) {
 }
 
 }  // namespace
+
+Status write_all(int fd, const std::uint8_t* data, std::size_t size, std::uint64_t offset, const char* what,
+                 const std::string& path) {
+    while (size > 0) {
+        const ssize_t n = ::pwrite(fd, data, size, static_cast<off_t>(offset));
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR) continue;
+            if (n == 0) errno = ENOSPC;
+            return Error{errno_text(what + path)};
+        }
+        data += n;
+        size -= static_cast<std::size_t>(n);
+        offset += static_cast<std::uint64_t>(n);
+    }
+    return Ok{};
+}
 
 namespace {
 
@@ -244,7 +246,7 @@ Status Journal::grow(int index, std::uint64_t capacity) {
     auto buffered = [&](std::uint64_t until) -> Status {
         while (at < until) {
             const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, until - at));
-            if (auto s = write_all(fd_[index], zeros.p, n, at, path_[index]); !s) return s;
+            if (auto s = write_all(fd_[index], zeros.p, n, at, "journal: cannot write ", path_[index]); !s) return s;
             at += n;
         }
         return Ok{};
@@ -332,7 +334,7 @@ Result<std::vector<JournalRecord>> Journal::read_all() const {
 Status Journal::write_header(int index, const JournalHeader& h) {
     wire::Bytes head;
     encode_journal_header(h, head);
-    if (auto s = write_all(fd_[index], head.data(), head.size(), 0, path_[index]); !s) return s;
+    if (auto s = write_all(fd_[index], head.data(), head.size(), 0, "journal: cannot write ", path_[index]); !s) return s;
     // The header must be durable before a record of its segment is: a record is only
     // valid under the header whose seq it carries.
     if (sync_ && ::fdatasync(fd_[index]) != 0) return Error{errno_text("journal: cannot sync " + path_[index])};
@@ -380,7 +382,7 @@ Status Journal::append(const JournalRecord& r) {
                                                       capacity_[active_]);
     const std::size_t used = framed_.size();
     framed_.resize(static_cast<std::size_t>(end - start), 0);
-    if (auto s = write_all(fd_[active_], framed_.data(), framed_.size(), start, path_[active_]); !s) return s;
+    if (auto s = write_all(fd_[active_], framed_.data(), framed_.size(), start, "journal: cannot write ", path_[active_]); !s) return s;
     tail_ += record;
     // Keep the records of the new tail block for the next append.
     const std::size_t keep = static_cast<std::size_t>(tail_ % kBlock);

@@ -111,7 +111,7 @@ std::vector<LogRecord> log_records(db::Txn& txn, std::uint64_t after) {
 // the newest record), moving the log base up to the last dropped.
 void trim_log(db::Txn& txn, db::State& st, std::uint64_t retain, std::uint64_t retain_bytes) {
     std::size_t n = txn.count(txn.dbs().log);
-    while (txn.ok() && n > 0 && (n > retain || (n > 1 && txn.page_bytes(txn.dbs().log) > retain_bytes))) {
+    while (txn.ok() && (n > retain || (n > 1 && txn.page_bytes(txn.dbs().log) > retain_bytes))) {
         std::uint64_t version = 0;
         LogRecord rec;
         walk(txn, txn.dbs().log, {}, [&](wire::ByteView key, wire::ByteView value) {
@@ -176,8 +176,9 @@ Status copy_file(const std::string& dir, const std::string& from, const std::str
         ::close(in);
         return Error{errno_text("store: cannot create " + tmp)};
     }
-    std::vector<char> buf(1u << 20);
+    std::vector<std::uint8_t> buf(1u << 20);
     bool ok = true;
+    std::uint64_t at = 0;
     for (;;) {
         const ssize_t n = ::read(in, buf.data(), buf.size());
         if (n < 0 && errno == EINTR) continue;
@@ -185,19 +186,12 @@ Status copy_file(const std::string& dir, const std::string& from, const std::str
             ok = n == 0;
             break;
         }
-        // write() may take part of it (a signal, a nearly full disk): the rest again,
-        // until it is all written or fails (ENOSPC: the error below says so).
-        for (ssize_t done = 0; ok && done < n;) {
-            const ssize_t w = ::write(out, buf.data() + done, static_cast<std::size_t>(n - done));
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) {
-                if (w == 0) errno = ENOSPC;
-                ok = false;
-            } else {
-                done += w;
-            }
+        // Short writes (a signal, a nearly full disk) are written on; ENOSPC fails below.
+        if (!write_all(out, buf.data(), static_cast<std::size_t>(n), at, "", tmp)) {
+            ok = false;
+            break;
         }
-        if (!ok) break;
+        at += static_cast<std::uint64_t>(n);
     }
     ok = ok && (!sync || ::fsync(out) == 0);
     ::close(in);
