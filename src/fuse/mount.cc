@@ -213,7 +213,10 @@ void Tree::unmount() {
 }
 
 void Tree::set_quorate(bool quorate) {
-    if (impl_->quorate.exchange(quorate) != quorate) impl_->inval_everything(false);  // write bits shown/cleared
+    if (impl_->quorate.exchange(quorate) != quorate) {
+        ++impl_->applied;  // replies built before show the old write bits
+        impl_->inval_everything(false);  // write bits shown/cleared
+    }
 }
 
 void Tree::set_members(std::string json) {
@@ -234,18 +237,53 @@ void Tree::set_start_time(std::uint64_t unix_seconds) {
 // ---- invalidation ----
 
 // The kernel caches only what it was handed: an inode no lookup, readdirplus, create or
-// mkdir ever returned has nothing to drop (a reply racing the change is bounded by the
-// attribute timeout either way). Skipping them spares a write to /dev/fuse per change
-// that nobody on this node looked at (writes through conclavectl, other nodes' files).
+// mkdir ever returned has nothing to drop. Skipping them spares a write to /dev/fuse per
+// change that nobody on this node looked at (writes through conclavectl, other nodes'
+// files). A reply being built while the change is applied is covered by `applied` (see
+// settle) and `suspect` (see revalidate).
 bool Tree::Impl::maybe_cached(std::uint64_t ino) {
     if (ino == format_root) return true;
     std::lock_guard lock(known_mu);
     return known.count(ino) != 0;
 }
 
+// Drops the kernel's attributes of `ino` (and its pages unless `offset` is negative). If
+// the kernel does not hold the inode (yet: a reply handing it out may be on its way), the
+// inode stays suspect until its next open.
+static void inval_now(Tree::Impl& t, std::uint64_t ino, off_t offset) {
+    std::uint64_t mark = 0;
+    if (ino != Tree::Impl::format_root) {
+        std::lock_guard lock(t.known_mu);
+        mark = ++t.suspect_marks;
+        t.suspect[ino] = mark;
+    }
+    if (fuse_lowlevel_notify_inval_inode(t.se, ino, offset, 0) != 0 || mark == 0) return;
+    std::lock_guard lock(t.known_mu);
+    auto it = t.suspect.find(ino);
+    if (it != t.suspect.end() && it->second == mark) t.suspect.erase(it);
+}
+
 void Tree::Impl::inval_inode(std::uint64_t ino) {
     if (!ready || closed || !se || !maybe_cached(ino)) return;
-    fuse_lowlevel_notify_inval_inode(se, ino, 0, 0);  // attributes and every cached page
+    inval_now(*this, ino, 0);  // attributes and every cached page
+}
+
+void Tree::Impl::settle(fuse_entry_param& e, std::uint64_t applied_before) {
+    // The caller remembered the inode first: a change applied after this load invalidates
+    // it (or marks it suspect); one applied before it shows here.
+    if (applied.load() != applied_before) e.entry_timeout = e.attr_timeout = 0;
+}
+
+void Tree::Impl::revalidate(std::uint64_t ino) {
+    {
+        std::lock_guard lock(known_mu);
+        auto it = suspect.find(ino);
+        if (it == suspect.end()) return;
+        suspect.erase(it);
+    }
+    // Called while the kernel opens the inode, so it holds it now; no page of it is
+    // locked by this request (a concurrent read's page is answered by another thread).
+    if (ready && !closed && se) fuse_lowlevel_notify_inval_inode(se, ino, 0, 0);
 }
 
 void Tree::Impl::inval_entry_later(std::uint64_t parent, std::string name) {
@@ -266,7 +304,7 @@ void Tree::Impl::inval_everything(bool entries) {
         for (const auto& [ino, where] : all) {
             if (closed || !se) return;
             if (entries) fuse_lowlevel_notify_inval_entry(se, where.first, where.second.c_str(), where.second.size());
-            fuse_lowlevel_notify_inval_inode(se, ino, entries ? 0 : -1, 0);
+            inval_now(*this, ino, entries ? 0 : -1);
         }
         if (!closed && se) fuse_lowlevel_notify_inval_inode(se, format_root, -1, 0);
     });
@@ -274,6 +312,7 @@ void Tree::Impl::inval_everything(bool entries) {
 
 void Tree::after_apply(const std::vector<const store::Transition*>& batch, const std::vector<store::Applied>& results) {
     auto& t = *impl_;
+    ++t.applied;  // committed: replies read before this get timeouts of 0
     for (std::size_t i = 0; i < batch.size() && i < results.size(); ++i) {
         const auto& tr = *batch[i];
         const auto& r = results[i];
@@ -308,6 +347,7 @@ void Tree::after_apply(const std::vector<const store::Transition*>& batch, const
 }
 
 void Tree::after_install() {
+    ++impl_->applied;
     impl_->refresh_limits();
     impl_->inval_everything(true);
 }

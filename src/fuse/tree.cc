@@ -226,6 +226,7 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
         return;
     }
     store::EntryInfo info;
+    const std::uint64_t before = t.applied.load();
     if (int err = t.store.lookup(parent, name, info); err != 0) {
         store::EntryInfo dir;
         if (err == ENOENT && t.store.stat_ino(parent, dir) == ENOENT) err = ESTALE;  // the directory itself went
@@ -235,6 +236,7 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     fuse_entry_param e;
     t.entry_of(info, e);
     t.remember(info.ino, parent, name);
+    t.settle(e, before);
     fuse_reply_entry(req, &e);
 }
 
@@ -469,6 +471,7 @@ int new_path(Impl& t, fuse_ino_t parent, const char* name, std::string& out) {
 
 void reply_new_entry(Impl& t, fuse_req_t req, fuse_ino_t parent, const std::string& name) {
     store::EntryInfo info;
+    const std::uint64_t before = t.applied.load();
     int err = t.store.lookup(parent, name, info);
     if (!t.claim(req)) return;
     if (err != 0) {
@@ -478,6 +481,7 @@ void reply_new_entry(Impl& t, fuse_req_t req, fuse_ino_t parent, const std::stri
     fuse_entry_param e;
     t.entry_of(info, e);
     t.remember(info.ino, parent, name);
+    t.settle(e, before);
     fuse_reply_entry(req, &e);
 }
 
@@ -641,6 +645,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
         fuse_reply_err(req, EISDIR);
         return;
     }
+    t.revalidate(ino);  // before the reply: the reads that follow ask for fresh attributes
     auto* h = new_handle(t, ino, fi->flags);
     if (reader) {
         h->opened = std::move(snapshot);
@@ -675,6 +680,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
             return;
         }
         store::EntryInfo info;
+        const std::uint64_t before = t.applied.load();
         err = t.store.lookup(parent, n, info);
         if (err == 0 && info.dir) err = EISDIR;
         if (err != 0) {
@@ -689,6 +695,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
         fuse_entry_param e;
         t.entry_of(info, e);
         t.remember(info.ino, parent, n);
+        t.settle(e, before);
         if (fuse_reply_create(req, &e, &copy) != 0) {
             t.not_writing(h);
             delete h;
@@ -858,9 +865,11 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
         fuse_reply_err(req, ENOTDIR);
         return;
     }
+    t.revalidate(ino);
     auto* d = new DirHandle;
     d->ino = ino;
     d->parent = ino;
+    d->applied = t.applied.load();  // before the entries are read (list_ino below)
     if (t.store.path_of(ino, d->path) != 0) {
         d->path.clear();  // (a directory deeper than a path can name: each entry finds its own)
     } else if (ino != t.format_root) {
@@ -906,6 +915,13 @@ void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
             const std::string path = d->path.empty() ? std::string() : child_path(d->path, c.name);
             t.entry_of(c, e, d->path.empty() ? nullptr : &path);  // one walk up per directory, not per entry
         }
+        // readdirplus hands out a lookup for every entry (not for "." and ".."): the
+        // entries were read at opendir, so changes applied since then show with timeouts
+        // of 0 (remembered first, as settle wants).
+        if (plus && i >= 2 + virt) {
+            t.remember(e.ino, ino, name);
+            t.settle(e, d->applied);
+        }
         std::size_t n;
         if (plus) {
             n = fuse_add_direntry_plus(req, buf.data() + used, size - used, name.c_str(), &e, static_cast<off_t>(i + 1));
@@ -913,8 +929,6 @@ void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
             n = fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &e.attr, static_cast<off_t>(i + 1));
         }
         if (n > size - used) break;
-        // readdirplus hands out a lookup for every entry (not for "." and "..").
-        if (plus && i >= 2 + virt) t.remember(e.ino, ino, name);
         used += n;
     }
     fuse_reply_buf(req, buf.data(), used);

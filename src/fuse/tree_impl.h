@@ -50,6 +50,7 @@ struct DirHandle {
     std::string path;
     std::vector<store::EntryInfo> entries;
     bool virtual_files = false;
+    std::uint64_t applied = 0;  // Impl::applied before the entries were read
 };
 
 struct LockSeen {
@@ -116,6 +117,19 @@ struct Tree::Impl {
     std::mutex known_mu;
     std::unordered_map<std::uint64_t, std::pair<std::uint64_t, std::string>> known;  // ino -> (parent, name)
     bool maybe_cached(std::uint64_t ino);  // the root, or known
+
+    // A reply that hands the kernel a new inode (lookup, create, mkdir, readdirplus) may
+    // be read from the store just before a change is applied and reach the kernel just
+    // after that change's invalidation, which then finds nothing to drop. Two guards:
+    // `applied` counts applied batches (bumped before their invalidations): a reply read
+    // before a bump gets timeouts of 0 (`settle`). And an inode whose invalidation found
+    // nothing in the kernel is `suspect` (under known_mu, with the mark that set it):
+    // its next open invalidates it again, now that the kernel holds it.
+    std::atomic<std::uint64_t> applied{0};
+    std::unordered_map<std::uint64_t, std::uint64_t> suspect;
+    std::uint64_t suspect_marks = 0;
+    void settle(fuse_entry_param& e, std::uint64_t applied_before);
+    void revalidate(std::uint64_t ino);
 
     // Files being written on this node: the handle that wrote last (getattr shows its size).
     // Lock order: writers_mu, then a handle's mu.

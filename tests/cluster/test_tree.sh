@@ -28,7 +28,9 @@
 #   tree_restart  3 nodes: node 2 killed with -9: its mount answers ENOTCONN at once (no
 #                 hang); node 1 writes on; node 2 restarted: the stale mount is replaced
 #                 by one new mount, and its tree equals node 1's. Node 3 stopped (SIGTERM)
-#                 leaves no mount; started again it mounts and catches up
+#                 leaves no mount; started again it mounts and catches up; (with a
+#                 shim that holds its lookup answers 30 ms) a file it looked up while
+#                 node 1's write of it was applied reads as written after the ack
 #   tree_local    conclaved --local on a private configuration in a temp dir (loopback, no
 #                 key): mounts, becomes quorate and writable, basic operations and
 #                 conclave-tree-model (3000 ops) pass; SIGTERM: exit 0, mount gone
@@ -625,12 +627,53 @@ case_restart() {
     cluster stop 3 || fail "tools/cluster stop 3"
     mounted "$m3" && flaw "node 3's tree is still mounted after a clean stop: $(grep " $m3 " /proc/self/mountinfo)"
     must "echo while-3-down > '$m1/r/while-3-down' && rm -r '$m1/r/sub2'"
-    cluster start 3 || fail "tools/cluster start 3"
+    # With the slow-reply shim: lookup answers wait 30 ms while $work/slow exists (below).
+    LD_PRELOAD="$CONCLAVE_BUILD/tests/tree/libconclave-slow-reply.so" CONCLAVE_SLOW_REPLY_WHEN="$work/slow" \
+        cluster start 3 || fail "tools/cluster start 3"
     poll 15 '[ "$(mount_count "$m3")" = 1 ] && cat "$m3/.version" >/dev/null 2>&1' ||
         fail "node 3's tree is not mounted (once, working) 15 s after its start: $(mount_count "$m3") mounts"
     cluster wait-synced 30 || fail "node 3 did not catch up within 30 s"
     out=$(diff -r "${exclude[@]}" "$m1" "$m3" 2>&1 | head) || flaw "node 3's tree differs from node 1's after its restart: $out"
     [ "$(cat "$m3/r/while-3-down" 2>&1)" = while-3-down ] || flaw "node 3 lacks r/while-3-down"
+    took
+
+    step "a lookup on node 3 answered while node 1's write of that file is applied: open reads the write"
+    # Node 3 polls for a new name; its lookup answer (size 0, read just after the create)
+    # is held 30 ms, long enough for node 1's write to be applied and acknowledged. The
+    # write's invalidation finds no inode in the kernel yet; the open after the
+    # acknowledgement must still read the new contents, not an empty file.
+    touch "$work/slow"
+    out=$(timeout 60 python3 - "$m1/r" "$m3/r" <<'EOF'
+import multiprocessing as mp, os, sys
+a, b, rounds = sys.argv[1], sys.argv[2], 8
+def poller(written, done, q):
+    bad = []
+    for i in range(rounds):
+        p = os.path.join(b, "slow%d" % i)
+        while True:
+            try: os.stat(p); break
+            except FileNotFoundError: pass
+        if not written.wait(20): bad.append("round %d: no write" % i); break
+        written.clear()
+        with open(p, "rb") as f: d = f.read()
+        if d != b"written %d\n" % i: bad.append("round %d: node 3 read %r" % (i, d))
+        done.set()
+    q.put(bad)
+written, done, q = mp.Event(), mp.Event(), mp.Queue()
+pr = mp.Process(target=poller, args=(written, done, q)); pr.start()
+for i in range(rounds):
+    fd = os.open(os.path.join(a, "slow%d" % i), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o640)
+    os.write(fd, b"written %d\n" % i); os.close(fd)
+    written.set()
+    if not done.wait(20): break
+    done.clear()
+bad = q.get(timeout=30); pr.join(10)
+print("%d rounds; %s" % (rounds, "; ".join(bad) if bad else "every open read the write"))
+sys.exit(1 if bad else 0)
+EOF
+    ) || flaw "stale contents after a slow lookup answer: $out"
+    echo "   $out"
+    rm -f "$work/slow"
     took
 }
 
