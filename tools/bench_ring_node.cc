@@ -3,7 +3,8 @@
 //
 // Every node's instance joins one group and announces itself; once all N announcements
 // were delivered (the barrier), senders multicast messages of --size bytes for --warmup
-// + --secs seconds, each carrying its CLOCK_MONOTONIC send time. Latency = send -> the
+// + --secs seconds, each carrying its CLOCK_MONOTONIC send time, then one DONE; it ends
+// once every client's DONE was delivered (so every node counts the same messages). Latency = send -> the
 // sender's own delivery (namespaces share one kernel clock). Throughput = messages
 // delivered on this node during the measured window / window length. With --pid the
 // daemon's utime+stime is read from /proc at the window's edges. Prints one JSON object;
@@ -30,6 +31,8 @@ namespace {
 constexpr std::uint32_t kMagic = 0x636e6231;  // "cnb1"
 constexpr std::uint8_t kReady = 1;
 constexpr std::uint8_t kData = 2;
+constexpr std::uint8_t kDone = 3;  // after a client's last message: once every client's
+                                   // DONE is delivered, every message before it is too
 constexpr std::size_t kHeader = 4 + 1 + 4 + 8 + 8;
 
 std::uint64_t now_ns() {
@@ -61,7 +64,7 @@ struct Args {
     std::string socket, group = "bench", lat_file;
     int nodes = 3, index = 1, window = 0;
     std::size_t size = 1024;
-    double secs = 5, warmup = 1, drain = 3;
+    double secs = 5, warmup = 1, drain = 10;  // drain: at most, if a DONE never comes
     bool all_send = false, i_send = false, safe = false;
     long pid = 0;
 };
@@ -164,6 +167,8 @@ int ring_node_main(const std::vector<std::string_view>& argv) {
     std::uint64_t seq = 0, outstanding = 0, delivered_win = 0, bytes_win = 0, delivered_total = 0;
     std::vector<std::uint64_t> lat_own;
     std::uint64_t sent_win = 0;
+    bool sent_done = false;
+    std::set<std::uint32_t> done_from;
 
     for (;;) {
         std::uint64_t t = now_ns();
@@ -172,7 +177,12 @@ int ring_node_main(const std::vector<std::string_view>& argv) {
             cpu0 = cpu_ticks(a.pid);
         }
         if (in_window && t >= win_end && cpu1 < 0) cpu1 = cpu_ticks(a.pid);
-        if (t >= stop) break;
+        if (t >= stop || static_cast<int>(done_from.size()) == a.nodes) break;
+        if (!sent_done && t >= win_end) {
+            stamp(kDone, seq);
+            if (!c.send(msg.data(), kHeader, a.safe)) return std::fprintf(stderr, "send: %s\n", c.error().c_str()), 1;
+            sent_done = true;
+        }
         bool sending = a.i_send && t < win_end && (a.window == 0 || outstanding < static_cast<std::uint64_t>(a.window)) &&
                        c.unsent() < conclave::GroupClient::kMaxUnsent / 2;
         // Up to 16 messages between two looks at the deliveries, as cpgbench does.
@@ -191,6 +201,11 @@ int ring_node_main(const std::vector<std::string_view>& argv) {
         while (k == conclave::GroupEvent::Kind::message) {
             std::uint64_t td = now_ns();
             ++delivered_total;
+            if (ev.payload.size() >= kHeader && conclave::wire::load_u32(ev.payload.data()) == kMagic &&
+                ev.payload[4] == kDone) {
+                done_from.insert(conclave::wire::load_u32(ev.payload.data() + 5));
+                if (static_cast<int>(done_from.size()) == a.nodes) break;  // nothing follows
+            }
             if (td >= win_start && td < win_end) {
                 ++delivered_win;
                 bytes_win += ev.payload.size();
