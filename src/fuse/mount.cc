@@ -268,7 +268,8 @@ void Tree::Impl::inval_inode(std::uint64_t ino) {
     inval_now(*this, ino, 0);  // attributes and every cached page
 }
 
-void Tree::Impl::settle(fuse_entry_param& e, std::uint64_t applied_before) {
+void Tree::Impl::settle(fuse_entry_param& e, std::uint64_t applied_before, bool first) {
+    if (first) e.attr_timeout = 0;
     // The caller remembered the inode first: a change applied after this load invalidates
     // it (or marks it suspect); one applied before it shows here.
     if (applied.load() != applied_before) e.entry_timeout = e.attr_timeout = 0;
@@ -295,7 +296,7 @@ void Tree::Impl::inval_entry_later(std::uint64_t parent, std::string name) {
 
 void Tree::Impl::inval_everything(bool entries) {
     if (!ready || closed) return;
-    std::vector<std::pair<std::uint64_t, std::pair<std::uint64_t, std::string>>> all;
+    std::vector<std::pair<std::uint64_t, Known>> all;
     {
         std::lock_guard lock(known_mu);
         all.assign(known.begin(), known.end());
@@ -303,7 +304,7 @@ void Tree::Impl::inval_everything(bool entries) {
     notifier.post([this, all = std::move(all), entries] {
         for (const auto& [ino, where] : all) {
             if (closed || !se) return;
-            if (entries) fuse_lowlevel_notify_inval_entry(se, where.first, where.second.c_str(), where.second.size());
+            if (entries) fuse_lowlevel_notify_inval_entry(se, where.parent, where.name.c_str(), where.name.size());
             inval_now(*this, ino, entries ? 0 : -1);
         }
         if (!closed && se) fuse_lowlevel_notify_inval_inode(se, format_root, -1, 0);

@@ -100,12 +100,26 @@ void Impl::refresh_limits() {
     if (!meta.empty()) limits = meta.limits;
 }
 
-void Impl::remember(std::uint64_t ino, std::uint64_t parent, std::string_view name) {
-    if (ino == format_root) return;
+bool Impl::remember(std::uint64_t ino, std::uint64_t parent, std::string_view name) {
+    if (ino == format_root) return false;
     std::lock_guard lock(known_mu);
     auto& k = known[ino];
-    k.first = parent;
-    k.second.assign(name);
+    k.parent = parent;
+    k.name.assign(name);
+    return k.lookups++ == 0;
+}
+
+void Impl::forget(std::uint64_t ino, std::uint64_t n) {
+    if (ino == format_root) return;
+    std::lock_guard lock(known_mu);
+    auto it = known.find(ino);
+    if (it == known.end()) return;  // a virtual file
+    if (it->second.lookups > n) {
+        it->second.lookups -= n;
+    } else {
+        known.erase(it);  // nothing of it left in the kernel: changes to it need no invalidation
+        suspect.erase(ino);
+    }
 }
 
 void Impl::attr_of(const store::EntryInfo& e, struct stat& st, const std::string* path) {
@@ -235,14 +249,20 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     }
     fuse_entry_param e;
     t.entry_of(info, e);
-    t.remember(info.ino, parent, name);
-    t.settle(e, before);
-    fuse_reply_entry(req, &e);
+    t.settle(e, before, t.remember(info.ino, parent, name));
+    if (fuse_reply_entry(req, &e) != 0) t.forget(info.ino, 1);  // interrupted: the kernel took nothing
 }
 
-void op_forget(fuse_req_t req, fuse_ino_t, uint64_t) { fuse_reply_none(req); }
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+    impl_of(req).forget(ino, nlookup);
+    fuse_reply_none(req);
+}
 
-void op_forget_multi(fuse_req_t req, size_t, struct fuse_forget_data*) { fuse_reply_none(req); }
+void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data* forgets) {
+    auto& t = impl_of(req);
+    for (size_t i = 0; i < count; ++i) t.forget(forgets[i].ino, forgets[i].nlookup);
+    fuse_reply_none(req);
+}
 
 void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     auto& t = impl_of(req);
@@ -480,9 +500,8 @@ void reply_new_entry(Impl& t, fuse_req_t req, fuse_ino_t parent, const std::stri
     }
     fuse_entry_param e;
     t.entry_of(info, e);
-    t.remember(info.ino, parent, name);
-    t.settle(e, before);
-    fuse_reply_entry(req, &e);
+    t.settle(e, before, t.remember(info.ino, parent, name));
+    if (fuse_reply_entry(req, &e) != 0) t.forget(info.ino, 1);
 }
 
 // Makes the entry `name` in `parent` with `tr` (its op and mode; the path is set here) and
@@ -694,9 +713,9 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
         set_open_flags(h, &copy);
         fuse_entry_param e;
         t.entry_of(info, e);
-        t.remember(info.ino, parent, n);
-        t.settle(e, before);
+        t.settle(e, before, t.remember(info.ino, parent, n));
         if (fuse_reply_create(req, &e, &copy) != 0) {
+            t.forget(info.ino, 1);
             t.not_writing(h);
             delete h;
         }
@@ -891,6 +910,7 @@ void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
     auto* d = reinterpret_cast<DirHandle*>(fi->fh);
     std::vector<char> buf(size);
     std::size_t used = 0;
+    std::vector<std::uint64_t> handed;  // the inodes this reply hands the kernel
     // Offsets: 0 ".", 1 "..", then the virtual files at the root, then the entries.
     const std::size_t virt = d->virtual_files ? Impl::kVirtualCount : 0;
     const std::size_t total = 2 + virt + d->entries.size();
@@ -918,9 +938,10 @@ void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
         // readdirplus hands out a lookup for every entry (not for "." and ".."): the
         // entries were read at opendir, so changes applied since then show with timeouts
         // of 0 (remembered first, as settle wants).
-        if (plus && i >= 2 + virt) {
-            t.remember(e.ino, ino, name);
-            t.settle(e, d->applied);
+        const bool counted = plus && i >= 2 + virt;
+        if (counted) {
+            t.settle(e, d->applied, t.remember(e.ino, ino, name));
+            handed.push_back(e.ino);
         }
         std::size_t n;
         if (plus) {
@@ -928,10 +949,17 @@ void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
         } else {
             n = fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &e.attr, static_cast<off_t>(i + 1));
         }
-        if (n > size - used) break;
+        if (n > size - used) {
+            if (counted) {
+                t.forget(e.ino, 1);  // not in this reply
+                handed.pop_back();
+            }
+            break;
+        }
         used += n;
     }
-    fuse_reply_buf(req, buf.data(), used);
+    if (fuse_reply_buf(req, buf.data(), used) != 0)
+        for (auto h : handed) t.forget(h, 1);  // interrupted: the kernel took none of them
 }
 
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {

@@ -114,21 +114,32 @@ struct Tree::Impl {
     std::string members_text = "{}\n", quorum_text = "{}\n";
     std::uint64_t start_time = 0;
 
+    // The inodes the kernel holds: every entry reply (lookup, create, mkdir, mknod,
+    // readdirplus) adds one to an inode's lookup count, as the kernel does, and FORGET
+    // takes the kernel's count off; at 0 the kernel has dropped the inode.
+    struct Known {
+        std::uint64_t parent = 0;  // where it was last handed out
+        std::string name;
+        std::uint64_t lookups = 0;
+    };
     std::mutex known_mu;
-    std::unordered_map<std::uint64_t, std::pair<std::uint64_t, std::string>> known;  // ino -> (parent, name)
+    std::unordered_map<std::uint64_t, Known> known;
     bool maybe_cached(std::uint64_t ino);  // the root, or known
 
     // A reply that hands the kernel a new inode (lookup, create, mkdir, readdirplus) may
     // be read from the store just before a change is applied and reach the kernel just
-    // after that change's invalidation, which then finds nothing to drop. Two guards:
-    // `applied` counts applied batches (bumped before their invalidations): a reply read
-    // before a bump gets timeouts of 0 (`settle`). And an inode whose invalidation found
-    // nothing in the kernel is `suspect` (under known_mu, with the mark that set it):
-    // its next open invalidates it again, now that the kernel holds it.
+    // after that change's invalidation, which then finds nothing to drop. (For an inode
+    // the kernel holds, the kernel itself discards attributes read before an
+    // invalidation.) Three guards: such a first reply has an attribute timeout of 0
+    // (`settle` with first = true: the next stat asks); `applied` counts applied batches
+    // (bumped before their invalidations), and a reply read before a bump gets entry and
+    // attribute timeouts of 0; an inode whose invalidation found nothing in the kernel is
+    // `suspect` (under known_mu, with the mark that set it) and is invalidated again at
+    // its next open, for a kernel that took the inode while its forget was on its way.
     std::atomic<std::uint64_t> applied{0};
     std::unordered_map<std::uint64_t, std::uint64_t> suspect;
     std::uint64_t suspect_marks = 0;
-    void settle(fuse_entry_param& e, std::uint64_t applied_before);
+    void settle(fuse_entry_param& e, std::uint64_t applied_before, bool first);
     void revalidate(std::uint64_t ino);
 
     // Files being written on this node: the handle that wrote last (getattr shows its size).
@@ -151,7 +162,10 @@ struct Tree::Impl {
     void finish(fuse_req_t req, int err);
     store::Limits current_limits();
     void refresh_limits();
-    void remember(std::uint64_t ino, std::uint64_t parent, std::string_view name);
+    // One more lookup of `ino` handed to the kernel (before the reply goes); true if the
+    // kernel held no reference to it. forget: the kernel dropped `n` (or a reply failed).
+    bool remember(std::uint64_t ino, std::uint64_t parent, std::string_view name);
+    void forget(std::uint64_t ino, std::uint64_t n);
     // What stat shows for an entry; `path` (its path, if the caller knows it) spares the
     // walk up its parents that tells whether it is private.
     void attr_of(const store::EntryInfo& e, struct stat& st, const std::string* path = nullptr);

@@ -30,7 +30,7 @@
 #                 by one new mount, and its tree equals node 1's. Node 3 stopped (SIGTERM)
 #                 leaves no mount; started again it mounts and catches up; (with a
 #                 shim that holds its lookup answers 30 ms) a file it looked up while
-#                 node 1's write of it was applied reads as written after the ack
+#                 node 1's write of it was applied stats and reads as written after the ack
 #   tree_local    conclaved --local on a private configuration in a temp dir (loopback, no
 #                 key): mounts, becomes quorate and writable, basic operations and
 #                 conclave-tree-model (3000 ops) pass; SIGTERM: exit 0, mount gone
@@ -637,11 +637,11 @@ case_restart() {
     [ "$(cat "$m3/r/while-3-down" 2>&1)" = while-3-down ] || flaw "node 3 lacks r/while-3-down"
     took
 
-    step "a lookup on node 3 answered while node 1's write of that file is applied: open reads the write"
+    step "a lookup on node 3 answered while node 1's write of that file is applied: stat and open show the write"
     # Node 3 polls for a new name; its lookup answer (size 0, read just after the create)
     # is held 30 ms, long enough for node 1's write to be applied and acknowledged. The
-    # write's invalidation finds no inode in the kernel yet; the open after the
-    # acknowledgement must still read the new contents, not an empty file.
+    # write's invalidation finds no inode in the kernel yet; after the acknowledgement
+    # stat must still show the new size and open read the new contents, not an empty file.
     touch "$work/slow"
     out=$(timeout 60 python3 - "$m1/r" "$m3/r" <<'EOF'
 import multiprocessing as mp, os, sys
@@ -655,8 +655,11 @@ def poller(written, done, q):
             except FileNotFoundError: pass
         if not written.wait(20): bad.append("round %d: no write" % i); break
         written.clear()
+        want = b"written %d\n" % i
+        size = os.stat(p).st_size
+        if size != len(want): bad.append("round %d: node 3's stat shows %d bytes, want %d" % (i, size, len(want)))
         with open(p, "rb") as f: d = f.read()
-        if d != b"written %d\n" % i: bad.append("round %d: node 3 read %r" % (i, d))
+        if d != want: bad.append("round %d: node 3 read %r" % (i, d))
         done.set()
     q.put(bad)
 written, done, q = mp.Event(), mp.Event(), mp.Queue()
@@ -668,7 +671,7 @@ for i in range(rounds):
     if not done.wait(20): break
     done.clear()
 bad = q.get(timeout=30); pr.join(10)
-print("%d rounds; %s" % (rounds, "; ".join(bad) if bad else "every open read the write"))
+print("%d rounds; %s" % (rounds, "; ".join(bad) if bad else "every stat and open showed the write"))
 sys.exit(1 if bad else 0)
 EOF
     ) || flaw "stale contents after a slow lookup answer: $out"
