@@ -4,8 +4,8 @@
 // Every node's instance joins one group and announces itself; once all N announcements
 // were delivered (the barrier), senders multicast messages of --size bytes for --warmup
 // + --secs seconds, each carrying its CLOCK_MONOTONIC send time, then one DONE; it ends
-// once every client's DONE was delivered (so every node counts the same messages). Latency = send -> the
-// sender's own delivery (namespaces share one kernel clock). Throughput = messages
+// once every client's DONE was delivered (so every node counts the same messages).
+// Latency = send -> the sender's own delivery (namespaces share one kernel clock). Throughput = messages
 // delivered on this node during the measured window / window length. With --pid the
 // daemon's utime+stime is read from /proc at the window's edges. Prints one JSON object;
 // --lat FILE writes the raw own-delivery latencies (ns, one per line). --safe sends with
@@ -68,6 +68,11 @@ struct Args {
     bool all_send = false, i_send = false, safe = false;
     long pid = 0;
 };
+
+// The type of one of our messages (kReady, kData, kDone), or 0 for anything else.
+std::uint8_t kind_of(const std::vector<std::uint8_t>& m) {
+    return m.size() >= kHeader && conclave::wire::load_u32(m.data()) == kMagic ? m[4] : 0;
+}
 
 double pct(std::vector<std::uint64_t>& v, double p) {
     if (v.empty()) return 0;
@@ -145,8 +150,7 @@ int ring_node_main(const std::vector<std::string_view>& argv) {
         }
         auto k = c.next(10, ev);
         if (k == conclave::GroupEvent::Kind::closed) return std::fprintf(stderr, "%s\n", c.error().c_str()), 1;
-        if (k == conclave::GroupEvent::Kind::message && ev.payload.size() >= kHeader &&
-            conclave::wire::load_u32(ev.payload.data()) == kMagic && ev.payload[4] == kReady) {
+        if (k == conclave::GroupEvent::Kind::message && kind_of(ev.payload) == kReady) {
             std::uint32_t who = conclave::wire::load_u32(ev.payload.data() + 5);
             heard.insert(who);
             if (conclave::wire::load_u64(ev.payload.data() + 9) == static_cast<std::uint64_t>(a.nodes)) complete.insert(who);
@@ -201,8 +205,8 @@ int ring_node_main(const std::vector<std::string_view>& argv) {
         while (k == conclave::GroupEvent::Kind::message) {
             std::uint64_t td = now_ns();
             ++delivered_total;
-            if (ev.payload.size() >= kHeader && conclave::wire::load_u32(ev.payload.data()) == kMagic &&
-                ev.payload[4] == kDone) {
+            const std::uint8_t kind = kind_of(ev.payload);
+            if (kind == kDone) {
                 done_from.insert(conclave::wire::load_u32(ev.payload.data() + 5));
                 if (static_cast<int>(done_from.size()) == a.nodes) break;  // nothing follows
             }
@@ -210,8 +214,7 @@ int ring_node_main(const std::vector<std::string_view>& argv) {
                 ++delivered_win;
                 bytes_win += ev.payload.size();
             }
-            if (ev.payload.size() >= kHeader && conclave::wire::load_u32(ev.payload.data()) == kMagic &&
-                ev.payload[4] == kData && conclave::wire::load_u32(ev.payload.data() + 5) == static_cast<std::uint32_t>(a.index)) {
+            if (kind == kData && conclave::wire::load_u32(ev.payload.data() + 5) == static_cast<std::uint32_t>(a.index)) {
                 if (outstanding) --outstanding;
                 std::uint64_t sent_at = conclave::wire::load_u64(ev.payload.data() + 17);
                 if (sent_at >= win_start && sent_at < win_end) lat_own.push_back(td - sent_at);
