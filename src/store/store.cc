@@ -237,6 +237,7 @@ struct Store::Impl {
     std::string boot;
     std::unique_ptr<Journal> journal;
     bool closed = false;
+    std::string unsynced;  // a journal sync failed after its commit: why (Store::apply)
 
     std::uint64_t retain_bytes() const { return options.retain_bytes ? options.retain_bytes : options.map_size / 4; }
 
@@ -255,6 +256,10 @@ struct Store::Impl {
     }
 
     std::string path(const char* name) const { return dir + "/" + name; }
+    std::string refused_after_unsynced() const {
+        return "store: refusing to apply: an earlier commit was not made durable (" + unsynced +
+               "); restart the node";
+    }
 
     void stop_checkpointer() {
         {
@@ -520,6 +525,7 @@ Result<std::vector<Applied>> Store::apply(std::span<const Item> items) { return 
 
 Result<std::vector<Applied>> Store::Impl::apply(std::span<const Item> items, bool journaled) {
     if (items.empty()) return std::vector<Applied>{};
+    if (!unsynced.empty()) return Error{refused_after_unsynced()};
     TxnGuard g;
     if (const int rc = g.begin(env, false)) return Error{lmdb_error("store: cannot begin a transaction", rc)};
     db::Txn txn(g.get(), dbs);
@@ -581,8 +587,21 @@ Result<std::vector<Applied>> Store::Impl::apply(std::span<const Item> items, boo
             if (auto a = journal->append(r); !a) return Error{"store: " + a.error()};
     }
     if (const int rc = g.commit()) return Error{lmdb_error("store: commit failed", rc)};
-    if (journaled)
-        if (auto r = journal->sync(); !r) return Error{"store: " + r.error()};
+    if (journaled) {
+        Status synced = Ok{};
+        if (options.sync_fault)
+            if (const int e = options.sync_fault())
+                synced = Error{std::string("journal: cannot sync (injected fault): ") + std::strerror(e)};
+        if (synced) synced = journal->sync();
+        if (!synced) {
+            // Committed to LMDB, perhaps not on the disk: applying anything more (the
+            // same transitions again, or the next ones) would build on a state this node
+            // may not have after a restart.
+            unsynced = synced.error();
+            return Error{"store: " + synced.error() + " (versions " + std::to_string(before.version + 1) + "-" +
+                         std::to_string(st.head.version) + " committed but not durable; restart the node)"};
+        }
+    }
     return applied;
 }
 
@@ -648,6 +667,7 @@ Result<wire::Bytes> Store::snapshot() const {
 }
 
 Result<Head> Store::install(wire::ByteView snapshot) {
+    if (!impl_->unsynced.empty()) return Error{impl_->refused_after_unsynced()};
     auto parsed = parse_snapshot(snapshot);
     if (!parsed.ok()) return Error{"store: snapshot refused: " + parsed.error()};
     const SnapshotContents& s = parsed.value();

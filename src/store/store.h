@@ -19,6 +19,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -50,6 +51,9 @@ struct Options {
     // This machine's boot (empty: /proc/sys/kernel/random/boot_id). The simulator gives
     // a new one for a power failure.
     std::string boot_id;
+    // Tests: asked before each journal sync; an errno it returns fails that sync as the
+    // device would (the commit is then in LMDB but not durable).
+    std::function<int()> sync_fault;
 };
 
 struct Head {
@@ -142,7 +146,11 @@ public:
     // it returns, with Options::sync: journaled and synced). Each gets version = previous + 1. An error (LMDB
     // failure, `expect` mismatch, non-genesis transition on an empty state, a transition
     // validate() refuses) aborts the whole batch: nothing is applied. The per-op errno
-    // rules are in apply.h.
+    // rules are in apply.h. The one exception: a failed journal sync (the batch is
+    // committed to LMDB but may not be durable). The store then refuses every later
+    // apply() and install() with an error, so that nothing is applied twice or on top of
+    // a state the disk may not hold; the node stops, and recovery at its restart decides
+    // what is durable.
     Result<std::vector<Applied>> apply(std::span<const Item> items);
 
     // The retained log after `version`, if (version, hash) is on this store's history

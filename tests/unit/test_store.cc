@@ -1257,6 +1257,47 @@ TEST_CASE("cluster locks: /priv/lock/NAME is taken by mkdir, renewed by its hold
 // on (no SIGBUS from a writable map over a sparse file), and once there is room again
 // the store reopens holding every commit that reported success. Needs root (a tmpfs of
 // a few MiB); the filling runs in a child process, so that a crash is a failure here.
+// fsync failing after LMDB committed the batch: the batch may not be on the disk, so the
+// store refuses everything after it. Were it to go on, a caller that retries the batch
+// (the apply worker runs a failed batch again one job at a time) would apply the same
+// transitions twice, on top of themselves: a history no other replica has.
+TEST_CASE("a failed journal sync stops the store: nothing is applied after it, nor twice") {
+    test::TempDir dir;
+    Options o = options(true, 10000);
+    int fail = 0;
+    o.sync_fault = [&fail] { return fail; };
+    auto s = Store::open(dir.path, o);
+    REQUIRE_MESSAGE(s.ok(), s.error());
+    std::unique_ptr<Store> store = std::move(s.value());
+    std::vector<Item> first{Item{1, genesis(), std::nullopt}, Item{1, t_write("/a", "one"), std::nullopt}};
+    REQUIRE(store->apply(first).ok());
+    const Head before = store->head();
+
+    fail = EIO;
+    std::vector<Item> batch{Item{1, t_write("/b", "two"), std::nullopt}, Item{1, t_mkdir("/d"), std::nullopt}};
+    auto r = store->apply(batch);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().find(std::strerror(EIO)) != std::string::npos);
+    CHECK(r.error().find("restart the node") != std::string::npos);
+    const Head after = store->head();
+    CHECK(after.version == before.version + 2);  // committed, just not known to be durable
+
+    // The disk works again; the store still refuses: the retry of the batch, a later one
+    // and a snapshot alike, and its state stays as it was.
+    fail = 0;
+    for (const auto& items : {batch, std::vector<Item>{Item{1, t_write("/c", "three"), std::nullopt}}}) {
+        auto again = store->apply(items);
+        REQUIRE_FALSE(again.ok());
+        CHECK(again.error().find("refusing to apply") != std::string::npos);
+    }
+    auto snap = store->snapshot();
+    REQUIRE(snap.ok());
+    CHECK_FALSE(store->install(snap.value()).ok());
+    CHECK(store->head() == after);
+    EntryInfo info;
+    CHECK(store->stat("/c", info) == ENOENT);
+}
+
 TEST_CASE("a full disk fails the commit cleanly and loses no committed transition") {
     if (::geteuid() != 0) {
         MESSAGE("skipped: needs root to mount a small tmpfs");
