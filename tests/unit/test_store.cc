@@ -1253,10 +1253,6 @@ TEST_CASE("cluster locks: /priv/lock/NAME is taken by mkdir, renewed by its hold
     CHECK(f.stat("/priv/lock/vm-100").writer == 3);
 }
 
-// A full file system: the commit that does not fit fails with an error the node stops
-// on (no SIGBUS from a writable map over a sparse file), and once there is room again
-// the store reopens holding every commit that reported success. Needs root (a tmpfs of
-// a few MiB); the filling runs in a child process, so that a crash is a failure here.
 // fsync failing after LMDB committed the batch: the batch may not be on the disk, so the
 // store refuses everything after it. Were it to go on, a caller that retries the batch
 // (the apply worker runs a failed batch again one job at a time) would apply the same
@@ -1298,6 +1294,10 @@ TEST_CASE("a failed journal sync stops the store: nothing is applied after it, n
     CHECK(store->stat("/c", info) == ENOENT);
 }
 
+// A full file system: the commit that does not fit fails with an error the node stops
+// on (no SIGBUS from a writable map over a sparse file), and once there is room again
+// the store reopens holding every commit that reported success. Needs root (a tmpfs of
+// a few MiB); the filling runs in a child process, so that a crash is a failure here.
 TEST_CASE("a full disk fails the commit cleanly and loses no committed transition") {
     if (::geteuid() != 0) {
         MESSAGE("skipped: needs root to mount a small tmpfs");
