@@ -359,6 +359,8 @@ struct Store::Impl {
     }
 
     Result<std::vector<Applied>> apply(std::span<const Item> items, bool journaled);
+    // One attempt; `lmdb_rc` gets the LMDB error it failed with (0: none, or another kind).
+    Result<std::vector<Applied>> apply_once(std::span<const Item> items, bool journaled, int& lmdb_rc);
 
     // A read transaction (MVCC snapshot) for fn(db::Txn&); false if LMDB failed.
     template <typename Fn>
@@ -526,6 +528,20 @@ Result<std::vector<Applied>> Store::apply(std::span<const Item> items) { return 
 Result<std::vector<Applied>> Store::Impl::apply(std::span<const Item> items, bool journaled) {
     if (items.empty()) return std::vector<Applied>{};
     if (!unsynced.empty()) return Error{refused_after_unsynced()};
+    int rc = 0;
+    auto r = apply_once(items, journaled, rc);
+    // A full map while the checkpointer copies the environment: its read transaction
+    // keeps every page the writer frees meanwhile from being reused. They are free again
+    // once the copy ends; the batch is applied again then (the same result: apply is
+    // deterministic, and a journal record the failed attempt appended is written again,
+    // which replay skips). A map that is truly full fails the same way again.
+    if (!r && rc == MDB_MAP_FULL && options.background_checkpoint)
+        if (wait_checkpoint()) r = apply_once(items, journaled, rc);
+    return r;
+}
+
+Result<std::vector<Applied>> Store::Impl::apply_once(std::span<const Item> items, bool journaled, int& lmdb_rc) {
+    lmdb_rc = 0;
     TxnGuard g;
     if (const int rc = g.begin(env, false)) return Error{lmdb_error("store: cannot begin a transaction", rc)};
     db::Txn txn(g.get(), dbs);
@@ -557,13 +573,13 @@ Result<std::vector<Applied>> Store::Impl::apply(std::span<const Item> items, boo
         wire::Writer w(value);
         db::put_log_value(w, rec);
         txn.put(dbs.log, VersionKey(version).view(), value);
-        if (!txn.ok()) return Error{lmdb_error("store: apply failed", txn.rc())};
+        if (!txn.ok()) return Error{lmdb_error("store: apply failed", lmdb_rc = txn.rc())};
         applied.push_back(Applied{item.epoch, version, hash, err, t.origin, t.request, touched});
         if (journaled) journal_entries.push_back(JournalEntry{item.epoch, std::move(rec.transition)});
     }
     trim_log(txn, st, options.retain, retain_bytes());
     txn.save_state(st);
-    if (!txn.ok()) return Error{lmdb_error("store: apply failed", txn.rc())};
+    if (!txn.ok()) return Error{lmdb_error("store: apply failed", lmdb_rc = txn.rc())};
     if (journaled) {
         // The batch goes to the journal before LMDB commits it, in records of a few MiB.
         std::vector<JournalRecord> records;
@@ -586,7 +602,7 @@ Result<std::vector<Applied>> Store::Impl::apply(std::span<const Item> items, boo
         for (const JournalRecord& r : records)
             if (auto a = journal->append(r); !a) return Error{"store: " + a.error()};
     }
-    if (const int rc = g.commit()) return Error{lmdb_error("store: commit failed", rc)};
+    if ((lmdb_rc = g.commit())) return Error{lmdb_error("store: commit failed", lmdb_rc)};
     if (journaled) {
         Status synced = Ok{};
         if (options.sync_fault)
