@@ -10,12 +10,21 @@
 
 namespace conclave::store {
 
+// The SHA-256 implementation, fetched from the default provider once. EVP_sha256()
+// would make every EVP_DigestInit_ex fetch it again (OpenSSL 3), which costs more than
+// hashing a small transition: the apply worker hashes one per version.
+inline const EVP_MD* sha256_md() {
+    static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    return md;
+}
+
 // Incremental SHA-256. OpenSSL failures here mean a broken library (no input can cause
 // them), so they abort rather than produce a hash that silently differs between replicas.
 class Sha256 {
 public:
     Sha256() : ctx_(EVP_MD_CTX_new()) {
-        if (!ctx_ || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) std::abort();
+        const EVP_MD* md = sha256_md();
+        if (!ctx_ || !md || EVP_DigestInit_ex(ctx_, md, nullptr) != 1) std::abort();
     }
     ~Sha256() { EVP_MD_CTX_free(ctx_); }
     Sha256(const Sha256&) = delete;

@@ -552,6 +552,7 @@ Result<std::vector<Applied>> Store::Impl::apply_once(std::span<const Item> items
     std::vector<Applied> applied;
     applied.reserve(items.size());
     std::vector<JournalEntry> journal_entries;  // the batch's, split into records below
+    if (journaled) journal_entries.reserve(items.size());
     wire::Bytes value;
     for (const Item& item : items) {
         const Transition& t = item.t;
@@ -559,7 +560,10 @@ Result<std::vector<Applied>> Store::Impl::apply_once(std::span<const Item> items
         if (st.meta.empty() && t.op != Op::genesis)
             return Error{std::string("store: ") + op_name(t.op) + " before genesis (no cluster in this store)"};
         const std::uint64_t version = st.head.version + 1;
-        const Hash hash = chain(st.head.hash, item.epoch, version, t);
+        // Encoded once: hashed into the chain, kept in the retained log and the journal.
+        LogRecord rec{item.epoch, version, {}, 0, {}};
+        encode(t, rec.transition);
+        const Hash hash = chain_encoded(st.head.hash, item.epoch, version, rec.transition);
         if (item.expect && *item.expect != hash)
             return Error{"store: hash mismatch at version " + std::to_string(version) + " (expected " +
                          hex(*item.expect) + ", computed " + hex(hash) + ")"};
@@ -567,8 +571,8 @@ Result<std::vector<Applied>> Store::Impl::apply_once(std::span<const Item> items
         const int err = apply_transition(txn, st, t, version, &touched);
         st.head = Head{item.epoch, version, hash};
 
-        LogRecord rec{item.epoch, version, hash, err, {}};
-        encode(t, rec.transition);
+        rec.hash = hash;
+        rec.err = err;
         value.clear();
         wire::Writer w(value);
         db::put_log_value(w, rec);

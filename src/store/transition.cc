@@ -389,14 +389,18 @@ int apply_node_op(Meta& meta, const Transition& t) {
 }
 
 Hash chain(const Hash& previous, std::uint64_t epoch, std::uint64_t version, const Transition& t) {
-    wire::Bytes buf;
-    buf.reserve(previous.size() + 16 + 88 + t.path.size() + t.path2.size() + t.data.size());
-    wire::Writer w(buf);
-    w.bytes(wire::ByteView(previous));
-    w.u64(epoch);
-    w.u64(version);
-    encode(t, buf);
-    return sha256(buf);
+    wire::Bytes encoded;
+    encode(t, encoded);
+    return chain_encoded(previous, epoch, version, encoded);
+}
+
+Hash chain_encoded(const Hash& previous, std::uint64_t epoch, std::uint64_t version, wire::ByteView encoded) {
+    Sha256 h;
+    h.update(wire::ByteView(previous));
+    h.u64(epoch);
+    h.u64(version);
+    h.update(encoded);
+    return h.finish();
 }
 
 namespace {

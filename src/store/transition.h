@@ -204,6 +204,8 @@ int apply_node_op(Meta& meta, const Transition& t);
 
 // The history hash chain: H(v) = SHA-256(H(v-1) || u64 epoch || u64 version || encoded t).
 Hash chain(const Hash& previous, std::uint64_t epoch, std::uint64_t version, const Transition& t);
+// The same from `encoded` = encode(t)'s bytes, for a caller that has them already.
+Hash chain_encoded(const Hash& previous, std::uint64_t epoch, std::uint64_t version, wire::ByteView encoded);
 std::string hex(const Hash& h);
 std::string hex(const ClusterId& c);
 
