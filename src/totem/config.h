@@ -66,7 +66,9 @@ struct Config {
     std::size_t send_queue_messages = 4096;
 
     // Timers.
-    Micros token_retransmit_us = 30'000;  // resend the last token if no sign it arrived
+    // Resend the last token if no sign it arrived; hold_us later for a token that shows
+    // an idle ring, which the rep will likely hold (Ring::retransmit_after).
+    Micros token_retransmit_us = 30'000;
     // How long an idle rep holds the token. Anyone with something to send takes it at
     // once (hold-cancel), and watermark rises go out in notices, so this only sets how
     // often an idle ring goes round (idle CPU: 0.043 cores for 3 nodes at 10 ms, 0.017

@@ -208,6 +208,8 @@ private:
     void visit(RingInstance& r, wire::totem::Token token, Micros now, bool may_hold);
     void release_held_token(RingInstance& r, Micros now);
     void forward(RingInstance& r, wire::totem::Token token, Micros now);
+    // How long after forwarding `token` this node resends it without a sign it arrived.
+    Micros retransmit_after(const wire::totem::Token& token) const;
     void send_hold_cancel(Micros now);
     void send_watermark_notices(const std::vector<NodeId>& notify);
     void send_safe_notice(RingInstance& r, std::optional<Seq> before);

@@ -280,7 +280,23 @@ void Ring::forward(RingInstance& r, wt::Token t, Micros now) {
     r.last_sent_seq = t.seq;
     effects_.unicasts.push_back(Unicast{r.successor, r.last_sent_token});
     // Token loss downstream (Totem §3.1): resend until a sign the successor got it.
-    arm(TimerId::token_retransmit, now + config_.token_retransmit_us);
+    arm(TimerId::token_retransmit, now + retransmit_after(t));
+}
+
+Micros Ring::retransmit_after(const wt::Token& t) const {
+    // A token that shows an idle ring (idle rotations already counted, nothing sent,
+    // queued or missing anywhere in the last rotation) is one the rep will most likely
+    // hold for hold_us: no sign that it arrived can come before that, and resending it
+    // after token_retransmit_us would cost every member a retransmission at every hold
+    // (hold_us is above token_retransmit_us by default). Such a token is resent after the
+    // hold as well, and early enough that the resent one can still arrive before
+    // token_loss_us ends the ring. Busy rings keep the short timer.
+    const bool quiet = state_ == State::operational && t.idle_rotations >= config_.idle_rotations_before_hold && t.fcc == 0 && t.backlog == 0 &&
+                       t.rtr.empty() && t.aru == t.seq;
+    if (!quiet) return config_.token_retransmit_us;
+    const Micros held = config_.hold_us + config_.token_retransmit_us;
+    const Micros latest = config_.token_loss_us - config_.token_retransmit_us;  // validate(): positive
+    return std::max(config_.token_retransmit_us, std::min(held, latest));
 }
 
 void Ring::release_held_token(RingInstance& r, Micros now) {

@@ -477,6 +477,51 @@ TEST_CASE("an idle ring's rep holds the token; a submit elsewhere cancels the ho
     CHECK(h.now == held_at);  // no timer had to fire: the hold-cancel released the token
 }
 
+TEST_CASE("an idle ring resends no token while the rep holds it, and still resends one that is lost") {
+    Harness h(3);
+    const Config c = h.node(1).config();
+    REQUIRE(c.hold_us > c.token_retransmit_us);  // else the test shows nothing
+    h.start();
+    h.run_until([&] { return h.node(1).stats().tokens_held >= 3; });
+    REQUIRE(h.node(1).stats().tokens_held >= 3);
+    std::uint64_t before[3];
+    for (NodeId n = 1; n <= 3; ++n) before[n - 1] = h.node(n).stats().token_retransmits;
+    // Twenty holds of an idle ring: every member forwards the token each time, and no
+    // sign of its arrival comes while the rep holds it.
+    const std::uint64_t held = h.node(1).stats().tokens_held;
+    const Micros start = h.now;
+    h.run_until([&] { return h.node(1).stats().tokens_held >= held + 20; });
+    CHECK(h.node(1).stats().tokens_held >= held + 20);
+    CHECK(h.now >= start + 19 * c.hold_us);
+    for (NodeId n = 1; n <= 3; ++n) CHECK(h.node(n).stats().token_retransmits == before[n - 1]);
+
+    // A token lost on the idle ring (2 -> 3) is resent after the hold, before the
+    // ring would be given up: the same ring goes on and a message gets through.
+    int dropped = 0;
+    h.drop = [&](const InFlight& p) {
+        auto r = wt::decode(p.bytes);
+        if (p.from == 2 && p.to == 3 && std::holds_alternative<wt::Token>(r.packet) && dropped == 0) {
+            ++dropped;
+            return true;
+        }
+        return false;
+    };
+    const auto ring = h.node(1).ring_id();
+    h.run_until([&] { return dropped == 1; });
+    REQUIRE(dropped == 1);
+    const Micros lost_at = h.now;
+    h.run_until([&] { return h.node(2).stats().token_retransmits > before[1]; });
+    CHECK(h.node(2).stats().token_retransmits == before[1] + 1);
+    CHECK(h.now <= lost_at + c.hold_us + c.token_retransmit_us);
+    CHECK(h.now < lost_at + c.token_loss_us);
+    h.node(3).submit({9}, Guarantee::agreed, h.now);
+    h.collect(3);
+    h.run_until([&] { return h.count(1) == 1 && h.count(2) == 1 && h.count(3) == 1; });
+    CHECK(h.count(1) == 1);
+    CHECK(h.node(1).ring_id() == ring);
+    CHECK(h.node(3).ring_id() == ring);
+}
+
 TEST_CASE("the rep holds the token one idle rotation after agreed frames, never before every safe frame is delivered") {
     // From node 3, the last before the rep: when the rep first sees the ring idle, node 2
     // has not yet had the visit that makes the frame safe for it.
