@@ -74,38 +74,16 @@ std::size_t Txn::count(MDB_dbi dbi) { return stat(dbi).ms_entries; }
 bool Txn::load_state(State& out) {
     wire::ByteView v;
     if (!get(dbs_.state, state_key(), v)) return false;
-    wire::Reader r(v);
-    State s;
-    std::uint32_t fmt = 0;
-    r.u32(fmt);
-    r.u64(s.head.epoch);
-    r.u64(s.head.version);
-    r.bytes(s.head.hash);
-    decode_meta(r, s.meta);
-    r.u64(s.next_ino);
-    r.u64(s.total);
-    r.u64(s.base_version);
-    r.bytes(s.base_hash);
-    if (!r.at_end() || fmt != kStateFormat) {
+    if (!decode_state(v, out)) {
         fail(MDB_CORRUPTED);
         return false;
     }
-    out = std::move(s);
     return true;
 }
 
 void Txn::save_state(const State& s) {
     wire::Bytes b;
-    wire::Writer w(b);
-    w.u32(kStateFormat);
-    w.u64(s.head.epoch);
-    w.u64(s.head.version);
-    w.bytes(wire::ByteView(s.head.hash));
-    encode_meta(s.meta, w);
-    w.u64(s.next_ino);
-    w.u64(s.total);
-    w.u64(s.base_version);
-    w.bytes(wire::ByteView(s.base_hash));
+    encode_state(s, b);
     put(dbs_.state, state_key(), b);
 }
 
@@ -250,6 +228,37 @@ void put_log_value(wire::Writer& w, const LogRecord& rec) {
     w.bytes(wire::ByteView(rec.hash));
     w.u32(static_cast<std::uint32_t>(rec.err));
     w.bytes(wire::ByteView(rec.transition));
+}
+
+void encode_state(const State& s, wire::Bytes& out) {
+    wire::Writer w(out);
+    w.u32(kStateFormat);
+    w.u64(s.head.epoch);
+    w.u64(s.head.version);
+    w.bytes(wire::ByteView(s.head.hash));
+    encode_meta(s.meta, w);
+    w.u64(s.next_ino);
+    w.u64(s.total);
+    w.u64(s.base_version);
+    w.bytes(wire::ByteView(s.base_hash));
+}
+
+bool decode_state(wire::ByteView value, State& out) {
+    wire::Reader r(value);
+    State s;
+    std::uint32_t fmt = 0;
+    r.u32(fmt);
+    r.u64(s.head.epoch);
+    r.u64(s.head.version);
+    r.bytes(s.head.hash);
+    if (!decode_meta(r, s.meta)) return false;
+    r.u64(s.next_ino);
+    r.u64(s.total);
+    r.u64(s.base_version);
+    r.bytes(s.base_hash);
+    if (!r.at_end() || fmt != kStateFormat) return false;
+    out = std::move(s);
+    return true;
 }
 
 bool get_log_value(wire::ByteView value, std::uint64_t version, LogRecord& out) {

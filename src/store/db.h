@@ -91,6 +91,11 @@ int lookup_parent(Txn& txn, std::string_view path, std::uint64_t& parent, std::s
 // The entry at path: 0, ENOENT or ENOTDIR.
 int resolve(Txn& txn, std::string_view path, format::Node& out);
 
+// The state record (the value of "state"); decode_state is false for anything but
+// exactly one record of kStateFormat.
+void encode_state(const State& s, wire::Bytes& out);
+bool decode_state(wire::ByteView value, State& out);
+
 // Log record values (the version is the key).
 void put_log_value(wire::Writer& w, const LogRecord& rec);
 bool get_log_value(wire::ByteView value, std::uint64_t version, LogRecord& out);
