@@ -161,6 +161,14 @@ private:
     store::Transition random_transition();
     bool settled();
     void final_checks();
+    // Every write transaction stayed within the disk blocks the store gave it beforehand
+    // (Store::reserve_overruns): else a full file system could kill the node by SIGBUS.
+    void check_reserve(std::uint32_t node) {
+        const auto& st = nodes_[node].store;
+        if (st && st->reserve_overruns() != 0)
+            violate("store reservation", std::to_string(st->reserve_overruns()) +
+                    " transaction(s) used pages past the blocks reserved for them", node);
+    }
     std::string node_status(std::uint32_t y);
 
     const SimOptions& o_;
@@ -286,6 +294,7 @@ void StoreSim::crash_node(std::uint32_t node, bool clean) {
     } else if (!sn.jobs.empty()) {
         note(now_, node, std::to_string(sn.jobs.size()) + " store job(s) lost in the crash (not yet committed)");
     }
+    check_reserve(node);
     sn.jobs.clear();
     sn.node.reset();
     sn.ring.reset();
@@ -677,6 +686,7 @@ void StoreSim::final_checks() {
     for (std::uint32_t y = 1; y <= n_; ++y)
         if (nodes_[y].up()) live.push_back(y);
     if (live.empty()) return;
+    for (auto y : live) check_reserve(y);
     // Replicas identical.
     const auto h0 = nodes_[live.front()].store->head();
     const auto c0 = nodes_[live.front()].store->content_hash();

@@ -36,7 +36,9 @@ namespace conclave::store {
 
 struct Options {
     bool sync = true;                        // fsync at every commit (off in the simulator)
-    std::uint64_t map_size = 1ull << 30;     // LMDB map size (address space, not disk)
+    // LMDB map size: address space, and data.mdb's length (sparse: only the pages in
+    // use and a few MiB ahead of them take disk blocks).
+    std::uint64_t map_size = 1ull << 30;
     std::uint64_t retain = 10000;            // transitions kept in the retained log
     // ... and at most this many bytes of LMDB pages for it (0: a quarter of map_size), so
     // that 10,000 large writes cannot fill the map (MDB_MAP_FULL would stop every node
@@ -169,6 +171,12 @@ public:
     // in one transaction.
     Result<wire::Bytes> snapshot() const;
     Result<Head> install(wire::ByteView snapshot);
+
+    // Write transactions that took more new pages than were given disk blocks for them
+    // beforehand: 0 unless the store's bound on a transaction's pages is wrong (on a full
+    // file system such a transaction could be killed by SIGBUS). The simulator and the
+    // tests check it. Call from the applying thread, between applies.
+    std::uint64_t reserve_overruns() const;
 
     // Hash of the tree and meta only (not the log): equal on replicas with equal state.
     // `at`, when given, gets the head of the version hashed (one read transaction).

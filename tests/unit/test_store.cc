@@ -1294,6 +1294,46 @@ TEST_CASE("a failed journal sync stops the store: nothing is applied after it, n
     CHECK(store->stat("/c", info) == ENOENT);
 }
 
+// The writable map needs disk blocks before a transaction touches a new page (else a
+// full file system is a SIGBUS): every transaction, small or large, batched or not, and
+// the install of a snapshot stays within the pages reserved for it.
+TEST_CASE("every write transaction stays within the disk blocks reserved for it") {
+    Limits limits;
+    limits.max_file_size = 1u << 20;
+    Options o = options(false, 200);
+    o.map_size = 256ull << 20;
+    Fixture src(o);
+    REQUIRE(src.apply(genesis(limits)) == 0);
+    REQUIRE(src.apply(t_mkdir("/d")) == 0);
+    // Batches of small files, one batch of 64 (a full apply worker merge).
+    for (int b = 0; b < 20; ++b) {
+        std::vector<Item> items;
+        for (int i = 0; i < 64; ++i)
+            items.push_back(Item{1, t_write("/d/f" + std::to_string(b * 64 + i), std::string(100 + i * 16, 'a')),
+                                 std::nullopt});
+        REQUIRE(src.store->apply(items).ok());
+    }
+    // Large files, grown by truncate, rewritten, renamed, removed; the log trims them.
+    for (int i = 0; i < 12; ++i) {
+        REQUIRE(src.apply(t_write("/big" + std::to_string(i), std::string(900u << 10, char('k' + i)))) == 0);
+        Transition grow = op(Op::truncate, "/big" + std::to_string(i));
+        grow.size = 1u << 20;
+        REQUIRE(src.apply(grow) == 0);
+        if (i % 3 == 0) REQUIRE(src.apply(t_rename("/big" + std::to_string(i), "/d/moved" + std::to_string(i))) == 0);
+        if (i % 3 == 1) REQUIRE(src.apply(op(Op::unlink, "/big" + std::to_string(i))) == 0);
+    }
+    CHECK(src.store->reserve_overruns() == 0);
+
+    // The whole state installed into a fresh store.
+    auto snap = src.store->snapshot();
+    REQUIRE_MESSAGE(snap.ok(), snap.error());
+    Fixture dst(o);
+    REQUIRE(dst.apply(genesis(limits)) == 0);
+    REQUIRE(dst.store->install(snap.value()).ok());
+    CHECK(dst.store->content_hash() == src.store->content_hash());
+    CHECK(dst.store->reserve_overruns() == 0);
+}
+
 // A full file system: the commit that does not fit fails with an error the node stops
 // on (no SIGBUS from a writable map over a sparse file), and once there is room again
 // the store reopens holding every commit that reported success. Needs root (a tmpfs of
