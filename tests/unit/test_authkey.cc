@@ -8,6 +8,7 @@
 
 #include "temp_dir.h"
 #include "crypto/authkey.h"
+#include "why.h"
 
 using namespace conclave::crypto;
 
@@ -90,7 +91,7 @@ TEST_CASE("keygen creates every missing parent directory with mode 0700") {
     TempDir d;
     std::string p = d.path + "/new/deep/b.key";
     auto st = write_auth_key(p, false);
-    REQUIRE_MESSAGE(st.ok(), st.error());
+    REQUIRE_MESSAGE(st.ok(), conclave::test::why(st));
     struct stat s {};
     REQUIRE(stat((d.path + "/new").c_str(), &s) == 0);
     CHECK((s.st_mode & 0777) == 0700);

@@ -6,6 +6,7 @@
 
 #include "config/config.h"
 #include "temp_dir.h"
+#include "why.h"
 
 using namespace conclave;
 using config::parse;
@@ -69,7 +70,7 @@ bool has(const std::string& haystack, const std::string& needle) {
 
 TEST_CASE("a full config parses into every field") {
     auto r = parse(kGood, "good.conf");
-    REQUIRE_MESSAGE(r.ok(), r.error());
+    REQUIRE_MESSAGE(r.ok(), test::why(r));
     auto& c = r.value();
     CHECK(c.cluster_name == "pve-lab");
     CHECK(c.node_id == 2);
@@ -90,13 +91,13 @@ TEST_CASE("a full config parses into every field") {
     CHECK(c.lock_timeout == 60);
     // format() writes a file that parses back to the same thing.
     auto again = parse(config::format(c), "formatted");
-    REQUIRE_MESSAGE(again.ok(), again.error());
+    REQUIRE_MESSAGE(again.ok(), test::why(again));
     CHECK(config::format(again.value()) == config::format(c));
 }
 
 TEST_CASE("defaults fill what a minimal file leaves out") {
     auto r = parse(kMinimal, "m");
-    REQUIRE_MESSAGE(r.ok(), r.error());
+    REQUIRE_MESSAGE(r.ok(), test::why(r));
     CHECK(r->transport == config::Transport::multicast);
     CHECK(r->port == 5405);
     CHECK(r->mtu == 1500);
@@ -114,7 +115,7 @@ TEST_CASE("unicast with peers, IPv4 and IPv6, with and without ports") {
     std::string t = std::string(kMinimal) +
                     "network {\n transport: unicast\n peers: 10.0.0.2, 10.0.0.3:5999 [fd00::4]:5405 fd00::5\n}\n";
     auto r = parse(t, "u");
-    REQUIRE_MESSAGE(r.ok(), r.error());
+    REQUIRE_MESSAGE(r.ok(), test::why(r));
     REQUIRE(r->peers.size() == 4);
     CHECK(r->peers[0].address == "10.0.0.2");
     CHECK(r->peers[0].port == 0);
@@ -123,7 +124,7 @@ TEST_CASE("unicast with peers, IPv4 and IPv6, with and without ports") {
     CHECK(r->peers[2].port == 5405);
     CHECK(r->peers[3].address == "fd00::5");
     auto again = parse(config::format(r.value()), "f");
-    REQUIRE_MESSAGE(again.ok(), again.error());
+    REQUIRE_MESSAGE(again.ok(), test::why(again));
     CHECK(again->peers.size() == 4);
 }
 
@@ -230,13 +231,13 @@ TEST_CASE("every boolean key takes yes/no, true/false, on/off and 1/0") {
     for (const char* key : {"tree {\n mount: ", "system {\n sched_rr: "}) {
         for (const char* yes : {"yes", "true", "on", "1"}) {
             auto r = parse(std::string(kMinimal) + key + yes + "\n}\n", "t.conf");
-            REQUIRE_MESSAGE(r.ok(), r.error());
+            REQUIRE_MESSAGE(r.ok(), test::why(r));
             CHECK(r->mount);
             CHECK(r->sched_rr);
         }
         for (const char* no : {"no", "false", "off", "0"}) {
             auto r = parse(std::string(kMinimal) + key + no + "\n}\n", "t.conf");
-            REQUIRE_MESSAGE(r.ok(), r.error());
+            REQUIRE_MESSAGE(r.ok(), test::why(r));
             CHECK((!r->mount || !r->sched_rr));
         }
         CHECK(has(error_of(std::string(kMinimal) + key + "2\n}\n"),
@@ -297,7 +298,7 @@ TEST_CASE("a config that is a FIFO or a directory is refused at once, saying wha
     std::string good = d.path + "/c.conf";
     std::ofstream(good) << kMinimal;
     r = config::load(good);
-    REQUIRE_MESSAGE(r.ok(), r.error());
+    REQUIRE_MESSAGE(r.ok(), test::why(r));
     CHECK(r->node_name == "n1");
 }
 

@@ -19,6 +19,7 @@
 #include "conclave/client.h"
 #include "runtime/control.h"
 #include "runtime/request_fields.h"
+#include "why.h"
 
 using namespace conclave;
 using nlohmann::json;
@@ -136,7 +137,7 @@ TEST_CASE("control socket: request and reply, bad requests answered, not fatal")
     REQUIRE(s.start().ok());
 
     auto r = runtime::control_request(path, json{{"cmd", "status"}, {"n", 1}});
-    REQUIRE_MESSAGE(r.ok(), r.error());
+    REQUIRE_MESSAGE(r.ok(), test::why(r));
     CHECK(r.value()["ok"] == true);
     CHECK(r.value()["echo"]["n"] == 1);
 
@@ -202,7 +203,7 @@ TEST_CASE("control socket: a client over the limit is answered why, and one can 
         REQUIRE(read_line(fd, std::chrono::seconds(5)).find("\"ok\":true") != std::string::npos);
     }
     auto over = runtime::control_request(path, json{{"cmd", "status"}});
-    REQUIRE_MESSAGE(over.ok(), over.error());
+    REQUIRE_MESSAGE(over.ok(), test::why(over));
     CHECK(over.value()["ok"] == false);
     CHECK_MESSAGE(over.value().value("error", "").find("serves at most 64 clients at once (64 connected)") !=
                       std::string::npos,
@@ -408,7 +409,7 @@ TEST_CASE("control socket: deferred replies come in request order; a gone client
     REQUIRE(s.start().ok());
 
     auto late = runtime::control_request(path, json{{"cmd", "later"}, {"ms", 20}});
-    REQUIRE_MESSAGE(late.ok(), late.error());
+    REQUIRE_MESSAGE(late.ok(), test::why(late));
     CHECK(late.value()["late"]["ms"] == 20);
     auto early = runtime::control_request(path, json{{"cmd", "at-once"}});
     REQUIRE(early.ok());

@@ -9,6 +9,7 @@
 
 #include "store/journal.h"
 #include "temp_dir.h"
+#include "why.h"
 
 using namespace conclave;
 using namespace conclave::store;
@@ -35,7 +36,7 @@ bool same(const JournalRecord& a, const JournalRecord& b) {
 
 std::vector<JournalRecord> read_all(Journal& j) {
     auto r = j.read_all();
-    REQUIRE_MESSAGE(r.ok(), r.error());
+    REQUIRE_MESSAGE(r.ok(), test::why(r));
     return std::move(r.value());
 }
 

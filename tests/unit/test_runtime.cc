@@ -12,6 +12,7 @@
 #include "runtime/state_dir.h"
 #include "runtime/transport.h"
 #include "wire/totem.h"
+#include "why.h"
 
 using namespace conclave;
 
@@ -99,7 +100,7 @@ TEST_CASE("a state directory admits one daemon and keeps durable facts") {
     TempDir d;
     std::string dir = d.path + "/state/sub";
     auto a = runtime::StateDir::open(dir);
-    REQUIRE_MESSAGE(a.ok(), a.error());
+    REQUIRE_MESSAGE(a.ok(), test::why(a));
     struct stat st {};
     REQUIRE(stat(dir.c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0700);

@@ -21,6 +21,7 @@
 #include "store/journal.h"
 #include "store/store.h"
 #include "temp_dir.h"
+#include "why.h"
 
 using namespace conclave;
 using namespace conclave::store;
@@ -78,14 +79,14 @@ struct Fixture {
     std::unique_ptr<Store> store;
     explicit Fixture(Options o = options(false, 10000)) {
         auto s = Store::open(dir.path, o);
-        REQUIRE_MESSAGE(s.ok(), s.error());
+        REQUIRE_MESSAGE(s.ok(), test::why(s));
         store = std::move(s.value());
     }
     // Applies one transition in epoch 1; returns its errno.
     int apply(const Transition& t, std::uint64_t epoch = 1) {
         Item item{epoch, t, std::nullopt};
         auto r = store->apply(std::span<const Item>(&item, 1));
-        REQUIRE_MESSAGE(r.ok(), r.error());
+        REQUIRE_MESSAGE(r.ok(), test::why(r));
         REQUIRE(r->size() == 1);
         return r.value()[0].err;
     }
@@ -415,7 +416,7 @@ TEST_CASE("apply reports the inodes each transition changed (store::Touched)") {
     auto touched = [&](const Transition& t) {
         Item item{1, t, std::nullopt};
         auto r = f.store->apply(std::span<const Item>(&item, 1));
-        REQUIRE_MESSAGE(r.ok(), r.error());
+        REQUIRE_MESSAGE(r.ok(), test::why(r));
         REQUIRE(r->size() == 1);
         return std::pair{r.value()[0].err, r.value()[0].touched};
     };
@@ -670,7 +671,7 @@ TEST_CASE("snapshot round-trips into a fresh store") {
     REQUIRE(snap.ok());
 
     auto parsed = parse_snapshot(snap.value());
-    REQUIRE_MESSAGE(parsed.ok(), parsed.error());
+    REQUIRE_MESSAGE(parsed.ok(), test::why(parsed));
     CHECK(parsed->head == src.store->head());
     CHECK(parsed->content == src.store->content_hash());
     CHECK(parsed->log.size() == 3);
@@ -680,7 +681,7 @@ TEST_CASE("snapshot round-trips into a fresh store") {
     REQUIRE(dst.apply(genesis()) == 0);  // whatever it had is replaced
     REQUIRE(dst.apply(t_write("/old", "x")) == 0);
     auto head = dst.store->install(snap.value());
-    REQUIRE_MESSAGE(head.ok(), head.error());
+    REQUIRE_MESSAGE(head.ok(), test::why(head));
     CHECK(head.value() == src.store->head());
     CHECK(dst.store->head() == src.store->head());
     CHECK(dst.store->meta() == src.store->meta());
@@ -778,7 +779,7 @@ struct Durability {
         store.reset();
         o.boot_id = boot;
         auto s = Store::open(dir.path, o);
-        REQUIRE_MESSAGE(s.ok(), s.error());
+        REQUIRE_MESSAGE(s.ok(), test::why(s));
         store = std::move(s.value());
     }
     void power_failure(const std::string& next_boot) {
@@ -796,7 +797,7 @@ struct Durability {
             const Item it{2, t_write("/" + prefix + std::to_string(i % 50), std::string(size, char('a' + i % 26))),
                           std::nullopt};
             auto r = store->apply(std::span<const Item>(&it, 1));
-            REQUIRE_MESSAGE(r.ok(), r.error());
+            REQUIRE_MESSAGE(r.ok(), test::why(r));
         }
     }
 };
@@ -1263,7 +1264,7 @@ TEST_CASE("a failed journal sync stops the store: nothing is applied after it, n
     int fail = 0;
     o.sync_fault = [&fail] { return fail; };
     auto s = Store::open(dir.path, o);
-    REQUIRE_MESSAGE(s.ok(), s.error());
+    REQUIRE_MESSAGE(s.ok(), test::why(s));
     std::unique_ptr<Store> store = std::move(s.value());
     std::vector<Item> first{Item{1, genesis(), std::nullopt}, Item{1, t_write("/a", "one"), std::nullopt}};
     REQUIRE(store->apply(first).ok());
@@ -1326,7 +1327,7 @@ TEST_CASE("every write transaction stays within the disk blocks reserved for it"
 
     // The whole state installed into a fresh store.
     auto snap = src.store->snapshot();
-    REQUIRE_MESSAGE(snap.ok(), snap.error());
+    REQUIRE_MESSAGE(snap.ok(), test::why(snap));
     Fixture dst(o);
     REQUIRE(dst.apply(genesis(limits)) == 0);
     REQUIRE(dst.store->install(snap.value()).ok());
@@ -1408,7 +1409,7 @@ TEST_CASE("a full disk fails the commit cleanly and loses no committed transitio
     // Room again: every write that reported success is there.
     REQUIRE(::mount("tmpfs", dir.path.c_str(), "tmpfs", MS_REMOUNT, "size=128m,mode=0700") == 0);
     auto s = Store::open(store_dir, o);
-    REQUIRE_MESSAGE(s.ok(), s.error());
+    REQUIRE_MESSAGE(s.ok(), test::why(s));
     std::unique_ptr<Store> store = std::move(s.value());
     CHECK(store->head().version >= written + 1);
     for (std::uint32_t i = 0; i < written; ++i) {
