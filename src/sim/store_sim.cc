@@ -165,9 +165,9 @@ private:
     // (Store::reserve_overruns): else a full file system could kill the node by SIGBUS.
     void check_reserve(std::uint32_t node) {
         const auto& st = nodes_[node].store;
-        if (st && st->reserve_overruns() != 0)
-            violate("store reservation", std::to_string(st->reserve_overruns()) +
-                    " transaction(s) used pages past the blocks reserved for them", node);
+        if (const std::uint64_t n = st ? st->reserve_overruns() : 0)
+            violate("store reservation",
+                    std::to_string(n) + " transaction(s) used pages past the blocks reserved for them", node);
     }
     std::string node_status(std::uint32_t y);
 

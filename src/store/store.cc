@@ -268,15 +268,20 @@ struct Store::Impl {
 
     std::string path(const char* name) const { return dir + "/" + name; }
 
+    // Bytes of data.mdb up to LMDB's last used page; 0 if LMDB cannot say.
+    std::uint64_t bytes_in_use() const {
+        MDB_envinfo info;
+        if (mdb_env_info(env, &info) != 0) return 0;
+        return (static_cast<std::uint64_t>(info.me_last_pgno) + 1) * page_size;
+    }
     // Gives data.mdb blocks for `pages` new pages past the last one in use (see
     // data_fd), in steps of 1 MiB, by writing zeros there: those pages are unused (the
     // one writer is between transactions), and written blocks are plain data to the
     // file system (fallocate's unwritten extents made every later page fault and
     // writeback convert them, which cost what the writable map saves).
     Status reserve(std::uint64_t pages) {
-        MDB_envinfo info;
-        if (const int rc = mdb_env_info(env, &info)) return Error{lmdb_error("store: cannot read the LMDB state", rc)};
-        const std::uint64_t in_use = (static_cast<std::uint64_t>(info.me_last_pgno) + 1) * page_size;
+        const std::uint64_t in_use = bytes_in_use();
+        if (in_use == 0) return Error{"store: cannot read the LMDB state of " + path("data.mdb")};
         if (reserved_end != 0 && in_use > reserved_end) ++overruns;  // pages_for() fell short
         reserved_end = std::max(reserved_end, in_use);
         const std::uint64_t need = std::min<std::uint64_t>(in_use + pages * page_size, options.map_size);
@@ -593,13 +598,8 @@ Status Store::close() {
 }
 
 std::uint64_t Store::reserve_overruns() const {
-    MDB_envinfo info;
-    std::uint64_t n = impl_->overruns;
-    // The last transaction's, not seen by a reserve() yet.
-    if (mdb_env_info(impl_->env, &info) == 0 &&
-        (static_cast<std::uint64_t>(info.me_last_pgno) + 1) * impl_->page_size > impl_->reserved_end)
-        ++n;
-    return n;
+    // With the last transaction's, not seen by a reserve() yet.
+    return impl_->overruns + (impl_->bytes_in_use() > impl_->reserved_end ? 1 : 0);
 }
 
 Head Store::head() const {

@@ -291,8 +291,8 @@ Micros Ring::retransmit_after(const wt::Token& t) const {
     // (hold_us is above token_retransmit_us by default). Such a token is resent after the
     // hold as well, and early enough that the resent one can still arrive before
     // token_loss_us ends the ring. Busy rings keep the short timer.
-    const bool quiet = state_ == State::operational && t.idle_rotations >= config_.idle_rotations_before_hold && t.fcc == 0 && t.backlog == 0 &&
-                       t.rtr.empty() && t.aru == t.seq;
+    const bool quiet = state_ == State::operational && t.idle_rotations >= config_.idle_rotations_before_hold &&
+                       t.fcc == 0 && t.backlog == 0 && t.rtr.empty() && t.aru == t.seq;
     if (!quiet) return config_.token_retransmit_us;
     const Micros held = config_.hold_us + config_.token_retransmit_us;
     const Micros latest = config_.token_loss_us - config_.token_retransmit_us;  // validate(): positive
