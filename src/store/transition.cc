@@ -89,6 +89,9 @@ bool is_lock_dir_path(std::string_view path) {
 }
 
 void encode(const Transition& t, wire::Bytes& out) {
+    constexpr std::size_t fixed = 62;  // every field below but the variable-length ones
+    out.reserve(out.size() + fixed + t.path.size() + t.path2.size() + t.data.size() + t.node_name.size() +
+                t.cluster_id.size());
     wire::Writer w(out);
     w.u8(static_cast<std::uint8_t>(t.op));
     w.u32(t.origin);
