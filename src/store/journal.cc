@@ -47,12 +47,13 @@ Status fsync_dir(const std::string& dir) {
 }  // namespace
 
 Status write_all(int fd, const std::uint8_t* data, std::size_t size, std::uint64_t offset, const char* what,
-                 const std::string& path) {
+                 const std::string& path, int* error_number) {
     while (size > 0) {
         const ssize_t n = ::pwrite(fd, data, size, static_cast<off_t>(offset));
         if (n <= 0) {
             if (n < 0 && errno == EINTR) continue;
             if (n == 0) errno = ENOSPC;
+            if (error_number) *error_number = errno;
             return Error{errno_text(what + path)};
         }
         data += n;

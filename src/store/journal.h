@@ -41,9 +41,10 @@ namespace conclave::store {
 
 std::uint32_t crc32c(std::uint32_t crc, const std::uint8_t* data, std::size_t size);
 // pwrite of all `size` bytes at `offset`, again after a short write or EINTR; on failure
-// the error is `what` + `path` + the errno text (a write of 0 bytes counts as ENOSPC).
+// the error is `what` + `path` + the errno text (a write of 0 bytes counts as ENOSPC),
+// and *error_number (if given) the errno.
 Status write_all(int fd, const std::uint8_t* data, std::size_t size, std::uint64_t offset, const char* what,
-                 const std::string& path);
+                 const std::string& path, int* error_number = nullptr);
 
 // One journal record: consecutive transitions of one commit, from first_version on.
 struct JournalEntry {

@@ -299,11 +299,11 @@ struct Store::Impl {
         static const std::vector<std::uint8_t> zeros(step);
         for (std::uint64_t at = reserved_end; at < end;) {
             const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>({end - at, page_size, step}));
-            if (auto w = write_all(data_fd, zeros.data(), n, at, "store: cannot allocate disk space in ", path("data.mdb"));
+            int err = 0;
+            if (auto w = write_all(data_fd, zeros.data(), n, at, "store: cannot allocate disk space in ", path("data.mdb"),
+                                   &err);
                 !w)
-                return Error{w.error() + (w.error().find(std::strerror(ENOSPC)) != std::string::npos
-                                              ? " (free some space and restart the node)"
-                                              : "")};
+                return Error{w.error() + (err == ENOSPC ? " (free some space and restart the node)" : "")};
             at += n;
             reserved_end = at;
         }
