@@ -1119,10 +1119,8 @@ json Daemon::handle(const json& request, const std::shared_ptr<runtime::ControlS
             t.op = store::Op::write;
             auto d = runtime::required_string(request, "data");
             if (!d) return invalid_field(d.error() + " (the file's bytes in base64)");
-            std::string bytes;
-            if (!runtime::base64_decode(d.value(), bytes))
+            if (!runtime::base64_decode(d.value(), t.data))
                 return invalid_field("data is not base64 (RFC 4648, with padding)");
-            t.data.assign(bytes.begin(), bytes.end());
             auto mode = runtime::optional_uint(request, "mode", 0, store::kModeMask, kModeNote);
             if (!mode) return invalid_field(mode.error());
             if (mode.value()) {

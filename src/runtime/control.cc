@@ -631,8 +631,11 @@ bool parse_flat_object(std::string_view text, json& out) {
     return p == end;
 }
 
+namespace {
+
 // A put's whole file arrives through here: a table and direct writes, no per-byte append.
-bool base64_decode(std::string_view text, std::string& out) {
+template <typename Out>
+bool base64_decode_into(std::string_view text, Out& out) {
     out.clear();
     if (text.size() % 4 != 0) return false;
     const std::size_t groups = text.size() / 4;
@@ -664,6 +667,11 @@ bool base64_decode(std::string_view text, std::string& out) {
     }
     return true;
 }
+
+}  // namespace
+
+bool base64_decode(std::string_view text, std::string& out) { return base64_decode_into(text, out); }
+bool base64_decode(std::string_view text, std::vector<std::uint8_t>& out) { return base64_decode_into(text, out); }
 
 std::size_t utf8_sequence(std::string_view s, std::size_t i) {
     auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };

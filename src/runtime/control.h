@@ -78,6 +78,7 @@ inline std::string base64_encode(std::string_view s) {
     return base64_encode(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
 }
 bool base64_decode(std::string_view text, std::string& out);
+bool base64_decode(std::string_view text, std::vector<std::uint8_t>& out);
 
 // Whether `s` is well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code points
 // above U+10FFFF; what nlohmann::json accepts). JSON strings must be; names in the tree

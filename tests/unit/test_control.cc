@@ -527,6 +527,10 @@ TEST_CASE("base64: round trip, canonical form only") {
         std::string out;
         REQUIRE(runtime::base64_decode(enc, out));
         CHECK(out == in);
+        std::vector<std::uint8_t> bytes{1, 2, 3};  // replaced, not appended to
+        REQUIRE(runtime::base64_decode(enc, bytes));
+        CHECK(std::string(bytes.begin(), bytes.end()) == in);
+        CHECK_FALSE(runtime::base64_decode(enc + "=", bytes));
     }
     std::string out;
     CHECK(runtime::base64_encode("foobar") == "Zm9vYmFy");
