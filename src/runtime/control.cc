@@ -132,20 +132,25 @@ private:
         }
     }
 
-    // The next request line: from what was read already if it is all there, else read on.
-    // (asio's read_until zero-filled its 16 KiB of room at every read and looked for the
-    // newline a byte at a time through a generic iterator: a tenth of this thread's time
-    // per 1 KiB put.)
+    // The next request line, after the previous one was answered: from what was read
+    // already if it is all there, else read on. (asio's read_until zero-filled its 16 KiB
+    // of room at every read and looked for the newline a byte at a time through a generic
+    // iterator: a tenth of this thread's time per 1 KiB put.)
     void read_line() {
-        auto self = shared_from_this();
         if (std::memchr(in_.data() + scanned_, '\n', in_end_ - scanned_)) {
             // It came with an earlier one: handled on a later turn of the event loop, not
             // inside the handler of the one before.
+            auto self = shared_from_this();
             asio::post(socket_.get_executor(), [this, self] {
                 if (!closed_) take_line();
             });
             return;
         }
+        read_more();
+    }
+
+    // Reads on: nothing after scanned_ holds a newline.
+    void read_more() {
         scanned_ = in_end_;
         if (in_end_ - in_begin_ >= kMaxRequest) {
             reply_and_close(error_reply("request longer than " + std::to_string(kMaxRequest >> 20) + " MiB"));
@@ -160,6 +165,7 @@ private:
             in_begin_ = 0;
         }
         if (in_end_ == in_.size()) in_.resize(std::min(2 * in_.size(), kMaxRequest));
+        auto self = shared_from_this();
         socket_.async_read_some(asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
                                 [this, self](std::error_code ec, std::size_t n) {
                                     if (ec || closed_) {
@@ -167,21 +173,21 @@ private:
                                         return;
                                     }
                                     in_end_ += n;
-                                    read_line();
+                                    take_line();
                                 });
     }
 
-    // Hands the first complete line in the buffer to handle().
+    // Hands the first complete line in the buffer to handle(), or reads on for the rest.
     void take_line() {
-        const char* begin = in_.data() + in_begin_;
         const auto* nl = static_cast<const char*>(std::memchr(in_.data() + scanned_, '\n', in_end_ - scanned_));
-        if (!nl) return read_line();
+        if (!nl) return read_more();
+        const char* begin = in_.data() + in_begin_;
         const std::string_view line(begin, static_cast<std::size_t>(nl - begin));
         in_begin_ = scanned_ = static_cast<std::size_t>(nl + 1 - in_.data());
         handle(line);
     }
 
-    // `line` points into in_, which the handler's reply may move (read_line): it is read
+    // `line` points into in_, which the handler's reply may move (read_more): it is read
     // only before the handler runs.
     void handle(std::string_view line) {
         // A refused peer still gets its request read before the answer, so the answer is

@@ -296,9 +296,9 @@ struct Store::Impl {
         if (need <= reserved_end) return Ok{};
         const std::uint64_t step = 1u << 20;
         const std::uint64_t end = std::min<std::uint64_t>((need + step - 1) / step * step, options.map_size);
-        static const std::vector<std::uint8_t> zeros(step);
+        const std::vector<std::uint8_t> zeros(page_size);
         for (std::uint64_t at = reserved_end; at < end;) {
-            const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>({end - at, page_size, step}));
+            const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(end - at, page_size));
             int err = 0;
             if (auto w = write_all(data_fd, zeros.data(), n, at, "store: cannot allocate disk space in ", path("data.mdb"),
                                    &err);
