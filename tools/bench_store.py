@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 
-from benchlib import cpu_seconds
+from benchlib import cpu_seconds, disk_note
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER = os.path.join(TOP, "tools", "cluster")
@@ -87,6 +87,7 @@ def main():
                             env=env, text=True, capture_output=True)
         if mk.returncode != 0 and "exists" not in mk.stderr:
             sys.exit(f"tools/bench store: mkdir /bench: {mk.stderr.strip()}")
+        disk = disk_note(base)
         run_clients(env, args.node, path, 4, args.size, args.keys, count=400)  # warm-up
         cpu0 = sum(cpu_seconds(p) for p in pids)
         r = run_clients(env, args.node, path, 1, args.size, args.keys, count=args.count, seed=2)
@@ -129,6 +130,7 @@ def main():
     print(f"etcd 3.4.23 (3 members, data on disk, plain http; from {source}). CPU µs/put: all "
           f"{args.nodes} daemons summed.")
     print("Targets (issue 6, not a test): put p50 <= 500 µs, >= 17k puts/s at 64 clients.")
+    print(disk + ".")
     if apply:
         commits = apply.get("commits") or 0
         jobs = apply.get("jobs") or 0

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import cpu_seconds, pct
+from benchlib import cpu_seconds, disk_note, pct
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER = os.path.join(TOP, "tools", "cluster")
@@ -178,6 +178,7 @@ def main():
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with it ignored
     print(f"starting a 3-node cluster {name} ({args.transport}) ...", flush=True)
     rows, rows_read, vis = [], [], []
+    disk = None
     t_run = time.monotonic()
     try:
         up = subprocess.run([CLUSTER, "up", "3", "--name", name, "--transport", args.transport],
@@ -211,6 +212,7 @@ def main():
             rows.append(Row(case, len(lat), rate, lat, used / len(lat) * 1e6 if lat else None, "files/s", note))
             print(f"  {case}: {len(lat)} files, {rate:,.0f} files/s", flush=True)
 
+        disk = disk_note(base)
         print("writes ...", flush=True)
         writes("warm-up", [fresh_dir(1)], count=200)
         rows.clear()
@@ -318,6 +320,8 @@ def main():
     print("node 1 until a process polling node 2's mount (every ~0.2 ms) read the new contents.")
     print("Targets (not a test): 1 KiB create+write+close p50 <= 600 µs acknowledged by every node; "
           "reads >= 100k ops/s from the page cache.")
+    if disk:
+        print(disk + "; a 1 KiB file is two durable writes (create at open, contents at close).")
     pmx = pmxcfs_figures()
     if pmx:
         print("pmxcfs (../shared/peers/RESULTS-pmxcfs.md):")

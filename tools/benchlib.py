@@ -1,5 +1,6 @@
 """What the benchmarks share (tools/bench_store.py, tools/bench_tree.py)."""
 import os
+import time
 
 
 def cpu_seconds(pid):
@@ -17,3 +18,54 @@ def pct(sorted_lat, p):
     if not sorted_lat:
         return float("nan")
     return sorted_lat[min(len(sorted_lat) - 1, int(len(sorted_lat) * p))] * 1e6
+
+
+def sync_latency(directory, writers, count=400):
+    """p50 µs of a 4 KiB pwrite+fdatasync in `directory`, with `writers` files written at
+    once (threads; each its own file): what a durable write costs on the disk the
+    nodes' state is on. None if the directory cannot take the files."""
+    import tempfile
+    import threading
+
+    results = []
+
+    def run():
+        try:
+            fd, path = tempfile.mkstemp(prefix=".bench-sync-", dir=directory)
+        except OSError:
+            return
+        try:
+            os.unlink(path)
+            os.pwrite(fd, b"\0" * (4096 * 64), 0)
+            os.fsync(fd)
+            lat = []
+            page = b"x" * 4096
+            for i in range(count):
+                t = time.perf_counter()
+                os.pwrite(fd, page, (i % 64) * 4096)
+                os.fdatasync(fd)
+                lat.append(time.perf_counter() - t)
+            results.append(sorted(lat)[len(lat) // 2] * 1e6)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    threads = [threading.Thread(target=run) for _ in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sorted(results)[len(results) // 2] if len(results) == writers else None
+
+
+def disk_note(directory):
+    """One line on the disk under `directory` (a cluster's state directory): its
+    write+fdatasync latency alone and with three at once (the three nodes of a bench
+    cluster share this machine's disk)."""
+    one, three = sync_latency(directory, 1), sync_latency(directory, 3)
+    shown = os.path.dirname(directory.rstrip("/")) or directory
+    if one is None or three is None:
+        return f"disk under {shown}: not measured (cannot write there)"
+    return (f"disk under {shown} (the nodes' state): one 4 KiB pwrite+fdatasync p50 {one:.0f} µs "
+            f"alone, {three:.0f} µs with 3 at once (the 3 nodes share it here)")
