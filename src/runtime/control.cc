@@ -26,11 +26,11 @@ json error_reply(const std::string& msg) { return json{{"ok", false}, {"error", 
 // The full parser, for what parse_flat_object() declines. Empty when `text` is one JSON
 // value, else why not: the parser's reason, without its exception prefix and the text it
 // last read (which may be megabytes, and need not be UTF-8).
-std::string parse_json(const std::string& text, json& out) {
+std::string parse_json(std::string_view text, json& out) {
     // nlohmann's parser takes a NUL byte for the end of the input: what follows would be
     // ignored, and a request carried out that is not the one sent. (parse_flat_object()
     // declines any NUL byte.)
-    if (auto nul = text.find('\0'); nul != std::string::npos)
+    if (auto nul = text.find('\0'); nul != std::string_view::npos)
         return "a NUL byte at offset " + std::to_string(nul);
     try {
         out = json::parse(text);
@@ -198,7 +198,7 @@ private:
         }
         json req;
         if (!parse_flat_object(line, req)) {
-            if (auto why = parse_json(std::string(line), req); !why.empty()) {
+            if (auto why = parse_json(line, req); !why.empty()) {
                 reply_and_close(error_reply("request is not valid JSON (" + why + ")"));
                 return;
             }
