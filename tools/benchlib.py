@@ -1,5 +1,7 @@
 """What the benchmarks share (tools/bench_store.py, tools/bench_tree.py)."""
 import os
+import tempfile
+import threading
 import time
 
 
@@ -24,9 +26,6 @@ def sync_latency(directory, writers, count=400):
     """p50 µs of a 4 KiB pwrite+fdatasync in `directory`, with `writers` files written at
     once (threads; each its own file): what a durable write costs on the disk the
     nodes' state is on. None if the directory cannot take the files."""
-    import tempfile
-    import threading
-
     results = []
 
     def run():
