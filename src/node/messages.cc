@@ -51,6 +51,9 @@ void encode_body(wire::Writer& w, wire::Bytes&, const MsgSyncState& m) {
     w.u32(static_cast<std::uint32_t>(m.lms_members.size()));
     for (std::uint32_t id : m.lms_members) w.u32(id);
     w.u32(m.override_expected);
+    w.u64(m.yellow_epoch);
+    w.u32(m.yellow_count);
+    w.bytes(wire::ByteView(m.yellow_hash));
 }
 void encode_body(wire::Writer& w, wire::Bytes&, const MsgExpected& m) {
     w.u8(static_cast<std::uint8_t>(Type::expected));
@@ -175,7 +178,11 @@ std::optional<Message> decode(wire::ByteView bytes) {
             s.lms_members.resize(count);
             for (auto& id : s.lms_members) r.u32(id);
             r.u32(s.override_expected);
+            r.u64(s.yellow_epoch);
+            r.u32(s.yellow_count);
+            r.bytes(s.yellow_hash);
             if (all_seen > 1) return std::nullopt;
+            if ((s.yellow_count == 0) != (s.yellow_epoch == 0)) return std::nullopt;
             // Ascending and distinct, so that decoding is canonical.
             for (std::size_t i = 1; i < s.lms_members.size(); ++i)
                 if (s.lms_members[i] <= s.lms_members[i - 1]) return std::nullopt;

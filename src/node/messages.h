@@ -54,6 +54,14 @@ struct MsgSyncState {
     std::vector<std::uint32_t> lms_members;
     std::uint64_t lms_seq = 0;
     std::uint32_t override_expected = 0;
+    // Transitions this member delivered in a transitional configuration after a quorate
+    // regular one, which a member that left may have applied in that regular
+    // configuration ("yellow", as in Amir's replication over EVS): held, not applied.
+    // `yellow_count` of them would follow `head` in epoch `yellow_epoch`, ending at
+    // H = `yellow_hash`. A quorate configuration's sync applies them before anything new.
+    std::uint64_t yellow_epoch = 0;
+    std::uint32_t yellow_count = 0;
+    store::Hash yellow_hash{};
 };
 struct MsgSyncPlan {
     RingRef ring;

@@ -211,6 +211,7 @@ void Node::on_event(const totem::Event& e) {
 
 void Node::on_delivery(const totem::Delivery& d) {
     if (!is_state_message(d.payload)) return;  // a process-group message
+    delivery_after_hole_ = d.after_hole;
     auto m = decode(d.payload);
     if (!m) {
         ++malformed_;
@@ -247,7 +248,22 @@ void Node::on_config(const totem::ConfigChange& c) {
         // delivered one of them in the regular configuration applied it in that epoch,
         // and one transition must hash alike everywhere, or a sync takes the two copies
         // for forked histories (and reports a change that every node has as replaced).
+        // What the transitional configuration cannot apply, a member that left may have
+        // applied in the regular one (it learnt they were safe, the others did not
+        // learn it had them): they are held as yellow for the next quorate sync.
+        const bool was_quorate = phase_ == Phase::synced && !awaiting_install_ && quorate_;
         transitional_ = true;
+        trans_epoch_ = c.ring_id.seq;
+        yellow_open_ = false;
+        if (was_quorate) {
+            // An older set was resolved by this configuration's sync, or superseded by
+            // what it applied (a later epoch).
+            yellow_.clear();
+            yellow_epoch_ = epoch_;
+            yellow_base_ = next_version_ - 1;
+            yellow_open_ = true;
+            yellow_confirmed_ = true;
+        }
         if (phase_ == Phase::synced && !awaiting_install_)
             evaluate_quorum("transitional configuration");
         else
@@ -255,6 +271,11 @@ void Node::on_config(const totem::ConfigChange& c) {
         return;
     }
     transitional_ = false;
+    yellow_open_ = false;
+    yellow_round_ = false;
+    if (!yellow_confirmed_) yellow_.clear();
+    yellow_confirmed_ = true;
+    left_states_.clear();
     epoch_ = c.ring_id.seq;
     ring_members_ = c.members;
     ring_ = RingRef{c.ring_id.rep, c.ring_id.seq};
@@ -361,8 +382,19 @@ void Node::on_transition(store::Transition t) {
 
 void Node::apply_transition(store::Transition t) {
     const bool genesis_ok = t.op == store::Op::genesis && meta_.empty();
-    const bool apply = phase_ == Phase::synced && (quorate_ || genesis_ok);
+    // Behind yellow ones nothing is applied: they come first in the old ring's order.
+    const bool behind_yellow = transitional_ && !yellow_.empty() && yellow_epoch_ == epoch_;
+    const bool apply = phase_ == Phase::synced && (quorate_ || genesis_ok) && !behind_yellow;
     auto it = t.origin == config_.self ? pending_.find(t.request) : pending_.end();
+    if (!apply && transitional_ && yellow_open_ && !bugs_.no_yellow) {
+        // Only the gap-free prefix of the old order (which every member of the old ring
+        // delivers alike, whatever its partition) and no node list or option change
+        // (quorum after it would have to be recomputed for the old ring).
+        if (delivery_after_hole_ || meta_op(t.op))
+            yellow_open_ = false;
+        else
+            yellow_.push_back(t);
+    }
     if (!apply) {
         if (it != pending_.end()) {
             if (transitional_ || phase_ != Phase::synced) {
@@ -400,8 +432,13 @@ void Node::apply_transition(store::Transition t) {
             evaluate_quorum(store::op_name(t.op));
         }
     }
+    // Past a hole of the old order (a quorate transitional configuration), in the new
+    // ring's epoch: no member applied these in the old regular configuration, and members
+    // of another part of it may hold other transitions at these versions (yellow ones),
+    // which a sync must not take for the same history.
+    const std::uint64_t epoch = transitional_ && delivery_after_hole_ ? trans_epoch_ : epoch_;
     JobApply job;
-    job.items.push_back(store::Item{epoch_, std::move(t), std::nullopt});
+    job.items.push_back(store::Item{epoch, std::move(t), std::nullopt});
     push_job(std::move(job));
 }
 
@@ -496,13 +533,85 @@ void Node::maybe_send_sync_state() {
     if (phase_ != Phase::syncing || sync_state_sent_ || jobs_outstanding_ != 0) return;
     sync_state_sent_ = true;
     const auto a = vq_.agreed();
-    send(MsgSyncState{ring_, durable_, meta_, a.all_seen, a.lms_members, a.lms_seq,
-                      a.override_expected});
+    MsgSyncState m{ring_, durable_, meta_, a.all_seen, a.lms_members, a.lms_seq, a.override_expected};
+    if (!yellow_.empty() && durable_.version != yellow_base_) {
+        log("sync: dropping " + std::to_string(yellow_.size()) + " held transition(s) of epoch " +
+            std::to_string(yellow_epoch_) + ": the history here moved on from version " + std::to_string(yellow_base_));
+        yellow_.clear();
+    }
+    if (!yellow_.empty()) {
+        store::Hash h = durable_.hash;
+        std::uint64_t v = durable_.version;
+        for (const auto& t : yellow_) h = store::chain(h, yellow_epoch_, ++v, t);
+        m.yellow_epoch = yellow_epoch_;
+        m.yellow_count = static_cast<std::uint32_t>(yellow_.size());
+        m.yellow_hash = h;
+    }
+    send(m);
+}
+
+bool Node::same_ring_heads() const {
+    const store::Head* first = nullptr;
+    for (NodeId id : ring_members_) {
+        auto it = states_.find(id);
+        const MsgSyncState* s = nullptr;
+        if (it != states_.end()) {
+            s = &it->second;
+        } else if (auto l = left_states_.find(id); l != left_states_.end()) {
+            s = &l->second;
+        }
+        if (!s || s->yellow_count != 0) return false;
+        if (!first) first = &s->head;
+        else if (!same_head(*first, s->head)) return false;
+    }
+    return first != nullptr;
+}
+
+bool Node::probe_quorate(const store::Meta& meta, const std::vector<NodeId>& members) const {
+    if (meta.empty()) return false;
+    if (config_.local) return true;
+    std::vector<quorum::Votequorum::Agreed> agreed;
+    for (const auto& [id, st] : states_) agreed.push_back({st.all_seen, st.lms_members, st.lms_seq, st.override_expected});
+    quorum::Votequorum probe = vq_;
+    probe.restore(quorum::Votequorum::merge(agreed));
+    probe.set_options(quorum_options(meta.quorum));
+    return probe.update(quorum_nodes(meta), members, 0, ring_.seq).quorate;
+}
+
+void Node::apply_yellow() {
+    log("sync: applying " + std::to_string(yellow_.size()) + " transition(s) delivered as the quorate configuration of epoch " +
+        std::to_string(yellow_epoch_) + " ended (a member that left may have applied them in it), from version " +
+        std::to_string(next_version_));
+    JobApply job;
+    for (auto& t : yellow_) {
+        const std::uint64_t version = next_version_++;
+        if (t.origin == config_.self) {
+            auto it = pending_.find(t.request);
+            if (it != pending_.end()) {
+                it->second.state = Pending::State::applied;
+                it->second.version = version;
+                it->second.err.reset();
+                it->second.applied_ring = ring_;
+            }
+        }
+        job.items.push_back(store::Item{yellow_epoch_, std::move(t), std::nullopt});
+    }
+    yellow_.clear();
+    push_job(std::move(job));
 }
 
 void Node::on_sync_state(NodeId from, MsgSyncState m) {
-    if (phase_ != Phase::syncing || !(m.ring == ring_)) return;
-    if (std::find(members_.begin(), members_.end(), from) == members_.end()) return;
+    if (!(m.ring == ring_) || phase_ == Phase::none) return;
+    if (std::find(ring_members_.begin(), ring_members_.end(), from) == ring_members_.end()) return;
+    // In a transitional configuration a member that left counts only towards knowing
+    // what the regular configuration decided (same_ring_heads), also once this node's
+    // sync ended here: held ones count once every member's state shows one head.
+    if (std::find(members_.begin(), members_.end(), from) == members_.end()) {
+        left_states_[from] = std::move(m);
+        if (phase_ == Phase::synced && !yellow_confirmed_ && same_ring_heads()) yellow_confirmed_ = true;
+        return;
+    }
+    if (phase_ != Phase::syncing) return;
     states_[from] = std::move(m);
     if (source_) return;
     for (auto id : members_)
@@ -511,12 +620,16 @@ void Node::on_sync_state(NodeId from, MsgSyncState m) {
 }
 
 void Node::decide_source() {
+    // Decided in a transitional configuration, this sync reached the head that the
+    // regular configuration's members reached only if no part of it can decide otherwise.
+    sync_as_ring_ = !transitional_ || same_ring_heads();
     // Only current members take part (in a transitional configuration, states of members
     // that left were delivered too, but they cannot send data any more).
     for (auto it = states_.begin(); it != states_.end();) {
-        if (std::find(members_.begin(), members_.end(), it->first) == members_.end())
+        if (std::find(members_.begin(), members_.end(), it->first) == members_.end()) {
+            left_states_[it->first] = std::move(it->second);
             it = states_.erase(it);
-        else
+        } else
             ++it;
     }
     // Which cluster is this ring? The cluster id most members hold (empty states join
@@ -563,17 +676,42 @@ void Node::decide_source() {
         }
     }
     if (!src) return;  // unreachable: my own state always belongs
+    // Yellow transitions (MsgSyncState) count if this configuration will be quorate: the
+    // source is then the member with the highest head counting them. All of them lie on
+    // one order (the old ring's, gap-free), so that head's history holds every other
+    // member's, and whatever a member that left applied from them.
+    yellow_round_ = false;
+    for (const auto& [id, s] : states_)
+        if (belongs(s) && s.yellow_count != 0) yellow_round_ = true;
+    if (yellow_round_) yellow_round_ = probe_quorate(src->meta, members_);
+    auto head_of = [&](const MsgSyncState& s) {
+        if (!yellow_round_ || s.yellow_count == 0) return s.head;
+        return store::Head{s.yellow_epoch, s.head.version + s.yellow_count, s.yellow_hash};
+    };
+    if (yellow_round_)
+        for (const auto& [id, s] : states_) {
+            if (!belongs(s)) continue;
+            if (head_of(*src) < head_of(s) || (!(head_of(s) < head_of(*src)) && id > src_id)) {
+                src = &s;
+                src_id = id;
+            }
+        }
+    const store::Head target = head_of(*src);
     source_ = src_id;
     std::vector<Lagger> laggers;
     for (const auto& [id, s] : states_)
-        if (belongs(s) && !same_head(s.head, src->head)) laggers.push_back({id, s.head});
+        if (belongs(s) && !same_head(head_of(s), target)) laggers.push_back({id, s.head});
+    // Members whose own yellow ones reach the target apply them (the source first, before
+    // it reads the log for the others).
+    if (yellow_round_ && states_.at(config_.self).yellow_count != 0 && same_head(head_of(states_.at(config_.self)), target))
+        apply_yellow();
     if (laggers.empty()) {
-        finish_sync(src->head, src->meta);
+        finish_sync(target, src->meta);
         return;
     }
     std::string behind;
     for (const auto& l : laggers) behind += " n" + std::to_string(l.node) + " " + head_text(l.head);
-    log("sync: source node " + std::to_string(src_id) + " at " + head_text(src->head) + "; differing:" + behind);
+    log("sync: source node " + std::to_string(src_id) + " at " + head_text(target) + "; differing:" + behind);
     if (src_id == config_.self) {
         sync_read_requested_ = true;
         push_job(JobReadSync{ring_, std::move(laggers)});
@@ -684,6 +822,21 @@ void Node::on_sync_done(NodeId from, MsgSyncDone m) {
 
 void Node::finish_sync(const store::Head& head, const store::Meta& meta) {
     phase_ = Phase::synced;
+    // Yellow ones are resolved by a quorate sync (applied here, taken from the source, or
+    // behind its history) and are stale once this node's history changed.
+    if (yellow_round_ || my_action_ != SyncAction::none) yellow_.clear();
+    yellow_round_ = false;
+    if (transitional_ && !delivery_after_hole_ && probe_quorate(meta, ring_members_)) {
+        // The sync ended only in the transitional configuration: a member that left may
+        // have ended it in the quorate regular one, and applied what follows there. Held
+        // ones count if it decided as that member did (sync_as_ring_), which a member's
+        // state still to come may show; otherwise they go with this configuration.
+        yellow_.clear();
+        yellow_epoch_ = epoch_;
+        yellow_base_ = head.version;
+        yellow_open_ = true;
+        yellow_confirmed_ = sync_as_ring_;
+    }
     const bool totem_changed = meta.totem != meta_.totem;
     meta_ = meta;
     if (totem_changed) effects_.totem_settings = meta_.totem;
@@ -722,10 +875,17 @@ void Node::resolve_pending() {
             fail.push_back(req);
         }
     }
-    for (auto req : fail)
+    for (auto req : fail) {
+        const bool held = std::any_of(yellow_.begin(), yellow_.end(), [&](const store::Transition& t) {
+            return t.origin == config_.self && t.request == req;
+        });
         fail_pending(req, EROFS,
-                     quorate_ ? "the request was not applied after a configuration change, nor after one retry"
-                              : "the request was not applied: this partition is not quorate");
+                     held ? "quorum was lost while the request was in flight: it is not applied in this partition, "
+                            "and a node that left may have applied it; the first quorate configuration decides "
+                            "(check the result once quorum is back)"
+                     : quorate_ ? "the request was not applied after a configuration change, nor after one retry"
+                                : "the request was not applied: this partition is not quorate");
+    }
 }
 
 // ---- Acknowledgements ----

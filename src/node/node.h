@@ -144,6 +144,7 @@ struct Config {
 struct Bugs {
     bool apply_inquorate_transitional = false;  // apply in a transitional configuration without quorum
     bool source_highest_version = false;        // sync source by version alone, not (epoch, version)
+    bool no_yellow = false;  // drop what a transitional configuration cannot apply (no yellow transitions)
 };
 
 // The replicated state's quorum settings and node list, as votequorum takes them.
@@ -220,6 +221,10 @@ private:
     void finish_sync(const store::Head& head, const store::Meta& meta);
     void resolve_pending();
     void apply_transition(store::Transition t);
+    // Schedules the yellow transitions (yellow_) as applied in their epoch.
+    void apply_yellow();
+    // Whether `members` are quorate once synced to `meta` (finish_sync's test).
+    bool probe_quorate(const store::Meta& meta, const std::vector<NodeId>& members) const;
     void update_local_watermark();
     void try_replies();
     void fail_pending(std::uint64_t request, int err, const std::string& why);
@@ -281,6 +286,27 @@ private:
     std::map<std::uint64_t, std::uint32_t> expected_pending_;  // tag -> value, replied at delivery
     std::uint64_t discarded_total_ = 0;
     std::uint64_t last_node_list_version_ = 0;  // newest node list change applied here
+
+    // Yellow transitions (MsgSyncState): delivered in the transitional configuration that
+    // ended the quorate regular configuration of epoch yellow_epoch_, in its order, up to
+    // its first hole. A member that left may have applied them there; they follow
+    // version yellow_base_ and wait for a quorate configuration's sync.
+    std::vector<store::Transition> yellow_;
+    std::uint64_t yellow_epoch_ = 0;
+    std::uint64_t yellow_base_ = 0;
+    bool yellow_open_ = false;          // still collecting
+    bool delivery_after_hole_ = false;  // of the delivery being handled
+    bool yellow_round_ = false;         // this sync chooses its source by heads with yellows
+    // This sync's decision is the one every member of the regular configuration made:
+    // taken in it, or in the transitional one from every member's state with the same
+    // source.
+    bool sync_as_ring_ = false;
+    bool yellow_confirmed_ = true;      // false: held tentatively (until sync_as_ring_ shows)
+    std::map<NodeId, MsgSyncState> left_states_;  // of members that left, this configuration
+    // Every member of the regular configuration sent its state, all at one head, none
+    // with yellow ones: any part of it decides the same sync.
+    bool same_ring_heads() const;
+    std::uint64_t trans_epoch_ = 0;     // ring seq of the transitional configuration's new ring
 };
 
 }  // namespace conclave::node

@@ -49,7 +49,7 @@ const std::vector<std::string>& planted_bug_names() {
         "skip-transitional", "transitional-all-new", "drop-recovered",      "old-after-regular",
         "drop-queue-on-change", "no-merge", "receipt-overclaim",
         // store workload
-        "apply-inquorate-transitional", "source-highest-version"};
+        "apply-inquorate-transitional", "source-highest-version", "no-yellow"};
     return names;
 }
 
@@ -63,7 +63,9 @@ std::string usage() {
            "  --nodes N|A-B        ring size, or a range drawn per seed (2..64; default 3)\n"
            "  --seeds A-B          seeds to run, inclusive (a single seed S is S-S; default 1)\n"
            "  --faults LIST        comma list of loss,dup,reorder,delay,partition,asym,crash,pause,\n"
-           "                       join, power (store workload: every node loses power at once);\n"
+           "                       join, power (store workload: every node loses power at once),\n"
+           "                       stall (store workload: a node stops for 50..1500 ms right\n"
+           "                       after it decided to apply a transition; not in all);\n"
            "                       all; or none (default none)\n"
            "  --pause-ms MS        every pause lasts MS, 1..60000 (default: random 50..1500)\n"
            "  --soak MINUTES       run random seeds from --seeds' first until MINUTES of CPU time\n"
@@ -84,7 +86,7 @@ std::string usage() {
            "                       drop-recovered, old-after-regular, drop-queue-on-change,\n"
            "                       no-merge, receipt-overclaim; with --workload store:\n"
            "                       apply-inquorate-transitional,\n"
-           "                       source-highest-version (the checkers must catch it)\n"
+           "                       source-highest-version, no-yellow (the checkers must catch it)\n"
            "  --verbose            one line per seed\n"
            "  --help               this text\n"
            "\n"
@@ -135,7 +137,7 @@ ParseResult parse_args(int argc, const char* const* argv) {
             if (!value(v)) return r;
             o.fault_loss = o.fault_dup = o.fault_reorder = o.fault_delay = false;
             o.fault_partition = o.fault_asym = o.fault_crash = o.fault_pause = o.fault_join = false;
-            o.fault_power = false;
+            o.fault_power = o.fault_stall = false;
             if (v == "none") continue;
             std::string_view rest = v;
             while (true) {
@@ -151,13 +153,14 @@ ParseResult parse_args(int argc, const char* const* argv) {
                 else if (f == "pause") o.fault_pause = true;
                 else if (f == "join") o.fault_join = true;
                 else if (f == "power") o.fault_power = true;
+                else if (f == "stall") o.fault_stall = true;
                 else if (f == "all") {
                     o.fault_loss = o.fault_dup = o.fault_reorder = o.fault_delay = true;
                     o.fault_partition = o.fault_asym = o.fault_crash = o.fault_pause = o.fault_join = true;
                     o.fault_power = true;
                 } else {
                     r.error = "--faults: unknown fault '" + std::string(f) +
-                              "' (known: loss,dup,reorder,delay,partition,asym,crash,pause,join,all)";
+                              "' (known: loss,dup,reorder,delay,partition,asym,crash,pause,join,power,stall,all)";
                     return r;
                 }
                 if (comma == std::string_view::npos) break;
@@ -246,6 +249,7 @@ std::string faults_string(const SimOptions& o) {
     add(o.fault_pause, "pause");
     add(o.fault_join, "join");
     add(o.fault_power, "power");
+    add(o.fault_stall, "stall");
     return s.empty() ? "none" : s;
 }
 

@@ -18,6 +18,10 @@ struct SimOptions {
     // A power failure of every node at once, each restarting after its own delay (store
     // workload only: what it exercises is the store's commit window).
     bool fault_power = false;
+    // A node that stops right after it decided to apply a transition, as a VM descheduled
+    // at the worst moment (store workload; not part of "all": it is for the case of a
+    // member that applied what the others deliver only after it left).
+    bool fault_stall = false;
     std::uint32_t pause_ms = 0;  // 0: each pause lasts a random 50..1500 ms
     double loss = 0.1;      // used when loss is on
     double dup = 0.05;      // used when dup is on
@@ -33,7 +37,7 @@ struct SimOptions {
     std::uint32_t soak_minutes = 0;  // > 0: random seeds until this much wall time passed
     bool verbose = false;
     bool membership_faults() const {
-        return fault_partition || fault_asym || fault_crash || fault_pause || fault_join;
+        return fault_partition || fault_asym || fault_crash || fault_pause || fault_join || fault_stall;
     }
 };
 

@@ -113,6 +113,7 @@ private:
         node::Bugs b;
         b.apply_inquorate_transitional = o_.plant_bug == "apply-inquorate-transitional";
         b.source_highest_version = o_.plant_bug == "source-highest-version";
+        b.no_yellow = o_.plant_bug == "no-yellow";
         return b;
     }
     std::string node_dir(std::uint32_t node) const { return dir_ + "/n" + std::to_string(node); }
@@ -377,6 +378,10 @@ bool StoreSim::drain_node(std::uint32_t node) {
             // A decision to apply in the current configuration (sync-by-log items carry
             // their expected hash and belong to older configurations).
             if (!a->items.empty() && !a->items.front().expect) {
+                if (o_.fault_stall && now_ < kStoreHealUs && sn.paused_until <= now_ && rng_.chance(0.03)) {
+                    sn.paused_until = now_ + rng_.range(50'000, 1'500'000);
+                    result_.trace.add(TraceEvent{now_, Ev::pause, node, 0, sn.paused_until});
+                }
                 auto& use = quorate_uses_[sn.config_key];
                 if (use.mask == 0) {
                     use.mask = sn.config_mask;

@@ -48,6 +48,10 @@ struct Delivery {
     Seq seq = 0;             // seq of the frame that completed the message
     Guarantee guarantee = Guarantee::agreed;
     wire::Bytes payload;
+    // Delivered in a transitional configuration after a hole in the old ring's order
+    // (only transitional members' own messages go past one): not part of the prefix of
+    // the old ring's order that every member of the old ring delivers the same way.
+    bool after_hole = false;
 };
 
 // A configuration change (Extended Virtual Synchrony, Moser et al. ICDCS'94; DESIGN.md

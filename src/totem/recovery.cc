@@ -214,7 +214,10 @@ void Ring::deliver_old_ring(RingInstance& old) {
         if (f->flags & wt::kFrameEncapsulated) continue;
         if (hole && !contains(transitional_, f->originator)) continue;
         if (bug && hooks.drop_recovered && f->originator != config_.self) continue;
+        const std::size_t before = out.size();
         if (!old.reassembler.on_frame(*f, out)) ++stats_.inconsistent_frames;
+        if (hole)
+            for (std::size_t i = before; i < out.size(); ++i) out[i].after_hole = true;
     }
     if (late) {
         for (auto& d : out) held_back_.push_back(std::move(d));

@@ -345,6 +345,7 @@ std::vector<node::Message> sample_messages() {
         MsgSyncChunk{RingRef{1, 8}, 100, 10, {9, 8, 7}},
         MsgSyncDone{RingRef{2, 12}, head},
         MsgSyncState{RingRef{1, 8}, head, meta, true, {1, 3, 9}, 24, 2},
+        MsgSyncState{RingRef{1, 8}, head, meta, false, {}, 0, 0, 6, 3, head.hash},
     };
 }
 
@@ -450,8 +451,23 @@ TEST_CASE("malformed state messages are refused") {
     b.clear();
     encode(lms, b);
     REQUIRE(decode(b));
-    b[b.size() - 4 - 8 - 4] = 0xFF;  // the count: 255 + ... ids the message cannot hold
+    b[b.size() - 44 - 4 - 8 - 4] = 0xFF;  // the count: 255 + ... ids the message cannot hold
     CHECK_FALSE(decode(b));
+
+    // Held (yellow) transitions: an epoch with a count, or neither.
+    MsgSyncState y{RingRef{}, {}, {}, false, {}, 0, 0, 5, 0, {}};
+    b.clear();
+    encode(y, b);
+    CHECK_FALSE(decode(b));
+    y.yellow_epoch = 0;
+    y.yellow_count = 2;
+    b.clear();
+    encode(y, b);
+    CHECK_FALSE(decode(b));
+    y.yellow_epoch = 5;
+    b.clear();
+    encode(y, b);
+    CHECK(decode(b));
 
     CHECK_FALSE(decode(wire::ByteView()));
 }
