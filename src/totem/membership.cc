@@ -11,6 +11,8 @@ namespace conclave::totem {
 namespace wt = wire::totem;
 
 constexpr std::size_t kAbandonedKept = 8;
+// How long the joins that fail this node are collected before it says whom it gave up on.
+constexpr Micros kGiveUpCoalesceUs = 2'000;
 
 std::string Ring::describe(const NodeSet& s) const {
     std::string out = "[";
@@ -146,8 +148,15 @@ void Ring::on_join(NodeId from, const wt::Join& j, Micros now) {
     if (contains(gather_.fail, from)) return;
     if (contains(j.fail, config_.self)) {
         // It gave up on us: we cannot be in one ring, so we give up on it (Totem §4.3).
+        // Told in one join a moment later, not one per sender: a node that resumes after
+        // a pause reads the joins of a round that failed it all at once, and a join naming
+        // only the first few of them would make the others fail each other (a node that
+        // hears fail [A] from us fails A): at nine nodes the cluster then split again at
+        // every merge. A join that names them all only makes each give up on us.
         if (contains(gather_.proc, from) && insert_node(gather_.fail, from)) {
-            send_join(now);
+            const auto i = static_cast<std::size_t>(TimerId::join);
+            const Micros soon = now + kGiveUpCoalesceUs;
+            if (!timer_armed_[i] || timer_deadline_[i] > soon) arm(TimerId::join, soon);
             check_consensus(now);
         }
         return;
