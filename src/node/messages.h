@@ -4,7 +4,8 @@
 //   u8 kind = 2 (state), u8 type (1..6 in this order), body
 //     TRANSITION  encoded store::Transition
 //     SYNC_STATE  ring, head, meta, u8 all_seen, u64 lms_seq, u32 count, count x u32 lms member
-//                 (ascending), u32 override (each member, after a regular configuration,
+//                 (ascending), u32 override, u64 yellow epoch, u32 yellow count, 32 yellow
+//                 hash (both 0 or neither) (each member, after a regular configuration,
 //                 once its own applies are durable)
 //     SYNC_PLAN   ring, u32 source, head, u32 count, count x (u32 node, u8 action)
 //     SYNC_LOG    ring, u32 count, count x (u64 epoch, u64 version, 32 hash, i32 err,
