@@ -262,7 +262,6 @@ void Node::on_config(const totem::ConfigChange& c) {
             yellow_epoch_ = epoch_;
             yellow_base_ = next_version_ - 1;
             yellow_open_ = true;
-            yellow_confirmed_ = true;
         }
         if (phase_ == Phase::synced && !awaiting_install_)
             evaluate_quorum("transitional configuration");
@@ -273,8 +272,6 @@ void Node::on_config(const totem::ConfigChange& c) {
     transitional_ = false;
     yellow_open_ = false;
     yellow_round_ = false;
-    if (!yellow_confirmed_) yellow_.clear();
-    yellow_confirmed_ = true;
     left_states_.clear();
     epoch_ = c.ring_id.seq;
     ring_members_ = c.members;
@@ -332,6 +329,7 @@ void Node::set_expected(std::uint64_t tag, std::uint32_t expected) {
 
 void Node::on_expected(NodeId from, MsgExpected m) {
     if (!(m.ring == ring_) || phase_ != Phase::synced) return;
+    if (transitional_ && delivery_after_hole_) return;  // as on_lms; its client gets EAGAIN
     auto why = vq_.set_expected(m.expected);
     if (!why) {
         const auto& st = vq_.status();
@@ -364,6 +362,9 @@ void Node::on_lms(NodeId from, MsgLms m) {
     // delivers it (EVS), in the regular configuration or in this one, and all of them
     // must take it, or they would disagree on the set whose votes count.
     if (!(m.ring == ring_) || phase_ != Phase::synced) return;
+    // Past a hole of the old order only this part of the ring has it: the others may
+    // never lower, and both halves would count as quorate.
+    if (transitional_ && delivery_after_hole_) return;
     const auto& st = vq_.lower_expected(m.expected, ring_members_, ring_.seq, 0);
     quorate_ = st.quorate;
     log("last_man_standing: expected votes lowered to " + std::to_string(st.expected_votes) + " (by node " +
@@ -550,21 +551,10 @@ void Node::maybe_send_sync_state() {
     send(m);
 }
 
-bool Node::same_ring_heads() const {
-    const store::Head* first = nullptr;
-    for (NodeId id : ring_members_) {
-        auto it = states_.find(id);
-        const MsgSyncState* s = nullptr;
-        if (it != states_.end()) {
-            s = &it->second;
-        } else if (auto l = left_states_.find(id); l != left_states_.end()) {
-            s = &l->second;
-        }
-        if (!s || s->yellow_count != 0) return false;
-        if (!first) first = &s->head;
-        else if (!same_head(*first, s->head)) return false;
-    }
-    return first != nullptr;
+bool Node::all_ring_states() const {
+    for (NodeId id : ring_members_)
+        if (!states_.count(id) && !left_states_.count(id)) return false;
+    return true;
 }
 
 bool Node::probe_quorate(const store::Meta& meta, const std::vector<NodeId>& members) const {
@@ -582,9 +572,13 @@ void Node::apply_yellow() {
     log("sync: applying " + std::to_string(yellow_.size()) + " transition(s) delivered as the quorate configuration of epoch " +
         std::to_string(yellow_epoch_) + " ended (a member that left may have applied them in it), from version " +
         std::to_string(next_version_));
+    // With the hashes they chain to, as sync-by-log items: decisions of the old ring,
+    // which the store checks as it applies them.
     JobApply job;
+    store::Hash h = durable_.hash;
     for (auto& t : yellow_) {
         const std::uint64_t version = next_version_++;
+        h = store::chain(h, yellow_epoch_, version, t);
         if (t.origin == config_.self) {
             auto it = pending_.find(t.request);
             if (it != pending_.end()) {
@@ -594,44 +588,35 @@ void Node::apply_yellow() {
                 it->second.applied_ring = ring_;
             }
         }
-        job.items.push_back(store::Item{yellow_epoch_, std::move(t), std::nullopt});
+        job.items.push_back(store::Item{yellow_epoch_, std::move(t), h});
     }
     yellow_.clear();
     push_job(std::move(job));
 }
 
 void Node::on_sync_state(NodeId from, MsgSyncState m) {
-    if (!(m.ring == ring_) || phase_ == Phase::none) return;
+    if (phase_ != Phase::syncing || !(m.ring == ring_)) return;
     if (std::find(ring_members_.begin(), ring_members_.end(), from) == ring_members_.end()) return;
-    // In a transitional configuration a member that left counts only towards knowing
-    // what the regular configuration decided (same_ring_heads), also once this node's
-    // sync ended here: held ones count once every member's state shows one head.
-    if (std::find(members_.begin(), members_.end(), from) == members_.end()) {
-        left_states_[from] = std::move(m);
-        if (phase_ == Phase::synced && !yellow_confirmed_ && same_ring_heads()) yellow_confirmed_ = true;
-        return;
-    }
-    if (phase_ != Phase::syncing) return;
-    states_[from] = std::move(m);
+    const bool here = std::find(members_.begin(), members_.end(), from) != members_.end();
+    (here ? states_ : left_states_).insert_or_assign(from, std::move(m));
     if (source_) return;
-    for (auto id : members_)
-        if (!states_.count(id)) return;
+    // In a transitional configuration the decision is still the one the regular
+    // configuration's members make (they may have ended the sync there and applied on
+    // top): from every member's state, also those of members that left. Without all of
+    // them nobody ended it in the regular configuration, and neither does this part: the
+    // next configuration syncs.
+    if (transitional_ ? !all_ring_states() : std::any_of(members_.begin(), members_.end(), [&](NodeId id) {
+            return !states_.count(id);
+        }))
+        return;
     decide_source();
 }
 
 void Node::decide_source() {
-    // Decided in a transitional configuration, this sync reached the head that the
-    // regular configuration's members reached only if no part of it can decide otherwise.
-    sync_as_ring_ = !transitional_ || same_ring_heads();
-    // Only current members take part (in a transitional configuration, states of members
-    // that left were delivered too, but they cannot send data any more).
-    for (auto it = states_.begin(); it != states_.end();) {
-        if (std::find(members_.begin(), members_.end(), it->first) == members_.end()) {
-            left_states_[it->first] = std::move(it->second);
-            it = states_.erase(it);
-        } else
-            ++it;
-    }
+    // States of members that left count as in the regular configuration (on_sync_state).
+    for (auto& [id, st] : left_states_) states_.insert_or_assign(id, std::move(st));
+    left_states_.clear();
+    auto here = [&](NodeId id) { return std::find(members_.begin(), members_.end(), id) != members_.end(); };
     // Which cluster is this ring? The cluster id most members hold (empty states join
     // anyone); a tie goes to the side with the highest head.
     std::map<store::ClusterId, std::pair<std::size_t, store::Head>> clusters;
@@ -683,7 +668,7 @@ void Node::decide_source() {
     yellow_round_ = false;
     for (const auto& [id, s] : states_)
         if (belongs(s) && s.yellow_count != 0) yellow_round_ = true;
-    if (yellow_round_) yellow_round_ = probe_quorate(src->meta, members_);
+    if (yellow_round_) yellow_round_ = probe_quorate(src->meta, ring_members_);
     auto head_of = [&](const MsgSyncState& s) {
         if (!yellow_round_ || s.yellow_count == 0) return s.head;
         return store::Head{s.yellow_epoch, s.head.version + s.yellow_count, s.yellow_hash};
@@ -697,10 +682,12 @@ void Node::decide_source() {
             }
         }
     const store::Head target = head_of(*src);
+    // A source that left sends nothing more: who needs its data (a lagger, or anyone while
+    // there are laggers) ends the sync only if that data came before it left.
     source_ = src_id;
     std::vector<Lagger> laggers;
     for (const auto& [id, s] : states_)
-        if (belongs(s) && !same_head(head_of(s), target)) laggers.push_back({id, s.head});
+        if (belongs(s) && here(id) && !same_head(head_of(s), target)) laggers.push_back({id, s.head});
     // Members whose own yellow ones reach the target apply them (the source first, before
     // it reads the log for the others).
     if (yellow_round_ && states_.at(config_.self).yellow_count != 0 && same_head(head_of(states_.at(config_.self)), target))
@@ -827,15 +814,13 @@ void Node::finish_sync(const store::Head& head, const store::Meta& meta) {
     if (yellow_round_ || my_action_ != SyncAction::none) yellow_.clear();
     yellow_round_ = false;
     if (transitional_ && !delivery_after_hole_ && probe_quorate(meta, ring_members_)) {
-        // The sync ended only in the transitional configuration: a member that left may
-        // have ended it in the quorate regular one, and applied what follows there. Held
-        // ones count if it decided as that member did (sync_as_ring_), which a member's
-        // state still to come may show; otherwise they go with this configuration.
+        // The sync ended only in the transitional configuration, as it did for the
+        // regular configuration's members (on_sync_state): one that left may have ended
+        // it in the quorate regular one, and applied what follows there.
         yellow_.clear();
         yellow_epoch_ = epoch_;
         yellow_base_ = head.version;
         yellow_open_ = true;
-        yellow_confirmed_ = sync_as_ring_;
     }
     const bool totem_changed = meta.totem != meta_.totem;
     meta_ = meta;

@@ -297,15 +297,10 @@ private:
     bool yellow_open_ = false;          // still collecting
     bool delivery_after_hole_ = false;  // of the delivery being handled
     bool yellow_round_ = false;         // this sync chooses its source by heads with yellows
-    // This sync's decision is the one every member of the regular configuration made:
-    // taken in it, or in the transitional one from every member's state with the same
-    // source.
-    bool sync_as_ring_ = false;
-    bool yellow_confirmed_ = true;      // false: held tentatively (until sync_as_ring_ shows)
     std::map<NodeId, MsgSyncState> left_states_;  // of members that left, this configuration
-    // Every member of the regular configuration sent its state, all at one head, none
-    // with yellow ones: any part of it decides the same sync.
-    bool same_ring_heads() const;
+    // Every member of the regular configuration sent its state (in it, or in the
+    // transitional configuration that ended it).
+    bool all_ring_states() const;
     std::uint64_t trans_epoch_ = 0;     // ring seq of the transitional configuration's new ring
 };
 
