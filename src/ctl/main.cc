@@ -405,6 +405,9 @@ int cmd_status(const std::vector<std::string_view>& args) {
     row("Flags:", flags);
     if (q.value("waiting_for_all", false))
         row("", "waiting for all nodes: wait_for_all holds quorum back until every node was present at once");
+    if (q.value("last_man_standing_unsettled", 0) > 0)
+        row("", "a last_man_standing lowering arrived as a configuration ended: quorum also needs a majority of its "
+                "nodes until a later lowering, a raise or the whole node list settles it");
     if (override_expected)
         row("", "expected votes lowered by an operator (conclavectl expected); cleared when every node is back");
     std::puts("\nMembership information\n----------------------");

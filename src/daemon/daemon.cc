@@ -702,6 +702,7 @@ json Daemon::quorum_json() const {
           {"total_votes", q.total_votes},
           {"quorum", q.quorum},
           {"waiting_for_all", q.waiting_for_all},
+          {"last_man_standing_unsettled", q.lms_unsettled},
           {"flags",
            {{"two_node", q.flags.two_node},
             {"wait_for_all", q.flags.wait_for_all},

@@ -54,6 +54,12 @@ void encode_body(wire::Writer& w, wire::Bytes&, const MsgSyncState& m) {
     w.u64(m.yellow_epoch);
     w.u32(m.yellow_count);
     w.bytes(wire::ByteView(m.yellow_hash));
+    w.u32(static_cast<std::uint32_t>(m.lms_doubts.size()));
+    for (const auto& d : m.lms_doubts) {
+        w.u64(d.seq);
+        w.u32(static_cast<std::uint32_t>(d.members.size()));
+        for (std::uint32_t id : d.members) w.u32(id);
+    }
 }
 void encode_body(wire::Writer& w, wire::Bytes&, const MsgExpected& m) {
     w.u8(static_cast<std::uint8_t>(Type::expected));
@@ -181,6 +187,21 @@ std::optional<Message> decode(wire::ByteView bytes) {
             r.u64(s.yellow_epoch);
             r.u32(s.yellow_count);
             r.bytes(s.yellow_hash);
+            std::uint32_t doubts = 0;
+            r.u32(doubts);
+            // Each takes at least 12 bytes.
+            if (!r.ok() || doubts > r.remaining() / 12) return std::nullopt;
+            s.lms_doubts.resize(doubts);
+            for (auto& d : s.lms_doubts) {
+                r.u64(d.seq);
+                std::uint32_t n = 0;
+                r.u32(n);
+                if (!r.ok() || n > r.remaining() / 4) return std::nullopt;
+                d.members.resize(n);
+                for (auto& id : d.members) r.u32(id);
+                for (std::size_t i = 1; i < d.members.size(); ++i)
+                    if (d.members[i] <= d.members[i - 1]) return std::nullopt;
+            }
             if (all_seen > 1) return std::nullopt;
             if ((s.yellow_count == 0) != (s.yellow_epoch == 0)) return std::nullopt;
             // Ascending and distinct, so that decoding is canonical.

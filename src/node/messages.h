@@ -5,8 +5,9 @@
 //     TRANSITION  encoded store::Transition
 //     SYNC_STATE  ring, head, meta, u8 all_seen, u64 lms_seq, u32 count, count x u32 lms member
 //                 (ascending), u32 override, u64 yellow epoch, u32 yellow count, 32 yellow
-//                 hash (both 0 or neither) (each member, after a regular configuration,
-//                 once its own applies are durable)
+//                 hash (both 0 or neither), u32 doubts, doubts x (u64 seq, u32 count,
+//                 count x u32 member (ascending)) (each member, after a regular
+//                 configuration, once its own applies are durable)
 //     SYNC_PLAN   ring, u32 source, head, u32 count, count x (u32 node, u8 action)
 //     SYNC_LOG    ring, u32 count, count x (u64 epoch, u64 version, 32 hash, i32 err,
 //                 u32 length, transition bytes)
@@ -26,6 +27,7 @@
 #include <variant>
 #include <vector>
 
+#include "quorum/votequorum.h"
 #include "store/store.h"
 #include "store/transition.h"
 #include "wire/bytes.h"
@@ -63,6 +65,8 @@ struct MsgSyncState {
     std::uint64_t yellow_epoch = 0;
     std::uint32_t yellow_count = 0;
     store::Hash yellow_hash{};
+    // Unsettled last_man_standing lowerings (quorum::Votequorum::Agreed::lms_doubts).
+    std::vector<quorum::Votequorum::LmsSet> lms_doubts{};
 };
 struct MsgSyncPlan {
     RingRef ring;

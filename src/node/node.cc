@@ -352,19 +352,26 @@ void Node::on_expected(NodeId from, MsgExpected m) {
 void Node::on_lms_timer() {
     const auto& st = vq_.status();
     if (phase_ != Phase::synced || transitional_ || !quorate_ || !st.lms_deadline || members_.empty() ||
-        members_.front() != config_.self)
+        members_.front() != config_.self || vq_.unsettled() >= quorum::Votequorum::kMaxLmsDoubts)
         return;
     send(MsgLms{ring_, st.total_votes});
 }
 
 void Node::on_lms(NodeId from, MsgLms m) {
-    // Also in the transitional configuration after that ring: every member of the ring
-    // delivers it (EVS), in the regular configuration or in this one, and all of them
-    // must take it, or they would disagree on the set whose votes count.
     if (!(m.ring == ring_) || phase_ != Phase::synced) return;
-    // Past a hole of the old order only this part of the ring has it: the others may
-    // never lower, and both halves would count as quorate.
+    // Past a hole of the old order nobody delivered it in the regular configuration (all
+    // its members would have received what came before): it never counted.
     if (transitional_ && delivery_after_hole_) return;
+    if (transitional_) {
+        // Delivered in the transitional configuration only: some members may have
+        // lowered in the regular configuration, others never receive it.
+        const auto& st = vq_.lower_expected_unsettled(m.expected, ring_members_, ring_.seq, 0);
+        quorate_ = st.quorate;
+        log("last_man_standing: the lowering of expected votes to " + std::to_string(m.expected) + " (by node " +
+            std::to_string(from) + ") arrived as the configuration ended; until a later configuration settles it, "
+            "quorum needs a majority of its nodes as well (" + (quorate_ ? "quorate" : "not quorate") + ")");
+        return;
+    }
     const auto& st = vq_.lower_expected(m.expected, ring_members_, ring_.seq, 0);
     quorate_ = st.quorate;
     log("last_man_standing: expected votes lowered to " + std::to_string(st.expected_votes) + " (by node " +
@@ -535,6 +542,7 @@ void Node::maybe_send_sync_state() {
     sync_state_sent_ = true;
     const auto a = vq_.agreed();
     MsgSyncState m{ring_, durable_, meta_, a.all_seen, a.lms_members, a.lms_seq, a.override_expected};
+    m.lms_doubts = a.lms_doubts;
     if (!yellow_.empty() && durable_.version != yellow_base_) {
         log("sync: dropping " + std::to_string(yellow_.size()) + " held transition(s) of epoch " +
             std::to_string(yellow_epoch_) + ": the history here moved on from version " + std::to_string(yellow_base_));
@@ -561,7 +569,8 @@ bool Node::probe_quorate(const store::Meta& meta, const std::vector<NodeId>& mem
     if (meta.empty()) return false;
     if (config_.local) return true;
     std::vector<quorum::Votequorum::Agreed> agreed;
-    for (const auto& [id, st] : states_) agreed.push_back({st.all_seen, st.lms_members, st.lms_seq, st.override_expected});
+    for (const auto& [id, st] : states_)
+        agreed.push_back({st.all_seen, st.lms_members, st.lms_seq, st.override_expected, st.lms_doubts});
     quorum::Votequorum probe = vq_;
     probe.restore(quorum::Votequorum::merge(agreed));
     probe.set_options(quorum_options(meta.quorum));
@@ -829,7 +838,8 @@ void Node::finish_sync(const store::Head& head, const store::Meta& meta) {
     // The members' votequorum states, merged: every member starts this configuration with
     // the same one, so they all make the same apply decisions.
     std::vector<quorum::Votequorum::Agreed> agreed;
-    for (const auto& [id, st] : states_) agreed.push_back({st.all_seen, st.lms_members, st.lms_seq, st.override_expected});
+    for (const auto& [id, st] : states_)
+        agreed.push_back({st.all_seen, st.lms_members, st.lms_seq, st.override_expected, st.lms_doubts});
     vq_.restore(quorum::Votequorum::merge(agreed));
     evaluate_quorum("synced");
     const auto& q = vq_.status();

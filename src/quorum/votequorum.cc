@@ -64,9 +64,8 @@ Status Votequorum::on_timer(Micros now) {
     return compute(now);
 }
 
-// The set becomes the given nodes that count now: those of the set in force, or of the
-// node list.
-void Votequorum::set_lms(const std::vector<NodeId>& counted) {
+// The given nodes that count now: those of the set in force, or of the node list.
+std::vector<NodeId> Votequorum::lms_from(const std::vector<NodeId>& counted) const {
     std::vector<NodeId> next;
     for (const auto& n : node_list_) {
         if (!contains(counted, n.id)) continue;
@@ -74,8 +73,35 @@ void Votequorum::set_lms(const std::vector<NodeId>& counted) {
         next.push_back(n.id);
     }
     std::sort(next.begin(), next.end());
-    lms_members_ = std::move(next);
+    return next;
+}
+
+void Votequorum::set_lms(const std::vector<NodeId>& counted) {
+    lms_members_ = lms_from(counted);
     lms_seq_ = ring_seq_;
+    settle_doubts();
+}
+
+bool Votequorum::holds_majority(const std::vector<NodeId>& set) const {
+    std::uint32_t votes = 0, present = 0;
+    for (const auto& n : node_list_) {
+        if (!contains(set, n.id)) continue;
+        votes += n.votes;
+        if (contains(members_, n.id)) present += n.votes;
+    }
+    if (votes == 0) return true;  // its nodes left the node list: nothing to hold
+    return present * 2 > votes || (options_.auto_tie_breaker != TieBreaker::off && votes % 2 == 0 &&
+                                   present * 2 == votes && holds_tie_breaker());
+}
+
+// A set made later than an unsettled lowering settles it: whoever made it held a
+// majority of every set that could be in force, the unsettled one included (a member
+// that delivered the lowering in its regular configuration made it, and any majority of
+// the set before meets such a member, or none did and the lowering never counted).
+void Votequorum::settle_doubts() {
+    std::erase_if(lms_doubts_, [&](const LmsSet& d) {
+        return d.seq < lms_seq_ || (d.seq == lms_seq_ && d.members == lms_members_);
+    });
 }
 
 std::optional<std::string> Votequorum::set_expected(std::uint32_t expected) {
@@ -97,7 +123,7 @@ std::optional<std::string> Votequorum::set_expected(std::uint32_t expected) {
 }
 
 Votequorum::Agreed Votequorum::agreed() const {
-    return Agreed{all_seen_, lms_members_, lms_seq_, override_.value_or(0)};
+    return Agreed{all_seen_, lms_members_, lms_seq_, override_.value_or(0), lms_doubts_};
 }
 
 void Votequorum::restore(const Agreed& a) {
@@ -105,6 +131,8 @@ void Votequorum::restore(const Agreed& a) {
     lms_members_ = a.lms_members;
     lms_seq_ = a.lms_seq;
     override_ = a.override_expected ? std::optional<std::uint32_t>(a.override_expected) : std::nullopt;
+    lms_doubts_ = a.lms_doubts;
+    settle_doubts();
     status_.quorate = false;  // a fresh configuration: losing quorum is judged from here
 }
 
@@ -122,6 +150,15 @@ Votequorum::Agreed Votequorum::merge(const std::vector<Agreed>& members) {
         if (a.override_expected && (!m.override_expected || a.override_expected < m.override_expected))
             m.override_expected = a.override_expected;
     }
+    // Every member's unsettled lowerings that the newest set does not settle.
+    for (const auto& a : members)
+        for (const auto& d : a.lms_doubts) {
+            if (d.seq < m.lms_seq || (d.seq == m.lms_seq && d.members == m.lms_members)) continue;
+            if (std::find(m.lms_doubts.begin(), m.lms_doubts.end(), d) == m.lms_doubts.end()) m.lms_doubts.push_back(d);
+        }
+    std::sort(m.lms_doubts.begin(), m.lms_doubts.end(), [](const LmsSet& x, const LmsSet& y) {
+        return x.seq != y.seq ? x.seq < y.seq : x.members < y.members;
+    });
     return m;
 }
 
@@ -130,6 +167,22 @@ Status Votequorum::lower_expected(std::uint32_t expected, const std::vector<Node
     lms_deadline_.reset();
     if (ring_seq) ring_seq_ = ring_seq;
     if (options_.last_man_standing && expected >= 1 && expected < status_.expected_votes) set_lms(ring_members);
+    return compute(now);
+}
+
+Status Votequorum::lower_expected_unsettled(std::uint32_t expected, const std::vector<NodeId>& ring_members,
+                                            std::uint64_t ring_seq, Micros now) {
+    lms_deadline_.reset();
+    if (ring_seq) ring_seq_ = ring_seq;
+    if (options_.last_man_standing && expected >= 1 && expected < status_.expected_votes) {
+        LmsSet d{ring_seq_, lms_from(ring_members)};
+        if (d.members != lms_members_ && std::find(lms_doubts_.begin(), lms_doubts_.end(), d) == lms_doubts_.end()) {
+            lms_doubts_.push_back(std::move(d));
+            std::sort(lms_doubts_.begin(), lms_doubts_.end(), [](const LmsSet& x, const LmsSet& y) {
+                return x.seq != y.seq ? x.seq < y.seq : x.members < y.members;
+            });
+        }
+    }
     return compute(now);
 }
 
@@ -162,18 +215,24 @@ Status Votequorum::compute(Micros now) {
         const bool majority = set_present * 2 > set_votes ||
                               (options_.auto_tie_breaker != TieBreaker::off && set_votes % 2 == 0 &&
                                set_present * 2 == set_votes && holds_tie_breaker());
+        const bool holds_doubts = std::all_of(lms_doubts_.begin(), lms_doubts_.end(),
+                                              [&](const LmsSet& d) { return holds_majority(d.members); });
         if (present >= s.configured_expected || set_votes == 0) {
             // Everyone is back (or the set's nodes left the node list): the node list's
             // votes again.
             lms_members_.clear();
             lms_seq_ = ring_seq_;
-        } else if (majority && present > set_present) {
+            settle_doubts();
+        } else if (majority && holds_doubts && present > set_present) {
             // Members coming back to a partition that holds a majority of the set raise
             // expected votes again: they join the set.
             lms_members_.clear();
             set_lms(members_);
             count_set();
         }
+    } else if (!lms_doubts_.empty() && present >= s.configured_expected) {
+        lms_seq_ = ring_seq_;
+        settle_doubts();
     }
     const bool lms = !lms_members_.empty() && !override_;
     s.total_votes = lms ? set_present : present;
@@ -186,6 +245,11 @@ Status Votequorum::compute(Micros now) {
     if (!quorate && options_.auto_tie_breaker != TieBreaker::off && s.expected_votes % 2 == 0 &&
         s.total_votes * 2 == s.expected_votes && holds_tie_breaker())
         quorate = true;
+    // Unsettled lowerings: a majority of each of their sets too (lower_expected_unsettled).
+    // An operator's override decides instead.
+    if (!override_)
+        for (const auto& d : lms_doubts_)
+            if (!holds_majority(d.members)) quorate = false;
 
     if (wait_for_all) {
         // "All" is the node list's votes, or what an operator set with `expected`: as
@@ -209,6 +273,7 @@ Status Votequorum::compute(Micros now) {
     }
 
     s.quorate = quorate;
+    s.lms_unsettled = static_cast<std::uint32_t>(lms_doubts_.size());
     s.lms_deadline = lms_deadline_;
     s.flags.quorate = quorate;
     s.flags.two_node = two_node;

@@ -66,6 +66,7 @@ struct Status {
     std::uint32_t quorum = 0;
     bool quorate = false;
     bool waiting_for_all = false;  // wait_for_all still holds quorum back
+    std::uint32_t lms_unsettled = 0;  // unsettled last_man_standing lowerings (Agreed::lms_doubts)
     Flags flags;
     std::optional<Micros> lms_deadline;  // arm a timer; call on_timer at this time
 };
@@ -97,6 +98,16 @@ public:
     // What votequorum keeps per node but conclave must agree on within a configuration,
     // because every member of it must make the same apply decision (DESIGN.md §6.1): each
     // member carries its own in its sync state; the configuration uses merge() of all.
+    // A last_man_standing set: its members and the ring seq that made it.
+    struct LmsSet {
+        std::uint64_t seq = 0;
+        std::vector<NodeId> members;  // ascending
+        bool operator==(const LmsSet&) const = default;
+    };
+    // At most this many unsettled lowerings are carried; with as many, no new lowering
+    // is started (on_lms_timer), so the list stays bounded.
+    static constexpr std::size_t kMaxLmsDoubts = 8;
+
     struct Agreed {
         bool all_seen = false;               // wait_for_all satisfied
         // last_man_standing: the nodes whose votes make the expected votes since the last
@@ -104,6 +115,11 @@ public:
         std::vector<NodeId> lms_members;
         std::uint64_t lms_seq = 0;
         std::uint32_t override_expected = 0; // `conclavectl expected` in force (0: none)
+        // Lowerings this member delivered only in a transitional configuration: whether
+        // any member delivered them in the regular one (and lowered) is unknown, so until
+        // a newer set settles them a partition is quorate only with a majority of each of
+        // these sets too (lower_expected_unsettled).
+        std::vector<LmsSet> lms_doubts;
         bool operator==(const Agreed&) const = default;
     };
     Agreed agreed() const;
@@ -127,10 +143,26 @@ public:
     // majority of the one before, and at most one partition is quorate at a time.
     Status lower_expected(std::uint32_t expected, const std::vector<NodeId>& ring_members, std::uint64_t ring_seq,
                           Micros now);
+    // The same message delivered in the transitional configuration after that ring.
+    // EVS says only this: if a member delivered it in the regular configuration, every
+    // member of the ring received it. If none did, those that deliver it are just the
+    // parts that happened to receive it, and the rest never lower. So a member that
+    // delivers it here cannot take it (a part of the ring that lowered alone could be
+    // quorate next to the rest, which did not) nor drop it (members that delivered it in
+    // the regular configuration lowered): the lowering is unsettled. Quorum then needs a
+    // majority of the set in force and of the lowered set alike, which both kinds of
+    // member agree on; a newer set (the next lowering, a raise, everyone back) settles it.
+    Status lower_expected_unsettled(std::uint32_t expected, const std::vector<NodeId>& ring_members,
+                                    std::uint64_t ring_seq, Micros now);
+    std::size_t unsettled() const { return lms_doubts_.size(); }
 
 private:
     Status compute(Micros now);
+    std::vector<NodeId> lms_from(const std::vector<NodeId>& counted) const;
     void set_lms(const std::vector<NodeId>& counted);
+    // A majority of `set`'s votes present (or half with the tie-breaker).
+    bool holds_majority(const std::vector<NodeId>& set) const;
+    void settle_doubts();
     bool holds_tie_breaker() const;
 
     Options options_;
@@ -139,6 +171,7 @@ private:
     bool all_seen_ = false;                  // wait_for_all satisfied
     std::vector<NodeId> lms_members_;  // sorted; empty: no lowering in force
     std::uint64_t lms_seq_ = 0;
+    std::vector<LmsSet> lms_doubts_;  // ascending seq; see Agreed::lms_doubts
     std::uint64_t ring_seq_ = 0;
     std::optional<Micros> lms_deadline_;
     std::optional<std::uint32_t> override_;

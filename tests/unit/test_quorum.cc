@@ -267,17 +267,64 @@ TEST_CASE("last_man_standing: after a lowering, two partitions are never both qu
     CHECK(form({3, 4, 5}, 24));  // a plain majority again
 }
 
-TEST_CASE("last_man_standing: a member that takes the lowering in the transitional configuration agrees") {
+TEST_CASE("last_man_standing: a lowering delivered only in transitional configurations is unsettled") {
+    // Ring 8 = {1,2} of {1,2,3,4}, quorate by the tie-breaker; its window passes and node
+    // 1 sends the lowering, but the ring breaks before anyone delivers it in the regular
+    // configuration. Node 1 had received it and delivers it in its transitional
+    // configuration {1}; node 2 never received it. Taking it would make {1} quorate (1 of
+    // the set {1,2}, with the tie-breaker) next to {2,3,4} (3 of 4).
     Options o;
     o.last_man_standing = true;
-    std::vector<Node> nodes = {{1, 1}, {2, 1}, {3, 1}, {4, 1}, {5, 1}};
+    o.auto_tie_breaker = TieBreaker::lowest;
+    std::vector<Node> nodes = {{1, 1}, {2, 1}, {3, 1}, {4, 1}};
+    std::vector<Votequorum> n(5, Votequorum(o));
+    for (NodeId i = 1; i <= 4; ++i) REQUIRE(n[i].update(nodes, {1, 2, 3, 4}, 0, 4).quorate);
+    for (NodeId i : {1, 2}) REQUIRE(n[i].update(nodes, {1, 2}, 0, 8).quorate);
+    n[1].update(nodes, {1}, 0);  // node 1's transitional configuration
+    auto s = n[1].lower_expected_unsettled(2, {1, 2}, 8, 0);
+    CHECK_FALSE(s.quorate);
+    CHECK(s.lms_unsettled == 1);
+    CHECK(n[1].agreed().lms_members.empty());
+    auto form = [&](std::vector<NodeId> members, std::uint64_t seq) {
+        std::vector<Votequorum::Agreed> agreed;
+        for (NodeId i : members) agreed.push_back(n[i].agreed());
+        const auto merged = Votequorum::merge(agreed);
+        bool quorate = false;
+        for (NodeId i : members) {
+            n[i].restore(merged);
+            quorate = n[i].update(nodes, members, 0, seq).quorate;
+        }
+        return quorate;
+    };
+    CHECK_FALSE(form({1}, 12));
+    CHECK(form({2, 3, 4}, 12));
+    // Half of the node list and half of {1,2}, both with the tie-breaker.
+    CHECK(form({1, 3}, 16));
+    CHECK(n[3].agreed().lms_doubts.size() == 1);  // node 3 carries it on
+    CHECK_FALSE(form({2, 4}, 16));
+    // {2,3,4} holds 3 of 4 but only 1 of {1,2} without the tie-breaker.
+    CHECK_FALSE(form({2, 3, 4}, 20));
+    CHECK(form({1, 3, 4}, 24));
+    // The next lowering in a regular configuration settles it.
+    s = n[1].lower_expected(3, {1, 3, 4}, 24, 0);
+    CHECK(s.lms_unsettled == 0);
+    CHECK(n[1].agreed().lms_members == std::vector<NodeId>{1, 3, 4});
+    // So does the whole node list in one ring.
+    n[2].restore(Votequorum::merge({n[2].agreed(), n[3].agreed()}));
+    CHECK(n[2].agreed().lms_doubts.size() == 1);
+    n[2].update(nodes, {1, 2, 3, 4}, 0, 28);
+    CHECK(n[2].agreed().lms_doubts.empty());
+
+    // When a member did deliver it in the regular configuration, everyone received it:
+    // the others hold it unsettled, and the merge settles it to the lowering.
     Votequorum a(o), b(o);
     a.update(nodes, {1, 2, 3}, 0, 8);
     b.update(nodes, {1, 2, 3}, 0, 8);
-    a.lower_expected(3, {1, 2, 3}, 8, 0);  // in ring 8's regular configuration
-    b.update(nodes, {3}, 0);               // node 3's transitional configuration
-    b.lower_expected(3, {1, 2, 3}, 8, 0);  // the same message, delivered there
-    CHECK(a.agreed() == b.agreed());
+    a.lower_expected(3, {1, 2, 3}, 8, 0);             // in ring 8's regular configuration
+    b.update(nodes, {3}, 0);                          // node 3's transitional configuration
+    b.lower_expected_unsettled(3, {1, 2, 3}, 8, 0);  // the same message, delivered there
+    CHECK(b.agreed().lms_doubts.size() == 1);
+    CHECK(Votequorum::merge({a.agreed(), b.agreed()}) == a.agreed());
 }
 
 TEST_CASE("an override lowers expected votes on this partition until everyone is back") {

@@ -346,6 +346,7 @@ std::vector<node::Message> sample_messages() {
         MsgSyncDone{RingRef{2, 12}, head},
         MsgSyncState{RingRef{1, 8}, head, meta, true, {1, 3, 9}, 24, 2},
         MsgSyncState{RingRef{1, 8}, head, meta, false, {}, 0, 0, 6, 3, head.hash},
+        MsgSyncState{RingRef{1, 8}, head, meta, false, {}, 0, 0, 0, 0, {}, {{8, {1, 2}}, {12, {}}}},
     };
 }
 
@@ -393,6 +394,13 @@ TEST_CASE("state messages round-trip and every truncation is refused") {
     CHECK(state.lms_members == std::vector<std::uint32_t>{1, 3, 9});
     CHECK(state.lms_seq == 24);
     CHECK(state.override_expected == 2);
+    b.clear();
+    node::encode(sample_messages()[8], b);
+    const auto doubts = std::get<node::MsgSyncState>(*node::decode(b)).lms_doubts;
+    REQUIRE(doubts.size() == 2);
+    CHECK(doubts[0].seq == 8);
+    CHECK(doubts[0].members == std::vector<std::uint32_t>{1, 2});
+    CHECK(doubts[1].members.empty());
 }
 
 TEST_CASE("malformed state messages are refused") {
@@ -451,8 +459,23 @@ TEST_CASE("malformed state messages are refused") {
     b.clear();
     encode(lms, b);
     REQUIRE(decode(b));
-    b[b.size() - 44 - 4 - 8 - 4] = 0xFF;  // the count: 255 + ... ids the message cannot hold
+    b[b.size() - 4 - 44 - 4 - 8 - 4] = 0xFF;  // the count: 255 + ... ids the message cannot hold
     CHECK_FALSE(decode(b));
+    // Unsettled lowerings: the same for each set, and a count that fits.
+    lms.lms_doubts = {{8, {2, 1}}};
+    b.clear();
+    encode(lms, b);
+    CHECK_FALSE(decode(b));
+    lms.lms_doubts = {{8, {1, 2}}};
+    b.clear();
+    encode(lms, b);
+    REQUIRE(decode(b));
+    b[b.size() - 8 - 4 - 8 - 4] = 0xFF;  // the number of sets
+    CHECK_FALSE(decode(b));
+    b[b.size() - 8 - 4 - 8 - 4] = 1;
+    b[b.size() - 8 - 4] = 0xFF;  // the set's count
+    CHECK_FALSE(decode(b));
+    lms.lms_doubts.clear();
 
     // Held (yellow) transitions: an epoch with a count, or neither.
     MsgSyncState y{RingRef{}, {}, {}, false, {}, 0, 0, 5, 0, {}};
