@@ -773,6 +773,7 @@ TEST_CASE("seqs wrap past 2^32 without disturbing order or delivery") {
 TEST_CASE("malformed, stale and foreign packets: counted, and a newer foreign ring starts GATHER") {
     Harness h(2);
     h.start();
+    h.step();  // the first token: node 2 has installed the ring and had a visit
     h.node(2).take_effects();
     h.node(2).on_packet(1, wire::Bytes{1, 2, 3}, 0);
     CHECK(h.node(2).stats().malformed == 1);
@@ -868,11 +869,27 @@ TEST_CASE("merge: a non-member's join waits until the ring has come round once s
     CHECK(h.node(2).state() == State::gather);
 }
 
+TEST_CASE("merge: a foreign ring's packets wait until the ring has come round once since it was installed") {
+    // Two rings of a split that hear each other just as they form: gathering at once
+    // cut the members still in RECOVERY short, round after round (conclave-sim seed 60134).
+    Harness h(3);
+    h.start();
+    wire::Bytes b;
+    wt::encode(wt::MergeDetect{{{9, 5}, 9}}, b);
+    h.node(3).on_packet(9, b, h.now);
+    CHECK(h.node(3).state() == State::operational);
+    CHECK(h.node(3).stats().foreign_ring == 1);
+    h.run_until([&] { return std::any_of(h.net.begin(), h.net.end(), [](const InFlight& p) { return p.from == 3; }); });
+    h.node(3).on_packet(9, b, h.now);
+    CHECK(h.node(3).state() == State::gather);
+}
+
 TEST_CASE("a 50-member ring forms at MTU 1500: its commit token goes above the frame budget") {
     // 42 members fill a commit token of one frame at MTU 1500; up to 64 form a ring.
     Harness h(50);
     REQUIRE(wt::commit_token_size(50) > h.budget);
     h.start();
+    h.steps(50);  // the token's first rotation: a merge waits for it (on_foreign)
     wt::HoldCancel foreign{{{1, 999}, 1}};  // a newer ring heard: everyone gathers
     wire::Bytes b;
     wt::encode(foreign, b);
