@@ -847,7 +847,11 @@ void Node::finish_sync(const store::Head& head, const store::Meta& meta) {
         "; " + (meta_.empty() ? std::string("no cluster yet")
                               : (quorate_ ? "quorate" : "not quorate") + std::string(" (") +
                                     std::to_string(q.total_votes) + " of " + std::to_string(q.expected_votes) +
-                                    " expected votes" + (q.waiting_for_all ? ", waiting for all nodes" : "") + ")"));
+                                    " expected votes" + (q.waiting_for_all ? ", waiting for all nodes" : "") +
+                                    (q.lms_unsettled ? ", " + std::to_string(q.lms_unsettled) +
+                                                           " unsettled last_man_standing lowering(s)"
+                                                     : std::string()) +
+                                    ")"));
     if (!awaiting_install_) resolve_pending();
     auto held = std::move(held_);
     held_.clear();
