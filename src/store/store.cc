@@ -566,12 +566,17 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, Options optio
     Head head = store.head();
     for (const JournalRecord& rec : records.value()) {
         if (rec.last_version() <= head.version) continue;
-        if (rec.first_version != head.version + 1)
+        if (rec.first_version > head.version + 1)
             return Error{"store: the journal in " + dir + " does not continue the state (it resumes at version " +
                          std::to_string(rec.first_version) + ", the state is at " + std::to_string(head.version) +
                          "); remove the directory and start again: the node then syncs the state from the cluster"};
+        // A record may begin before the head: a merged batch whose commit failed is
+        // journaled, and applied again in smaller batches (the apply worker's retry), so a
+        // crash can leave LMDB inside it. Its entries past the head are applied; the hash
+        // they end at shows they continue this history.
         std::vector<Item> items;
-        for (const JournalEntry& e : rec.entries) {
+        for (std::size_t i = head.version + 1 - rec.first_version; i < rec.entries.size(); ++i) {
+            const JournalEntry& e = rec.entries[i];
             auto t = decode(e.transition);
             if (!t) return Error{"store: a journal record does not decode: " + t.error()};
             items.push_back(Item{e.epoch, std::move(t.value()), std::nullopt});
