@@ -304,6 +304,10 @@ TEST_CASE("last_man_standing: a lowering delivered only in transitional configur
     CHECK_FALSE(form({2, 4}, 16));
     // {2,3,4} holds 3 of 4 but only 1 of {1,2} without the tie-breaker.
     CHECK_FALSE(form({2, 3, 4}, 20));
+    // If nodes 1 and 2 are gone for good, an operator's override is the way on.
+    Votequorum overridden = n[3];
+    CHECK_FALSE(overridden.set_expected(3).has_value());
+    CHECK(overridden.status().quorate);
     CHECK(form({1, 3, 4}, 24));
     // The next lowering in a regular configuration settles it.
     s = n[1].lower_expected(3, {1, 3, 4}, 24, 0);
