@@ -565,12 +565,16 @@ bool Node::all_ring_states() const {
     return true;
 }
 
+// A member's votequorum state as its sync state carries it.
+quorum::Votequorum::Agreed Node::agreed_of(const MsgSyncState& st) {
+    return {st.all_seen, st.lms_members, st.lms_seq, st.override_expected, st.lms_doubts};
+}
+
 bool Node::probe_quorate(const store::Meta& meta, const std::vector<NodeId>& members) const {
     if (meta.empty()) return false;
     if (config_.local) return true;
     std::vector<quorum::Votequorum::Agreed> agreed;
-    for (const auto& [id, st] : states_)
-        agreed.push_back({st.all_seen, st.lms_members, st.lms_seq, st.override_expected, st.lms_doubts});
+    for (const auto& [id, st] : states_) agreed.push_back(agreed_of(st));
     quorum::Votequorum probe = vq_;
     probe.restore(quorum::Votequorum::merge(agreed));
     probe.set_options(quorum_options(meta.quorum));
@@ -838,8 +842,7 @@ void Node::finish_sync(const store::Head& head, const store::Meta& meta) {
     // The members' votequorum states, merged: every member starts this configuration with
     // the same one, so they all make the same apply decisions.
     std::vector<quorum::Votequorum::Agreed> agreed;
-    for (const auto& [id, st] : states_)
-        agreed.push_back({st.all_seen, st.lms_members, st.lms_seq, st.override_expected, st.lms_doubts});
+    for (const auto& [id, st] : states_) agreed.push_back(agreed_of(st));
     vq_.restore(quorum::Votequorum::merge(agreed));
     evaluate_quorum("synced");
     const auto& q = vq_.status();

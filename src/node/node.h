@@ -225,6 +225,7 @@ private:
     void apply_yellow();
     // Whether `members` are quorate once synced to `meta` (finish_sync's test).
     bool probe_quorate(const store::Meta& meta, const std::vector<NodeId>& members) const;
+    static quorum::Votequorum::Agreed agreed_of(const MsgSyncState& st);
     void update_local_watermark();
     void try_replies();
     void fail_pending(std::uint64_t request, int err, const std::string& why);

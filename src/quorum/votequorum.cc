@@ -99,9 +99,7 @@ bool Votequorum::holds_majority(const std::vector<NodeId>& set) const {
 // that delivered the lowering in its regular configuration made it, and any majority of
 // the set before meets such a member, or none did and the lowering never counted).
 void Votequorum::settle_doubts() {
-    std::erase_if(lms_doubts_, [&](const LmsSet& d) {
-        return d.seq < lms_seq_ || (d.seq == lms_seq_ && d.members == lms_members_);
-    });
+    std::erase_if(lms_doubts_, [&](const LmsSet& d) { return settles(lms_seq_, lms_members_, d); });
 }
 
 std::optional<std::string> Votequorum::set_expected(std::uint32_t expected) {
@@ -153,12 +151,10 @@ Votequorum::Agreed Votequorum::merge(const std::vector<Agreed>& members) {
     // Every member's unsettled lowerings that the newest set does not settle.
     for (const auto& a : members)
         for (const auto& d : a.lms_doubts) {
-            if (d.seq < m.lms_seq || (d.seq == m.lms_seq && d.members == m.lms_members)) continue;
+            if (settles(m.lms_seq, m.lms_members, d)) continue;
             if (std::find(m.lms_doubts.begin(), m.lms_doubts.end(), d) == m.lms_doubts.end()) m.lms_doubts.push_back(d);
         }
-    std::sort(m.lms_doubts.begin(), m.lms_doubts.end(), [](const LmsSet& x, const LmsSet& y) {
-        return x.seq != y.seq ? x.seq < y.seq : x.members < y.members;
-    });
+    std::sort(m.lms_doubts.begin(), m.lms_doubts.end());
     return m;
 }
 
@@ -178,9 +174,7 @@ Status Votequorum::lower_expected_unsettled(std::uint32_t expected, const std::v
         LmsSet d{ring_seq_, lms_from(ring_members)};
         if (d.members != lms_members_ && std::find(lms_doubts_.begin(), lms_doubts_.end(), d) == lms_doubts_.end()) {
             lms_doubts_.push_back(std::move(d));
-            std::sort(lms_doubts_.begin(), lms_doubts_.end(), [](const LmsSet& x, const LmsSet& y) {
-                return x.seq != y.seq ? x.seq < y.seq : x.members < y.members;
-            });
+            std::sort(lms_doubts_.begin(), lms_doubts_.end());
         }
     }
     return compute(now);
@@ -212,9 +206,7 @@ Status Votequorum::compute(Micros now) {
     };
     if (!lms_members_.empty()) {
         count_set();
-        const bool majority = set_present * 2 > set_votes ||
-                              (options_.auto_tie_breaker != TieBreaker::off && set_votes % 2 == 0 &&
-                               set_present * 2 == set_votes && holds_tie_breaker());
+        const bool majority = holds_majority(lms_members_);
         const bool holds_doubts = std::all_of(lms_doubts_.begin(), lms_doubts_.end(),
                                               [&](const LmsSet& d) { return holds_majority(d.members); });
         if (present >= s.configured_expected || set_votes == 0) {

@@ -102,7 +102,7 @@ public:
     struct LmsSet {
         std::uint64_t seq = 0;
         std::vector<NodeId> members;  // ascending
-        bool operator==(const LmsSet&) const = default;
+        auto operator<=>(const LmsSet&) const = default;  // by seq, then members
     };
     // At most this many unsettled lowerings are carried; with as many, no new lowering
     // is started (on_lms_timer), so the list stays bounded.
@@ -163,6 +163,10 @@ private:
     // A majority of `set`'s votes present (or half with the tie-breaker).
     bool holds_majority(const std::vector<NodeId>& set) const;
     void settle_doubts();
+    // Whether the set made at `seq` of `members` settles the unsettled lowering `d`.
+    static bool settles(std::uint64_t seq, const std::vector<NodeId>& members, const LmsSet& d) {
+        return d.seq < seq || (d.seq == seq && d.members == members);
+    }
     bool holds_tie_breaker() const;
 
     Options options_;
