@@ -37,6 +37,24 @@ bool get_head(wire::Reader& r, store::Head& h) {
     return r.bytes(h.hash);
 }
 
+// u32 count, count x u32 id (ascending and distinct, so that decoding is canonical).
+void put_ids(wire::Writer& w, const std::vector<std::uint32_t>& ids) {
+    w.u32(static_cast<std::uint32_t>(ids.size()));
+    for (std::uint32_t id : ids) w.u32(id);
+}
+bool get_ids(wire::Reader& r, std::vector<std::uint32_t>& ids) {
+    std::uint32_t count = 0;
+    r.u32(count);
+    // Each id takes 4 bytes: a count the rest cannot hold is malformed (and never
+    // allocates for it).
+    if (!r.ok() || count > r.remaining() / 4) return false;
+    ids.resize(count);
+    for (auto& id : ids) r.u32(id);
+    for (std::size_t i = 1; i < ids.size(); ++i)
+        if (ids[i] <= ids[i - 1]) return false;
+    return r.ok();
+}
+
 void encode_body(wire::Writer& w, wire::Bytes& out, const MsgTransition& m) {
     w.u8(static_cast<std::uint8_t>(Type::transition));
     store::encode(m.t, out);
@@ -48,8 +66,7 @@ void encode_body(wire::Writer& w, wire::Bytes&, const MsgSyncState& m) {
     store::encode_meta(m.meta, w);
     w.u8(m.all_seen ? 1 : 0);
     w.u64(m.lms_seq);
-    w.u32(static_cast<std::uint32_t>(m.lms_members.size()));
-    for (std::uint32_t id : m.lms_members) w.u32(id);
+    put_ids(w, m.lms_members);
     w.u32(m.override_expected);
     w.u64(m.yellow_epoch);
     w.u32(m.yellow_count);
@@ -57,8 +74,7 @@ void encode_body(wire::Writer& w, wire::Bytes&, const MsgSyncState& m) {
     w.u32(static_cast<std::uint32_t>(m.lms_doubts.size()));
     for (const auto& d : m.lms_doubts) {
         w.u64(d.seq);
-        w.u32(static_cast<std::uint32_t>(d.members.size()));
-        for (std::uint32_t id : d.members) w.u32(id);
+        put_ids(w, d.members);
     }
 }
 void encode_body(wire::Writer& w, wire::Bytes&, const MsgExpected& m) {
@@ -176,13 +192,7 @@ std::optional<Message> decode(wire::ByteView bytes) {
             std::uint8_t all_seen = 0;
             r.u8(all_seen);
             r.u64(s.lms_seq);
-            std::uint32_t count = 0;
-            r.u32(count);
-            // Each id takes 4 bytes: a count the rest cannot hold is malformed (and never
-            // allocates for it).
-            if (!r.ok() || count > r.remaining() / 4) return std::nullopt;
-            s.lms_members.resize(count);
-            for (auto& id : s.lms_members) r.u32(id);
+            if (!get_ids(r, s.lms_members)) return std::nullopt;
             r.u32(s.override_expected);
             r.u64(s.yellow_epoch);
             r.u32(s.yellow_count);
@@ -194,19 +204,10 @@ std::optional<Message> decode(wire::ByteView bytes) {
             s.lms_doubts.resize(doubts);
             for (auto& d : s.lms_doubts) {
                 r.u64(d.seq);
-                std::uint32_t n = 0;
-                r.u32(n);
-                if (!r.ok() || n > r.remaining() / 4) return std::nullopt;
-                d.members.resize(n);
-                for (auto& id : d.members) r.u32(id);
-                for (std::size_t i = 1; i < d.members.size(); ++i)
-                    if (d.members[i] <= d.members[i - 1]) return std::nullopt;
+                if (!get_ids(r, d.members)) return std::nullopt;
             }
             if (all_seen > 1) return std::nullopt;
             if ((s.yellow_count == 0) != (s.yellow_epoch == 0)) return std::nullopt;
-            // Ascending and distinct, so that decoding is canonical.
-            for (std::size_t i = 1; i < s.lms_members.size(); ++i)
-                if (s.lms_members[i] <= s.lms_members[i - 1]) return std::nullopt;
             s.all_seen = all_seen == 1;
             m = std::move(s);
             break;
