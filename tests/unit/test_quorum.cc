@@ -69,6 +69,21 @@ std::vector<Node> cluster(std::size_t n, bool weighted) {
     return nodes;
 }
 
+// A configuration of `members` (ring `seq`) forms: every member starts from the merge of
+// the members' agreed states (as the node does at a sync). Whether it is quorate.
+bool form_ring(std::vector<Votequorum>& n, const std::vector<Node>& nodes, const std::vector<NodeId>& members,
+               std::uint64_t seq) {
+    std::vector<Votequorum::Agreed> agreed;
+    for (NodeId i : members) agreed.push_back(n[i].agreed());
+    const auto merged = Votequorum::merge(agreed);
+    bool quorate = false;
+    for (NodeId i : members) {
+        n[i].restore(merged);
+        quorate = n[i].update(nodes, members, 0, seq).quorate;
+    }
+    return quorate;
+}
+
 }  // namespace
 
 TEST_CASE("every membership subset of clusters up to 7 nodes, every option combination, matches the model") {
@@ -241,17 +256,7 @@ TEST_CASE("last_man_standing: after a lowering, two partitions are never both qu
     }
     for (NodeId i : {4, 5}) CHECK_FALSE(n[i].update(nodes, {4, 5}, 0, 8).quorate);
     // Every member of a new configuration starts from the merge of the members' states.
-    auto form = [&](std::vector<NodeId> members, std::uint64_t seq) {
-        std::vector<Votequorum::Agreed> agreed;
-        for (NodeId i : members) agreed.push_back(n[i].agreed());
-        const auto merged = Votequorum::merge(agreed);
-        bool quorate = false;
-        for (NodeId i : members) {
-            n[i].restore(merged);
-            quorate = n[i].update(nodes, members, 0, seq).quorate;
-        }
-        return quorate;
-    };
+    auto form = [&](std::vector<NodeId> members, std::uint64_t seq) { return form_ring(n, nodes, members, seq); };
     CHECK(form({1, 2}, 12));
     CHECK_FALSE(form({3, 4, 5}, 12));  // 1 of {1,2,3}
     CHECK(n[3].status().total_votes == 1);
@@ -285,17 +290,7 @@ TEST_CASE("last_man_standing: a lowering delivered only in transitional configur
     CHECK_FALSE(s.quorate);
     CHECK(s.lms_unsettled == 1);
     CHECK(n[1].agreed().lms_members.empty());
-    auto form = [&](std::vector<NodeId> members, std::uint64_t seq) {
-        std::vector<Votequorum::Agreed> agreed;
-        for (NodeId i : members) agreed.push_back(n[i].agreed());
-        const auto merged = Votequorum::merge(agreed);
-        bool quorate = false;
-        for (NodeId i : members) {
-            n[i].restore(merged);
-            quorate = n[i].update(nodes, members, 0, seq).quorate;
-        }
-        return quorate;
-    };
+    auto form = [&](std::vector<NodeId> members, std::uint64_t seq) { return form_ring(n, nodes, members, seq); };
     CHECK_FALSE(form({1}, 12));
     CHECK(form({2, 3, 4}, 12));
     // Half of the node list and half of {1,2}, both with the tie-breaker.
