@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 
-from benchlib import cpu_seconds, disk_note
+from benchlib import apply_note, cpu_seconds, disk_note
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER = os.path.join(TOP, "tools", "cluster")
@@ -96,6 +96,7 @@ def main():
             cpu0 = sum(cpu_seconds(p) for p in pids)
             r = run_clients(env, args.node, path, n, args.size, args.keys, secs=args.secs, seed=3 + n)
             rows.append(("load", n, r, sum(cpu_seconds(p) for p in pids) - cpu0))
+        applied = apply_note(CLUSTER, env, range(1, args.nodes + 1))
         status = subprocess.run([CLUSTER, "exec", str(args.node), "conclavectl", "status", "--json"], env=env,
                                 text=True, capture_output=True)
         try:
@@ -137,6 +138,8 @@ def main():
         print(f"apply worker on node {args.node}: {jobs} store jobs in {commits} commits "
               f"({jobs / commits if commits else 0:.1f} per fsync; largest {apply.get('largest_commit')}), "
               f"state version {version}")
+    if applied:
+        print(applied + ".")
 
 
 if __name__ == "__main__":

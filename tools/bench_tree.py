@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import cpu_seconds, disk_note, pct
+from benchlib import apply_note, cpu_seconds, disk_note, pct
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER = os.path.join(TOP, "tools", "cluster")
@@ -178,7 +178,7 @@ def main():
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with it ignored
     print(f"starting a 3-node cluster {name} ({args.transport}) ...", flush=True)
     rows, rows_read, vis = [], [], []
-    disk = None
+    disk = applied = None
     t_run = time.monotonic()
     try:
         up = subprocess.run([CLUSTER, "up", "3", "--name", name, "--transport", args.transport],
@@ -217,6 +217,7 @@ def main():
         writes("warm-up", [fresh_dir(1)], count=200)
         rows.clear()
         writes("1 KiB, 1 writer, node 1", [fresh_dir(1)], count=args.count)
+        applied = apply_note(CLUSTER, env, (1, 2, 3))  # the 1-writer case's last commits
         writes("1 KiB, 4 writers, node 1", [fresh_dir(1) for _ in range(4)], secs=args.secs,
                note="a directory each")
         shared = fresh_dir(1)
@@ -322,6 +323,8 @@ def main():
           "reads >= 100k ops/s from the page cache.")
     if disk:
         print(disk + "; a 1 KiB file is two durable writes (create at open, contents at close).")
+    if applied:
+        print(applied + " (after the 1-writer 1 KiB case).")
     pmx = pmxcfs_figures()
     if pmx:
         print("pmxcfs (../shared/peers/RESULTS-pmxcfs.md):")

@@ -1,5 +1,7 @@
 """What the benchmarks share (tools/bench_store.py, tools/bench_tree.py)."""
+import json
 import os
+import subprocess
 import tempfile
 import threading
 import time
@@ -68,3 +70,24 @@ def disk_note(directory):
         return f"disk under {shown}: not measured (cannot write there)"
     return (f"disk under {shown} (the nodes' state): one 4 KiB pwrite+fdatasync p50 {one:.0f} µs "
             f"alone, {three:.0f} µs with 3 at once (the 3 nodes share it here)")
+
+
+def apply_note(cluster, env, nodes):
+    """One line on where each node's apply time went over its last commits (conclavectl
+    status --json, state.apply.latency_us): queued (a store job waiting for the apply
+    worker), commit (store + journal fsync + cache invalidations) and fsync alone, p50/p99
+    in µs; None if no node answered."""
+    parts, window = [], None
+    for i in nodes:
+        out = subprocess.run([cluster, "exec", str(i), "conclavectl", "status", "--json"], env=env, text=True,
+                             capture_output=True)
+        try:
+            lat = json.loads(out.stdout)["state"]["apply"]["latency_us"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        window = lat.get("window")
+        cells = ", ".join(f"{k} {lat[k]['p50']}/{lat[k]['p99']}" for k in ("queued", "commit", "fsync"))
+        parts.append(f"node {i}: {cells}")
+    if not parts:
+        return None
+    return f"apply worker, p50/p99 µs over each node's last {window} commits: " + "; ".join(parts)

@@ -88,6 +88,11 @@ json entry_json(const store::EntryInfo& e) {
 // (runtime/request_fields.h).
 json invalid_field(const std::string& why) { return errno_reply(EINVAL, why); }
 
+// A latency summary in status: samples in the window, p50, p99, max (µs).
+json latency_json(const LatencyWindow::Summary& s) {
+    return json{{"samples", s.samples}, {"p50", s.p50}, {"p99", s.p99}, {"max", s.max}};
+}
+
 // A file's or directory's mode: permission bits only, the type is the request's.
 constexpr const char* kModeNote = "07777 at most: permission bits";
 
@@ -779,7 +784,15 @@ json Daemon::status(const StoreView& view) const {
         {"waiting_clients", waiting_.size()},
         {"usage", {{"entries", view.usage.entries}, {"bytes", view.usage.bytes}, {"log_records", view.usage.log_records}}},
         {"apply",
-         {{"jobs", ws.jobs}, {"commits", ws.commits}, {"merged_jobs", ws.merged_jobs}, {"largest_commit", ws.largest_commit}}},
+         {{"jobs", ws.jobs},
+          {"commits", ws.commits},
+          {"merged_jobs", ws.merged_jobs},
+          {"largest_commit", ws.largest_commit},
+          {"latency_us",
+           {{"window", daemon::ApplyWorker::kLatencyWindow},
+            {"queued", latency_json(ws.queued)},
+            {"commit", latency_json(ws.commit)},
+            {"fsync", latency_json(ws.fsync)}}}}},
     };
     const auto& rs = ring.stats();
     auto id = ring.ring_id();

@@ -46,9 +46,13 @@ ApplyWorker::~ApplyWorker() { stop(); }
 
 void ApplyWorker::push(std::vector<node::Job> jobs) {
     if (jobs.empty()) return;
+    const auto now = Clock::now();
     {
         std::lock_guard lock(mu_);
-        for (auto& j : jobs) queue_.push_back(std::move(j));
+        for (auto& j : jobs) {
+            queue_.push_back(std::move(j));
+            pushed_.push_back(now);
+        }
     }
     cv_.notify_one();
 }
@@ -64,12 +68,17 @@ void ApplyWorker::stop() {
 
 ApplyWorker::Stats ApplyWorker::stats() const {
     std::lock_guard lock(mu_);
-    return stats_;
+    Stats s = stats_;
+    s.queued = queued_.summary();
+    s.commit = commit_.summary();
+    s.fsync = fsync_.summary();
+    return s;
 }
 
 void ApplyWorker::run() {
     name_this_thread("cv-apply");
     std::vector<node::Job> batch;
+    std::vector<Clock::time_point> pushed;
     for (;;) {
         {
             std::unique_lock lock(mu_);
@@ -77,19 +86,27 @@ void ApplyWorker::run() {
             if (queue_.empty() || failed_) return;  // stopping, and drained
             // Everything queued so far: consecutive apply jobs share one commit.
             batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+            pushed.assign(pushed_.begin(), pushed_.end());
             queue_.clear();
+            pushed_.clear();
         }
-        execute(batch);
+        execute(batch, pushed);
         batch.clear();
     }
 }
 
-void ApplyWorker::execute(std::vector<node::Job>& batch) {
+void ApplyWorker::execute(std::vector<node::Job>& batch, const std::vector<Clock::time_point>& pushed) {
+    auto micros = [](Clock::duration d) {
+        return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+    };
     std::size_t i = 0;
     while (i < batch.size()) {
+        const auto began = Clock::now();
         std::vector<node::JobResult> results;
         std::size_t merged = 0;
+        bool journaled = false;
         if (std::holds_alternative<node::JobApply>(batch[i])) {
+            journaled = true;
             std::vector<const node::JobApply*> run;
             for (std::size_t k = i; k < batch.size() && std::holds_alternative<node::JobApply>(batch[k]); ++k)
                 run.push_back(&std::get<node::JobApply>(batch[k]));
@@ -118,9 +135,14 @@ void ApplyWorker::execute(std::vector<node::Job>& batch) {
         for (std::size_t k = i; k < i + merged; ++k)
             if (auto* a = std::get_if<node::JobApply>(&batch[k])) items += a->items.size();
         for (const auto& r : results) failed = failed || std::holds_alternative<node::ResultFailed>(r);
+        const auto ended = Clock::now();
+        const std::uint64_t synced = journaled && !failed ? store_.last_sync_micros() : 0;
         done_(std::move(results));
         {
             std::lock_guard lock(mu_);
+            if (i < pushed.size()) queued_.add(micros(began - pushed[i]));
+            commit_.add(micros(ended - began));
+            if (journaled && !failed) fsync_.add(synced);
             stats_.jobs += merged;
             ++stats_.commits;
             if (merged > 1) stats_.merged_jobs += merged;
@@ -129,6 +151,7 @@ void ApplyWorker::execute(std::vector<node::Job>& batch) {
                 // The node stops on a store failure; nothing after it may be applied.
                 failed_ = true;
                 queue_.clear();
+                pushed_.clear();
             }
         }
         if (failed) return;

@@ -4,6 +4,7 @@
 // protocol thread through the callbacks (which post to its io_context).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -12,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/latency_window.h"
 #include "node/jobs.h"
 #include "node/node.h"
 #include "store/store.h"
@@ -43,12 +45,19 @@ public:
 
     struct Stats {
         std::uint64_t jobs = 0, commits = 0, merged_jobs = 0, largest_commit = 0;
+        // Over the last kLatencyWindow commits, in µs: from the push of a commit's first
+        // job until the worker began it (`queued`), the commit itself: store, journal
+        // fsync and the tree's invalidations (`commit`), and of that the journal's
+        // fdatasync alone (`fsync`, apply commits only).
+        LatencyWindow::Summary queued, commit, fsync;
     };
+    static constexpr std::size_t kLatencyWindow = 1024;
     Stats stats() const;
 
 private:
+    using Clock = std::chrono::steady_clock;
     void run();
-    void execute(std::vector<node::Job>& batch);
+    void execute(std::vector<node::Job>& batch, const std::vector<Clock::time_point>& pushed);
 
     store::Store& store_;
     node::NodeId self_;
@@ -57,9 +66,11 @@ private:
     mutable std::mutex mu_;
     std::condition_variable cv_;
     std::deque<node::Job> queue_;
+    std::deque<Clock::time_point> pushed_;  // when each job of queue_ was pushed
     bool stopping_ = false;
     bool failed_ = false;  // after a store failure nothing more is executed
     Stats stats_;
+    LatencyWindow queued_{kLatencyWindow}, commit_{kLatencyWindow}, fsync_{kLatencyWindow};
     std::thread thread_;
 };
 

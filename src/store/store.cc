@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <fstream>
@@ -242,6 +243,7 @@ struct Store::Impl {
     std::unique_ptr<Journal> journal;
     bool closed = false;
     std::string unsynced;  // a journal sync failed after its commit: why (Store::apply)
+    std::uint64_t last_sync_us = 0;  // Store::last_sync_micros
     // The writable map (MDB_WRITEMAP) over data.mdb, which LMDB makes as long as the map
     // and sparse: a page fault on a hole needs a block, and on a full file system that
     // is a SIGBUS, not an error. So before every write transaction the blocks the
@@ -610,6 +612,8 @@ Status Store::close() {
     return write_session(i.dir, i.path("session"), i.boot, true, i.options.sync);
 }
 
+std::uint64_t Store::last_sync_micros() const { return impl_->last_sync_us; }
+
 std::uint64_t Store::reserve_overruns() const {
     // With the last transaction's, not seen by a reserve() yet.
     return impl_->overruns + (impl_->bytes_in_use() > impl_->reserved_end ? 1 : 0);
@@ -717,7 +721,12 @@ Result<std::vector<Applied>> Store::Impl::apply_once(std::span<const Item> items
         if (options.sync_fault)
             if (const int e = options.sync_fault())
                 synced = Error{std::string("journal: cannot sync (injected fault): ") + std::strerror(e)};
-        if (synced) synced = journal->sync();
+        if (synced) {
+            const auto began = std::chrono::steady_clock::now();
+            synced = journal->sync();
+            last_sync_us = static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - began).count());
+        }
         if (!synced) {
             // Committed to LMDB, perhaps not on the disk: applying anything more (the
             // same transitions again, or the next ones) would build on a state this node

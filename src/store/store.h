@@ -178,6 +178,10 @@ public:
     // tests check it. Call from the applying thread, between applies.
     std::uint64_t reserve_overruns() const;
 
+    // How long the journal's fdatasync of the last apply() took, in µs (0 without
+    // Options::sync, or before the first apply). Call from the applying thread.
+    std::uint64_t last_sync_micros() const;
+
     // Hash of the tree and meta only (not the log): equal on replicas with equal state.
     // `at`, when given, gets the head of the version hashed (one read transaction).
     Hash content_hash(Head* at = nullptr) const;

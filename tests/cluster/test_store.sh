@@ -47,6 +47,18 @@ r1=$(receipts)
 [ -n "$r0" ] && [ -n "$r1" ] && [ "$r1" -gt "$r0" ] || fail "no receipts for puts on an idle ring ($r0 -> $r1)"
 echo "receipts received by node 1 for 3 puts: $((r1 - r0))"
 
+# The apply worker's latencies in status: every node fsync'd its journal for those puts,
+# and the text shows the fsync row.
+for i in $(seq "$n"); do
+    [ "$(field "$i" "(lambda l: l['window'] == 1024 and l['fsync']['samples'] >= 3 and
+        0 < l['fsync']['p50'] <= l['fsync']['max'] and l['commit']['samples'] >= l['fsync']['samples'])
+        (s['state']['apply']['latency_us'])")" = True ] ||
+        fail "node $i: apply latencies missing or wrong: $(field "$i" "s['state']['apply']")"
+done
+ctl 2 status | grep -Eq '^Journal fsync: +p50 [0-9]+ µs, p99 [0-9]+ µs, max [0-9]+ µs \(last [0-9]+ commits\)$' ||
+    fail "conclavectl status shows no journal fsync row: $(ctl 2 status | grep -i fsync)"
+echo "journal fsync on node 2: $(ctl 2 status | sed -n 's/^Journal fsync: *//p')"
+
 # (b) partition: the minority cannot write, the majority can; heal converges.
 cluster partition "$majority/$last" >/dev/null || fail "partition"
 # A client that gives up before the answer (the ring is stalled until it re-forms): it

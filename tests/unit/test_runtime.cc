@@ -7,6 +7,7 @@
 #include <string>
 
 #include "temp_dir.h"
+#include "base/latency_window.h"
 #include "base/log.h"
 #include "runtime/ring_driver.h"
 #include "runtime/state_dir.h"
@@ -248,4 +249,33 @@ TEST_CASE("ring driver: a fixed two-node ring orders messages over real UDP sock
     }
     REQUIRE(run_until(io, [&] { return a->got.size() == 50 && b->got.size() == 50; }));
     CHECK(a->got == b->got);  // the same total order on both nodes
+}
+
+TEST_CASE("a latency window summarises its last samples: nearest-rank p50 and p99, max; the oldest drop out") {
+    conclave::LatencyWindow w(100);
+    auto empty = w.summary();
+    CHECK(empty.samples == 0);
+    CHECK(empty.p50 == 0);
+    CHECK(empty.max == 0);
+    w.add(7);
+    auto one = w.summary();
+    CHECK(one.samples == 1);
+    CHECK(one.p50 == 7);
+    CHECK(one.p99 == 7);
+    CHECK(one.max == 7);
+    for (std::uint64_t v = 100; v >= 1; --v) w.add(v);  // 7 (the oldest) drops out
+    auto full = w.summary();
+    CHECK(full.samples == 100);
+    CHECK(full.p50 == 50);
+    CHECK(full.p99 == 99);
+    CHECK(full.max == 100);
+    for (int i = 0; i < 99; ++i) w.add(1000);  // only the last 1 is left of the old ones
+    auto later = w.summary();
+    CHECK(later.samples == 100);
+    CHECK(later.p50 == 1000);
+    CHECK(later.p99 == 1000);
+    CHECK(later.max == 1000);
+    w.add(1);  // ... and now that 1 is gone too, replaced by a new 1
+    CHECK(w.summary().p50 == 1000);
+    CHECK(w.summary().max == 1000);
 }
