@@ -881,6 +881,36 @@ TEST_CASE("a journal record that begins before the state's head (a failed merged
     CHECK(s.error().find("another history") != std::string::npos);
 }
 
+TEST_CASE("a refused batch (malformed, hash mismatch, before genesis) leaves no journal record behind") {
+    // A batch's journal record is written only once nothing can refuse the batch any
+    // more: a record of a refused batch would be replayed at a power failure, at versions
+    // that later batches took.
+    Durability d(false);
+    {
+        // Before genesis: refused as it is applied, with nothing journaled either.
+        const Item early{1, t_write("/early", "x"), std::nullopt};
+        CHECK_FALSE(d.store->apply(std::span<const Item>(&early, 1)).ok());
+    }
+    d.write(5, 100, "f");
+    const std::vector<Item> malformed{{2, t_write("/ok", "x"), std::nullopt}, {2, t_write("relative", "x"), std::nullopt}};
+    CHECK_FALSE(d.store->apply(malformed).ok());
+    Item mismatch{2, t_write("/m", "x"), std::nullopt};
+    mismatch.expect = Hash{};
+    mismatch.expect->at(0) = 1;
+    const std::vector<Item> wrong{{2, t_write("/ok2", "x"), std::nullopt}, mismatch};
+    CHECK_FALSE(d.store->apply(wrong).ok());
+    d.write(3, 100, "g");
+    const Head head = d.store->head();
+    const Hash content = d.store->content_hash();
+    d.power_failure("boot-2");
+    CHECK(d.store->head() == head);
+    CHECK(d.store->content_hash() == content);
+    EntryInfo e;
+    CHECK(d.store->stat("/ok", e) == ENOENT);
+    CHECK(d.store->stat("/ok2", e) == ENOENT);
+    CHECK(d.store->stat("/early", e) == ENOENT);
+}
+
 TEST_CASE("a torn journal tail loses only the commit that was being written") {
     Durability d(false);
     d.write(10, 300, "f");
