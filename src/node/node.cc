@@ -362,7 +362,7 @@ void Node::on_lms(NodeId from, MsgLms m) {
     // Past a hole of the old order nobody delivered it in the regular configuration (all
     // its members would have received what came before): it never counted.
     if (transitional_ && delivery_after_hole_) return;
-    if (transitional_) {
+    if (transitional_ && !bugs_.lms_settled_transitional) {
         // Delivered in the transitional configuration only: some members may have
         // lowered in the regular configuration, others never receive it.
         const auto& st = vq_.lower_expected_unsettled(m.expected, ring_members_, ring_.seq, 0);

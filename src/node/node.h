@@ -145,6 +145,9 @@ struct Bugs {
     bool apply_inquorate_transitional = false;  // apply in a transitional configuration without quorum
     bool source_highest_version = false;        // sync source by version alone, not (epoch, version)
     bool no_yellow = false;  // drop what a transitional configuration cannot apply (no yellow transitions)
+    // A last_man_standing lowering delivered only in a transitional configuration counts
+    // as settled (no majority of its set needed).
+    bool lms_settled_transitional = false;
 };
 
 // The replicated state's quorum settings and node list, as votequorum takes them.

@@ -49,7 +49,7 @@ const std::vector<std::string>& planted_bug_names() {
         "skip-transitional", "transitional-all-new", "drop-recovered",      "old-after-regular",
         "drop-queue-on-change", "no-merge", "receipt-overclaim",
         // store workload
-        "apply-inquorate-transitional", "source-highest-version", "no-yellow"};
+        "apply-inquorate-transitional", "source-highest-version", "no-yellow", "lms-settled-transitional"};
     return names;
 }
 
@@ -85,8 +85,9 @@ std::string usage() {
            "                       deliver-safe-early, skip-transitional, transitional-all-new,\n"
            "                       drop-recovered, old-after-regular, drop-queue-on-change,\n"
            "                       no-merge, receipt-overclaim; with --workload store:\n"
-           "                       apply-inquorate-transitional,\n"
-           "                       source-highest-version, no-yellow (the checkers must catch it)\n"
+           "                       apply-inquorate-transitional, source-highest-version,\n"
+           "                       no-yellow, lms-settled-transitional (the checkers must\n"
+           "                       catch it)\n"
            "  --verbose            one line per seed\n"
            "  --help               this text\n"
            "\n"

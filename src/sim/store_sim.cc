@@ -114,6 +114,7 @@ private:
         b.apply_inquorate_transitional = o_.plant_bug == "apply-inquorate-transitional";
         b.source_highest_version = o_.plant_bug == "source-highest-version";
         b.no_yellow = o_.plant_bug == "no-yellow";
+        b.lms_settled_transitional = o_.plant_bug == "lms-settled-transitional";
         return b;
     }
     std::string node_dir(std::uint32_t node) const { return dir_ + "/n" + std::to_string(node); }
