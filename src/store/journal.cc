@@ -290,7 +290,9 @@ Result<std::vector<JournalRecord>> Journal::read_all() const {
     std::sort(segs.begin(), segs.end(), [](const Seg& a, const Seg& b) { return a.h.seq < b.h.seq; });
     std::vector<JournalRecord> out;
     wire::Bytes buf;
-    for (const Seg& s : segs) {
+    for (std::size_t k = 0; k < segs.size(); ++k) {
+        const Seg& s = segs[k];
+        const std::size_t first = out.size();  // this segment's records begin here
         // Read on while records continue: a window that grows to hold the next record.
         const std::uint64_t end = capacity_[s.index];
         std::uint64_t at = kJournalHeaderSize;  // file offset of buf[0]
@@ -327,6 +329,15 @@ Result<std::vector<JournalRecord>> Journal::read_all() const {
             }
             buf.resize(old + got);
             if (got == 0) break;
+        }
+        // A newer segment starts at its base: what an older one holds past it is of a
+        // history that a snapshot replaced (Store::install resets the journal at its
+        // head), never needed (a rotation starts the new segment where the old one ends).
+        if (k + 1 < segs.size()) {
+            const std::uint64_t base = segs[k + 1].h.base_version;
+            auto past = std::find_if(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(),
+                                     [&](const JournalRecord& r) { return r.last_version() > base; });
+            out.erase(past, out.end());
         }
     }
     return out;

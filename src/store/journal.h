@@ -89,7 +89,8 @@ public:
     Journal& operator=(const Journal&) = delete;
 
     // Every valid record of both files, oldest segment first; within a segment up to its
-    // first invalid record. Records of a segment whose header is not valid are skipped.
+    // first invalid record, and in an older segment only up to the newer one's base.
+    // Records of a segment whose header is not valid are skipped.
     Result<std::vector<JournalRecord>> read_all() const;
 
     // Makes every file free and starts a segment with this base in one of them (after a

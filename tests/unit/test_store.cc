@@ -971,6 +971,34 @@ TEST_CASE("an installed snapshot is durable: a power failure right after it keep
     CHECK(dst.store->content_hash() == content);
 }
 
+TEST_CASE("a snapshot installed over a longer forked history: a crash or a power failure after it keeps it") {
+    // The journal's older file still holds the replaced history's records past the
+    // snapshot's head (sim seed 231121: a node of a forked branch at version 26 installed
+    // the cluster's state at 25, crashed, and could not start: "another history").
+    for (bool power : {false, true}) {
+        CAPTURE(power);
+        Durability src(false), dst(false);
+        src.write(10, 100, "s");
+        auto snap = src.store->snapshot();
+        REQUIRE(snap.ok());
+        dst.write(14, 100, "d");  // its own history, 4 versions past the snapshot's head
+        REQUIRE(dst.store->head().version > src.store->head().version);
+        REQUIRE(dst.store->install(snap.value()).ok());
+        for (int after : {0, 2}) {
+            CAPTURE(after);
+            if (after) dst.write(after, 100, "after");
+            const Head head = dst.store->head();
+            const Hash content = dst.store->content_hash();
+            if (power)
+                dst.power_failure(after ? "boot-3" : "boot-2");
+            else
+                dst.reopen("boot-1");  // kill -9 on the same boot
+            CHECK(dst.store->head() == head);
+            CHECK(dst.store->content_hash() == content);
+        }
+    }
+}
+
 TEST_CASE("opening a missing directory is an error") {
     CHECK_FALSE(Store::open("/nonexistent/conclave/store").ok());
 }
