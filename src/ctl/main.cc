@@ -437,15 +437,16 @@ int cmd_status(const std::vector<std::string_view>& args) {
         row("Pending:", std::to_string(st.value("pending", 0ull)) + " requests, " +
                             std::to_string(st.value("outstanding_jobs", 0ull)) + " store jobs");
         // The disk under every write (each waits for every node's journal fdatasync).
-        if (auto a = st.find("apply"); a != st.end() && a->is_object() && a->contains("latency_us")) {
-            const auto& l = (*a)["latency_us"];
-            const auto& f = l["fsync"];
-            if (f.is_object() && f.value("samples", 0ull) > 0)
-                row("Journal fsync:", "p50 " + std::to_string(f.value("p50", 0ull)) + " µs, p99 " +
-                                          std::to_string(f.value("p99", 0ull)) + " µs, max " +
-                                          std::to_string(f.value("max", 0ull)) + " µs (last " +
-                                          std::to_string(f.value("samples", 0ull)) + " commits)");
-        }
+        // (Looked up with find: operator[] on a missing key of a const object is undefined.)
+        const nlohmann::json* f = nullptr;
+        if (auto a = st.find("apply"); a != st.end() && a->is_object())
+            if (auto l = a->find("latency_us"); l != a->end() && l->is_object())
+                if (auto x = l->find("fsync"); x != l->end() && x->is_object()) f = &*x;
+        if (f && f->value("samples", 0ull) > 0)
+            row("Journal fsync:", "p50 " + std::to_string(f->value("p50", 0ull)) + " µs, p99 " +
+                                      std::to_string(f->value("p99", 0ull)) + " µs, max " +
+                                      std::to_string(f->value("max", 0ull)) + " µs (last " +
+                                      std::to_string(f->value("samples", 0ull)) + " commits)");
     }
     std::puts("\nNode information\n----------------");
     row("Cluster:", escaped(s.value("cluster", std::string("?"))));
