@@ -241,6 +241,7 @@ void encode_state(const State& s, wire::Bytes& out) {
     w.u64(s.total);
     w.u64(s.base_version);
     w.bytes(wire::ByteView(s.base_hash));
+    w.u64(s.journal_from);
 }
 
 bool decode_state(wire::ByteView value, State& out) {
@@ -256,7 +257,11 @@ bool decode_state(wire::ByteView value, State& out) {
     r.u64(s.total);
     r.u64(s.base_version);
     r.bytes(s.base_hash);
-    if (!r.at_end() || fmt != kStateFormat) return false;
+    if (fmt == kStateFormat)
+        r.u64(s.journal_from);
+    else if (fmt != 1)
+        return false;
+    if (!r.at_end()) return false;
     out = std::move(s);
     return true;
 }

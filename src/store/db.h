@@ -1,6 +1,7 @@
 // The store's LMDB layout and a write/read transaction wrapper with tree accessors
 // (store-internal). Databases of one environment:
-//   state     "state" -> u32 format, head, meta, u64 next_ino, u64 total, log base
+//   state     "state" -> u32 format, head, meta, u64 next_ino, u64 total, log base,
+//             u64 journal_from (format 2; format 1, without it, reads as 0)
 //   entries   u64 ino (big-endian) -> entry record (format.h)
 //   children  u64 parent ino (big-endian) + name -> u64 ino (little-endian)
 //   data      u64 ino (big-endian) -> a file's bytes (absent when empty)
@@ -27,7 +28,7 @@ struct Dbs {
     MDB_dbi state = 0, entries = 0, children = 0, data = 0, log = 0;
 };
 
-inline constexpr std::uint32_t kStateFormat = 1;
+inline constexpr std::uint32_t kStateFormat = 2;
 
 // The scalar part of the replicated state (plus the local log base), one record.
 struct State {
@@ -37,6 +38,10 @@ struct State {
     std::uint64_t total = 0;  // file bytes + name bytes: what max_total_size limits
     std::uint64_t base_version = 0;  // the retained log starts after (version, hash)
     Hash base_hash{};
+    // Local, not replicated: journal records of segments numbered below this belong to a
+    // history that Store::install replaced (the segment install's journal reset starts).
+    // A power failure between install's checkpoint and that reset leaves them on disk.
+    std::uint64_t journal_from = 0;
 };
 
 // Like wire::Reader, the first LMDB failure makes the transaction bad for good (rc()),
@@ -92,7 +97,8 @@ int lookup_parent(Txn& txn, std::string_view path, std::uint64_t& parent, std::s
 int resolve(Txn& txn, std::string_view path, format::Node& out);
 
 // The state record (the value of "state"); decode_state is false for anything but
-// exactly one record of kStateFormat.
+// exactly one record of kStateFormat or of format 1 (a store written before
+// journal_from; encode_state always writes kStateFormat).
 void encode_state(const State& s, wire::Bytes& out);
 bool decode_state(wire::ByteView value, State& out);
 

@@ -303,6 +303,7 @@ Result<std::vector<JournalRecord>> Journal::read_all() const {
             const wire::ByteView rest(buf.data() + used, buf.size() - used);
             const std::size_t n = decode_journal_record(rest, s.h.seq, rec);
             if (n > 0) {
+                rec.segment_seq = s.h.seq;
                 out.push_back(std::move(rec));
                 used += n;
                 continue;
@@ -370,7 +371,7 @@ Status Journal::rotate(std::uint64_t base_version, const Hash& base_hash, std::s
     if (capacity_[next] < kJournalHeaderSize + room)
         if (auto s = grow(next, kJournalHeaderSize + room); !s) return s;
     JournalHeader h;
-    h.seq = std::max(seq_[0], seq_[1]) + 1;
+    h.seq = next_seq();
     h.base_version = base_version;
     h.base_hash = base_hash;
     if (auto s = write_header(next, h); !s) return s;

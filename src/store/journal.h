@@ -6,6 +6,7 @@
 // the journal a recovery replays:
 //
 //   durable state = base.mdb + every journal record after its version
+//                   (of a segment numbered at or above its state's journal_from, db.h)
 //
 // LMDB's own file is trusted as it is only when the page cache that holds its unsynced
 // commits survived: after a clean stop, or a process crash on the same boot. After a
@@ -27,6 +28,7 @@
 //     count x (u64 epoch, u32 length, encoded transition), 32 hash of the last version
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -55,6 +57,7 @@ struct JournalRecord {
     std::uint64_t first_version = 0;
     std::vector<JournalEntry> entries;
     Hash last_hash{};  // H(first_version + entries.size() - 1)
+    std::uint64_t segment_seq = 0;  // read_all: the segment it was read from
     std::uint64_t last_version() const { return first_version + entries.size() - 1; }
 };
 
@@ -101,6 +104,10 @@ public:
     // segment is retired. REQUIRES: other_free().
     Status rotate(std::uint64_t base_version, const Hash& base_hash, std::size_t room);
     bool other_free() const { return !retired_; }
+    // The seq the next segment (rotate, reset) gets; raise_next_seq makes it at least
+    // `seq` (the store's journal_from, for journal files made anew under an older state).
+    std::uint64_t next_seq() const { return std::max({seq_[0], seq_[1], min_next_seq_ - 1}) + 1; }
+    void raise_next_seq(std::uint64_t seq) { min_next_seq_ = std::max(min_next_seq_, seq); }
     // Zero-fills the file that is not active up to `capacity` bytes, ahead of the next
     // rotation, so that the rotation does not have to. May run on another thread while
     // the active segment takes appends (it touches only the other file), never while
@@ -130,6 +137,7 @@ private:
     int fd_[2] = {-1, -1};
     std::uint64_t capacity_[2] = {0, 0};
     std::uint64_t seq_[2] = {0, 0};  // segment seq in each file's header (0: none valid)
+    std::uint64_t min_next_seq_ = 1;
     int active_ = 0;
     bool retired_ = false;
     std::uint64_t tail_ = kJournalHeaderSize;

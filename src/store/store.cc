@@ -565,8 +565,14 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, Options optio
     auto records = impl->journal->read_all();
     if (!records) return Error{"store: " + records.error()};
     Store store(std::move(impl));
-    Head head = store.head();
+    db::State loaded;
+    store.impl_->read([&](db::Txn& txn) { txn.load_state(loaded); });
+    Head head = loaded.head;
+    // Segments below journal_from hold a history that an install replaced (a power
+    // failure came between its checkpoint and its journal reset): none of it is replayed.
+    store.impl_->journal->raise_next_seq(loaded.journal_from);
     for (const JournalRecord& rec : records.value()) {
+        if (rec.segment_seq < loaded.journal_from) continue;
         if (rec.last_version() <= head.version) continue;
         if (rec.first_version > head.version + 1)
             return Error{"store: the journal in " + dir + " does not continue the state (it resumes at version " +
@@ -824,6 +830,9 @@ Result<Head> Store::install(wire::ByteView snapshot) {
     st.next_ino = s.next_ino;
     st.base_version = s.log_base_version;
     st.base_hash = s.log_base_hash;
+    // The journal's records lead to the history being replaced, and the reset below ends
+    // them; until it is durable, this tells a restart not to replay them.
+    st.journal_from = impl_->journal->next_seq();
     for (const SnapshotEntry& e : s.entries) {
         txn.put_entry(format::Node{e.parent, e.info});
         if (e.parent != 0) txn.put_child(e.parent, e.info.name, e.info.ino);
@@ -841,8 +850,18 @@ Result<Head> Store::install(wire::ByteView snapshot) {
     txn.save_state(st);
     if (!txn.ok()) return Error{lmdb_error("store: install failed", txn.rc())};
     if (const int rc = g.commit()) return Error{lmdb_error("store: commit failed", rc)};
-    if (auto c = impl_->checkpoint(); !c) return Error{c.error()};
-    if (auto r = impl_->journal->reset(s.head.version, s.head.hash); !r) return Error{"store: " + r.error()};
+    // Committed (not yet durable): a record appended to the old journal now would be
+    // skipped by a restart (journal_from), so a failure from here on refuses every later
+    // apply, and the restart recovers what is durable.
+    auto durable = [&]() -> Status {
+        if (auto c = impl_->checkpoint(); !c) return Error{c.error()};
+        if (auto r = impl_->journal->reset(s.head.version, s.head.hash); !r) return Error{"store: " + r.error()};
+        return Ok{};
+    }();
+    if (!durable) {
+        impl_->unsynced = "installing a snapshot: " + durable.error();
+        return Error{durable.error()};
+    }
     return s.head;
 }
 

@@ -18,7 +18,7 @@ namespace {
 
 bool same(const db::State& a, const db::State& b) {
     return a.head == b.head && a.meta == b.meta && a.next_ino == b.next_ino && a.total == b.total &&
-           a.base_version == b.base_version && a.base_hash == b.base_hash;
+           a.base_version == b.base_version && a.base_hash == b.base_hash && a.journal_from == b.journal_from;
 }
 
 void state(wire::ByteView in) {
