@@ -752,6 +752,7 @@ void Node::on_sync_plan(NodeId from, MsgSyncPlan m) {
     for (const auto& [n, a] : m.actions)
         if (n == config_.self) my_action_ = a;
     sync_next_ = durable_.version + 1;
+    sync_from_ = durable_.version;
     plan_ = std::move(m);
     if (my_action_ == SyncAction::snapshot)
         for (auto& [req, p] : pending_)
@@ -846,8 +847,13 @@ void Node::finish_sync(const store::Head& head, const store::Meta& meta) {
     vq_.restore(quorum::Votequorum::merge(agreed));
     evaluate_quorum("synced");
     const auto& q = vq_.status();
+    std::string how;
+    if (my_action_ == SyncAction::log && head.version >= sync_from_)
+        how = " by log (" + std::to_string(head.version - sync_from_) + " transitions)";
+    else if (my_action_ == SyncAction::snapshot)
+        how = " by snapshot (" + std::to_string(snapshot_total_) + " bytes)";
     log("synced at version " + std::to_string(head.version) + " from node " + std::to_string(source_.value_or(0)) +
-        "; " + (meta_.empty() ? std::string("no cluster yet")
+        how + "; " + (meta_.empty() ? std::string("no cluster yet")
                               : (quorate_ ? "quorate" : "not quorate") + std::string(" (") +
                                     std::to_string(q.total_votes) + " of " + std::to_string(q.expected_votes) +
                                     " expected votes" + (q.waiting_for_all ? ", waiting for all nodes" : "") +

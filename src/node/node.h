@@ -276,6 +276,7 @@ private:
     std::vector<store::Transition> held_;  // delivered while syncing
     bool sync_read_requested_ = false;
     std::uint64_t sync_next_ = 0;      // sync by log: the next version I need
+    std::uint64_t sync_from_ = 0;      // my durable version when the plan came (the log line)
     bool awaiting_install_ = false;    // a snapshot is being installed: my history is not the synced one yet
 
     // Requests and acknowledgements.

@@ -87,6 +87,8 @@ cluster heal >/dev/null || fail "heal"
 cluster wait-synced 30 || fail "no single synced state after heal"
 [ "$(ctl "$last" get /majority3)" = "majority 3" ] || fail "node $last lacks the majority's put after heal"
 ctl 2 get /minority >/dev/null 2>&1 && fail "the minority's refused put appeared"
+cluster log "$last" | grep -Eq "synced at version [0-9]+ from node [0-9]+ by log \([0-9]+ transitions\)" ||
+    fail "node $last's log does not say it synced by log: $(cluster log "$last" | grep 'synced at' | tail -2)"
 [ "$(cat "$dir/node1/pid")" = "$pid1" ] && kill -0 "$pid1" || fail "node 1's daemon died after a client gave up"
 echo "healed: $(cluster hashes | tr '\n' ';')"
 
