@@ -70,6 +70,12 @@ constexpr const char* kUsage =
     "                               consensus, join, merge, hold, token_retransmit,\n"
     "                               window_size, max_messages; VALUE 0 or 'default' resets\n"
     "  totem show [--json]          the ring settings in force, and which are set\n"
+    "  limits set KEY VALUE         a cluster limit (bytes; K and M suffixes for KiB, MiB):\n"
+    "                               max_file_size (4K to 2M, default 1M), max_total_size\n"
+    "                               (1M to 128M, default 128M), max_name (16 to 255);\n"
+    "                               VALUE 0 or 'default' resets; a lower limit binds new\n"
+    "                               writes only\n"
+    "  limits show [--json]         the cluster limits in force\n"
     "  expected N                   lower expected votes on this partition to recover from a\n"
     "                               fragmented cluster (refused below the votes present or\n"
     "                               above the node list's); never written to the cluster\n"
@@ -533,8 +539,10 @@ std::string clean_path(std::string_view p) {
     return out;
 }
 
-// Files travel in base64 inside a JSON line: beyond this nothing can be accepted anyway.
-constexpr std::size_t kMaxPut = 3u << 20;
+// Files travel in base64 inside a JSON line (control.h's kMaxRequest); nothing beyond the
+// largest max_file_size the cluster can be given is accepted anyway.
+constexpr std::size_t kMaxPut = 2u << 20;
+static_assert(kMaxPut * 4 / 3 + 65536 < conclave::runtime::kMaxRequest);
 
 bool read_all(std::FILE* f, std::string& out) {
     char buf[65536];
@@ -962,6 +970,72 @@ int cmd_totem(const std::vector<std::string_view>& args) {
     return 0;
 }
 
+// A size in bytes: digits, optionally followed by K or M (KiB, MiB; also KiB, MiB).
+std::optional<std::uint64_t> parse_size(std::string_view s) {
+    std::uint64_t unit = 1;
+    for (auto [suffix, u] : {std::pair<std::string_view, std::uint64_t>{"KiB", 1u << 10}, {"MiB", 1u << 20},
+                             {"K", 1u << 10}, {"M", 1u << 20}})
+        if (s.size() > suffix.size() && s.ends_with(suffix)) {
+            s.remove_suffix(suffix.size());
+            unit = u;
+            break;
+        }
+    auto n = parse_number(s);
+    if (!n) return std::nullopt;
+    return *n * unit;
+}
+
+int cmd_limits(const std::vector<std::string_view>& args) {
+    using conclave::store::limits_keys;
+    if (args.empty()) return usage_error("limits needs set or show");
+    if (args[0] == "show") {
+        bool as_json = false;
+        if (int rc = json_option("limits show", args, 1, as_json)) return rc;
+        auto s = fetch_status();
+        if (!s) return 1;
+        auto& l = (*s)["state"]["limits"];  // not const: see cmd_status
+        if (as_json) {
+            std::printf("%s\n", json_text(l, 2).c_str());
+            return 0;
+        }
+        const conclave::store::Limits defaults;
+        std::printf("%-16s %12s  %s\n", "Limit", "In force", "");
+        for (const auto& k : limits_keys()) {
+            const std::string name = k.name;
+            const std::uint64_t def = name == "max_file_size"    ? defaults.max_file_size
+                                      : name == "max_total_size" ? defaults.max_total_size
+                                                                 : defaults.max_name;
+            const bool known = l.contains(name) && l[name].is_number_unsigned();
+            const std::uint64_t v = known ? l[name].get<std::uint64_t>() : 0;
+            std::printf("%-16s %12s  %s\n", k.name, known ? std::to_string(v).c_str() : "?",
+                        !known ? "" : v == def ? "default" : "set (conclavectl limits set)");
+        }
+        return 0;
+    }
+    if (args[0] != "set") return usage_error("limits: unknown subcommand " + in_quotes(args[0]) + " (set or show)");
+    if (args.size() != 3) return usage_error("limits set needs KEY VALUE (keys: " + key_list(limits_keys()) + ")");
+    std::string key(args[1]);
+    const auto* k = find_key(limits_keys(), key);
+    if (!k) return usage_error("limits set: unknown key " + in_quotes(key) + " (keys: " + key_list(limits_keys()) + ")");
+    std::uint64_t v = 0;
+    if (args[2] != "default") {
+        auto n = parse_size(args[2]);
+        if (!n || (*n != 0 && (*n < k->min || *n > k->max)))
+            return usage_error("limits set " + key + ": the value is " + std::to_string(k->min) + " to " +
+                               std::to_string(k->max) + " (" + k->what + "; K and M suffixes count KiB and MiB), "
+                               "or 0 / default for the default; not " + in_quotes(args[2]));
+        v = *n;
+    }
+    std::string ctx = "limits set " + key + " " + std::string(args[2]);
+    if (!call({{"cmd", "limits.set"}, {"key", key}, {"value", v}}, ctx)) return 1;
+    if (v == 0)
+        std::printf("cluster limit %s back to its default (in the replicated state, for every node)\n", key.c_str());
+    else
+        std::printf("cluster limit %s = %llu (in the replicated state, for every node)\n", key.c_str(),
+                    static_cast<unsigned long long>(v));
+    return 0;
+}
+
 int cmd_expected(const std::vector<std::string_view>& args) {
     if (args.size() != 1) return usage_error("expected needs N (the expected votes for this partition)");
     auto n = parse_number(args[0]);
@@ -1036,6 +1110,7 @@ int run(std::vector<std::string_view> args) {
     if (cmd == "votes") return cmd_votes(args);
     if (cmd == "quorum") return cmd_quorum(args);
     if (cmd == "totem") return cmd_totem(args);
+    if (cmd == "limits") return cmd_limits(args);
     if (cmd == "expected") return cmd_expected(args);
     return usage_error("unknown command " + in_quotes(cmd));
 }

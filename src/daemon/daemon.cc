@@ -607,7 +607,8 @@ void Daemon::record_discarded(std::vector<store::LogRecord> records) {
             if (!t->node_name.empty()) j["name"] = t->node_name;
             if (t->node_id != 0) j["node_id"] = t->node_id;
             if (t->op == store::Op::node_add || t->op == store::Op::node_votes) j["votes"] = t->votes;
-            if (t->op == store::Op::quorum_set || t->op == store::Op::totem_set || t->op == store::Op::truncate ||
+            if (t->op == store::Op::quorum_set || t->op == store::Op::totem_set ||
+                t->op == store::Op::limits_set || t->op == store::Op::truncate ||
                 t->op == store::Op::set_mtime)
                 j["value"] = t->size;
             if (t->op == store::Op::set_mode || t->op == store::Op::mkdir || (t->flags & store::kSetMode))
@@ -959,6 +960,24 @@ json Daemon::cluster_request(const std::string& cmd, const json& request,
         return submit_request(std::move(t), session, "totem set " + key + " " + std::to_string(value), range);
     }
 
+    if (cmd == "limits.set") {
+        const auto& keys = store::limits_keys();
+        auto k = runtime::required_string(request, "key");
+        if (!k) return invalid(k.error());
+        std::string key(k.value());
+        const store::SettingKey* sk = find_key(keys, key);
+        if (!sk) return invalid("unknown cluster limit '" + key + "' (known: " + key_names(keys) + ")");
+        std::string range = "cluster limit " + key + " is 0 (the default) or " + bounds_text(*sk);
+        auto number = runtime::required_uint(request, "value", 0, sk->max);
+        if (!number) return invalid(range + ": " + number.error());
+        const std::uint64_t value = number.value();
+        if (value != 0 && value < sk->min) return invalid(range + ", not " + std::to_string(value));
+        t.op = store::Op::limits_set;
+        t.node_name = key;
+        t.size = value;
+        return submit_request(std::move(t), session, "limits set " + key + " " + std::to_string(value), range);
+    }
+
     // node.add / node.remove / node.votes. A node is named by "id" (a number) or "node"
     // (an id, or a name in the node list, as a string); a name in "node" wins over "id".
     const std::string id_range = "node ids, conclave.conf's range";
@@ -1181,7 +1200,7 @@ json Daemon::handle(const json& request, const std::shared_ptr<runtime::ControlS
         return submit_request(std::move(*g), session, "create");
     }
     if (cmd == "node.add" || cmd == "node.remove" || cmd == "node.votes" || cmd == "quorum.set" ||
-        cmd == "totem.set" || cmd == "expected")
+        cmd == "totem.set" || cmd == "limits.set" || cmd == "expected")
         return cluster_request(cmd, request, session);
     return json{{"ok", false}, {"error", "unknown command '" + cmd + "'"}};
 }

@@ -323,6 +323,10 @@ void Tree::after_apply(const std::vector<const store::Transition*>& batch, const
             t.inval_inode(Impl::format_root);
             continue;
         }
+        if (tr.op == store::Op::limits_set) {
+            t.refresh_limits();  // EFBIG, ENOSPC, ENAMETOOLONG and statfs from now on
+            continue;
+        }
         // What the transition changed, as the store found it (no path resolved again).
         for (std::uint64_t ino : r.touched.entries)
             if (ino) t.inval_inode(ino);

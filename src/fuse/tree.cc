@@ -235,7 +235,8 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
             return;
         }
     }
-    if (std::strlen(name) > t.current_limits().max_name) {
+    // Not the cluster's max_name: a name made before it was lowered is still found.
+    if (std::strlen(name) > store::kMaxName) {
         fuse_reply_err(req, ENAMETOOLONG);
         return;
     }
@@ -477,10 +478,12 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, s
 
 void op_readlink(fuse_req_t req, fuse_ino_t) { fuse_reply_err(req, EINVAL); }
 
-// Checks a new name and builds its path; 0 or an errno.
-int new_path(Impl& t, fuse_ino_t parent, const char* name, std::string& out) {
+// Checks a new name and builds its path; 0 or an errno. A rename's destination may be an
+// existing entry whose name is longer than a lowered max_name: `may_exist` leaves that
+// to the store, which knows whether it exists.
+int new_path(Impl& t, fuse_ino_t parent, const char* name, std::string& out, bool may_exist = false) {
     if (!t.quorate) return EROFS;
-    if (std::strlen(name) > t.current_limits().max_name) return ENAMETOOLONG;
+    if (std::strlen(name) > (may_exist ? store::kMaxName : t.current_limits().max_name)) return ENAMETOOLONG;
     if (parent == t.format_root && Impl::virtual_index(name) >= 0) return EEXIST;
     std::string p;
     if (int err = t.store.path_of(parent, p); err != 0) return stale(err);
@@ -587,7 +590,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
         return;
     }
     store::Transition tr;
-    if (int err = new_path(t, newparent, newname, tr.path2); err != 0) {
+    if (int err = new_path(t, newparent, newname, tr.path2, true); err != 0) {
         fuse_reply_err(req, err);
         return;
     }

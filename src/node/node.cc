@@ -29,7 +29,8 @@ bool same_head(const store::Head& a, const store::Head& b) {
 
 bool meta_op(store::Op op) {
     return op == store::Op::genesis || op == store::Op::node_add || op == store::Op::node_remove ||
-           op == store::Op::node_votes || op == store::Op::quorum_set || op == store::Op::totem_set;
+           op == store::Op::node_votes || op == store::Op::quorum_set || op == store::Op::totem_set ||
+           op == store::Op::limits_set;
 }
 
 bool node_list_op(store::Op op) {
@@ -430,9 +431,12 @@ void Node::apply_transition(store::Transition t) {
         const int err = store::apply_node_op(meta_, t);
         if (err == 0 && node_list_op(t.op)) last_node_list_version_ = version;
         if (err == 0) {
-            if (t.op == store::Op::quorum_set || t.op == store::Op::totem_set)
-                log(std::string(t.op == store::Op::quorum_set ? "quorum option " : "ring setting ") + t.node_name +
-                    " = " + std::to_string(t.size) + " at version " + std::to_string(version));
+            if (t.op == store::Op::quorum_set || t.op == store::Op::totem_set || t.op == store::Op::limits_set)
+                log(std::string(t.op == store::Op::quorum_set  ? "quorum option "
+                                : t.op == store::Op::totem_set ? "ring setting "
+                                                               : "cluster limit ") +
+                    t.node_name + " = " + std::to_string(t.size) + (t.size == 0 ? " (the default)" : "") +
+                    " at version " + std::to_string(version));
             else
                 log(std::string("node list: ") + store::op_name(t.op) + " node " + std::to_string(t.node_id) +
                     " at version " + std::to_string(version));

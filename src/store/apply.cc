@@ -21,10 +21,13 @@ public:
             case Op::node_remove:
             case Op::node_votes:
             case Op::quorum_set:
-            case Op::totem_set: return apply_node_op(st_.meta, t_);
+            case Op::totem_set:
+            case Op::limits_set: return apply_node_op(st_.meta, t_);
             default: break;
         }
         if (!valid_path(t_.path) || (t_.op == Op::rename && !valid_path(t_.path2))) return EINVAL;
+        // No name can be longer than kMaxName; the cluster's max_name binds new names only
+        // (write_file, mkdir, rename), as names made before it was lowered stay usable.
         if (too_long(t_.path) || (t_.op == Op::rename && too_long(t_.path2))) return ENAMETOOLONG;
         if (const int err = condition()) return err;
         // A lock directory holds nothing: an entry made in it would re-stamp the lock
@@ -57,7 +60,7 @@ private:
         while (start < path.size()) {
             std::size_t end = path.find('/', start);
             if (end == std::string_view::npos) end = path.size();
-            if (end - start > limits_.max_name) return true;
+            if (end - start > kMaxName) return true;
             start = end + 1;
         }
         return false;
@@ -144,6 +147,7 @@ private:
             touched_.entries[0] = *ino;
             return 0;
         }
+        if (name.size() > limits_.max_name) return ENAMETOOLONG;
         if (size > limits_.max_file_size) return EFBIG;
         if (no_space(size + name.size(), 0)) return ENOSPC;
         account(size + name.size(), 0);
@@ -181,6 +185,7 @@ private:
         std::string_view name;
         if (const int err = db::lookup_parent(txn_, t_.path, parent, name)) return err;
         if (txn_.child(parent, name)) return EEXIST;
+        if (name.size() > limits_.max_name) return ENAMETOOLONG;
         if (no_space(name.size(), 0)) return ENOSPC;
         account(name.size(), 0);
         Node n = make(parent, name, true, t_.mode);
@@ -265,6 +270,8 @@ private:
                 if (!src->info.dir && dst->info.dir) return EISDIR;
                 if (dst->info.dir && txn_.has_children(*dst_ino)) return ENOTEMPTY;
                 freed += dst->info.size + dn.size();
+            } else if (dn.size() > limits_.max_name) {
+                return ENAMETOOLONG;
             }
             if (no_space(dn.size(), freed)) return ENOSPC;
             account(dn.size(), freed);

@@ -14,7 +14,7 @@ constexpr std::uint32_t kMaxVotes = 255;
 bool tree_op(Op op) { return op >= Op::create && op <= Op::set_mode; }
 
 bool known_op(std::uint8_t v) {
-    return v >= static_cast<std::uint8_t>(Op::genesis) && v <= static_cast<std::uint8_t>(Op::totem_set);
+    return v >= static_cast<std::uint8_t>(Op::genesis) && v <= static_cast<std::uint8_t>(Op::limits_set);
 }
 
 // The ops that honour each condition flag (transition.h).
@@ -58,6 +58,7 @@ const char* op_name(Op op) {
         case Op::node_votes: return "node_votes";
         case Op::quorum_set: return "quorum_set";
         case Op::totem_set: return "totem_set";
+        case Op::limits_set: return "limits_set";
     }
     return "unknown";
 }
@@ -185,7 +186,7 @@ bool decode_limits(wire::ByteView bytes, Limits& out) {
     r.u32(l.max_name);
     if (!r.at_end()) return false;
     if (l.max_file_size == 0 || l.max_file_size > kMaxData || l.max_total_size == 0 || l.max_name == 0 ||
-        l.max_name > 255)
+        l.max_name > kMaxName)
         return false;
     out = l;
     return true;
@@ -386,9 +387,31 @@ int apply_node_op(Meta& meta, const Transition& t) {
                 meta.totem[t.node_name] = t.size;
             return 0;
         }
+        case Op::limits_set: {
+            const SettingKey* key = nullptr;
+            for (const auto& k : limits_keys())
+                if (t.node_name == k.name) key = &k;
+            if (!key || !t.data.empty() || (t.size != 0 && (t.size < key->min || t.size > key->max))) return EINVAL;
+            const Limits defaults;
+            const std::string& name = t.node_name;
+            if (name == "max_file_size") meta.limits.max_file_size = t.size ? t.size : defaults.max_file_size;
+            if (name == "max_total_size") meta.limits.max_total_size = t.size ? t.size : defaults.max_total_size;
+            if (name == "max_name")
+                meta.limits.max_name = t.size ? static_cast<std::uint32_t>(t.size) : defaults.max_name;
+            return 0;
+        }
         default:
             return 0;
     }
+}
+
+const std::vector<SettingKey>& limits_keys() {
+    static const std::vector<SettingKey> keys = {
+        {"max_file_size", 4096, 2u << 20, "the largest file, bytes (EFBIG beyond)"},
+        {"max_total_size", 1u << 20, 128u << 20, "file bytes and name bytes of the whole tree, bytes (ENOSPC beyond)"},
+        {"max_name", 16, kMaxName, "the longest name of one path component, bytes (ENAMETOOLONG beyond)"},
+    };
+    return keys;
 }
 
 Hash chain(const Hash& previous, std::uint64_t epoch, std::uint64_t version, const Transition& t) {

@@ -51,6 +51,7 @@ enum class Op : std::uint8_t {
     node_votes = 13,  // node_id, votes
     quorum_set = 14,  // quorum option node_name = value `size` (tie-breaker list: data, u32 LE ids)
     totem_set = 15,   // cluster-wide ring setting node_name = value `size` (0: back to the default)
+    limits_set = 16,  // cluster limit node_name (limits_keys()) = value `size` (0: back to the default)
 };
 const char* op_name(Op op);
 
@@ -68,6 +69,9 @@ inline constexpr std::uint32_t kIfVersion = 1u << 5;   // its version == expect:
 inline constexpr std::uint32_t kModeMask = 07777;
 inline constexpr std::size_t kMaxPath = 4096;
 inline constexpr std::size_t kMaxNodeName = 64;
+// The longest name any entry can have (Limits::max_name is at most this; a name longer
+// than the cluster's max_name may exist from before it was lowered).
+inline constexpr std::uint32_t kMaxName = 255;
 inline constexpr std::uint32_t kMaxData = 64u << 20;   // decoder bound; the cluster limit is lower
 
 using ClusterId = std::array<std::uint8_t, 16>;        // all zero: no cluster yet
@@ -159,6 +163,12 @@ struct SettingKey {
 };
 const std::vector<SettingKey>& quorum_keys();
 const std::vector<SettingKey>& totem_keys();
+// The cluster's limits (Limits) that limits_set changes. A lower limit binds what is
+// written from then on; what the tree holds already stays (a file larger than a lowered
+// max_file_size can be read, and rewritten only within the limit). The upper bounds keep
+// a whole file in one ring message (wire::totem::kMaxMessageSize) and the store's map
+// able to hold the state twice while a snapshot is installed.
+const std::vector<SettingKey>& limits_keys();
 
 // Cluster metadata held in the replicated state.
 struct Meta {
@@ -198,6 +208,7 @@ bool decode_meta(wire::Reader& r, Meta& out);
 //   quorum_set   EINVAL unknown key, value out of bounds, last_man_standing with a node
 //                of more than one vote, a tie-breaker list that is empty or too long
 //   totem_set    EINVAL unknown key or value out of bounds (0 resets to the default)
+//   limits_set   EINVAL unknown key or value out of bounds (0 resets to the default)
 // Any other op: returns 0 and leaves meta alone. (Ops other than genesis are never
 // applied to an empty meta: with no node list there is no quorum.)
 int apply_node_op(Meta& meta, const Transition& t);

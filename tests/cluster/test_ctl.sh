@@ -1,7 +1,7 @@
 #!/bin/bash
 # conclavectl's state commands on a one-node cluster: bootstrap refusals, put/get/ls/rm/
-# mkdir/rmdir/mv with their errno-style errors and exit codes, node list changes, the
-# State section of status.
+# mkdir/rmdir/mv with their errno-style errors and exit codes, limits set/show, node list
+# changes, the State section of status.
 # usage: test_ctl.sh SOURCE_ROOT BUILD_DIR
 set -u
 top=$1
@@ -62,6 +62,26 @@ expect 1 "get /hello: No such file or directory" ctl get /hello
 expect 1 "rm /etc: Is a directory" ctl rm /etc
 ctl rm /etc/a && ctl rmdir /etc || fail "rm, rmdir"
 [ "$(ctl ls)" = bin ] || fail "ls after rm: $(ctl ls)"
+
+# The cluster's limits.
+ctl limits show | grep -q "^max_file_size *1048576 *default" || fail "limits show: $(ctl limits show)"
+head -c 1500000 /dev/zero > "$work/1.5m"
+expect 1 "File too large" ctl put /big "$work/1.5m"
+ctl limits set max_file_size 1500K > "$work/out" || fail "limits set max_file_size 1500K"
+grep -q "max_file_size = 1536000" "$work/out" || fail "limits set says: $(cat "$work/out")"
+ctl put /big "$work/1.5m" || fail "a put of 1.5 MB with max_file_size 1500K"
+ctl limits set max_total_size 1M > /dev/null || fail "limits set max_total_size 1M"
+expect 1 "No space left on device" ctl put /more /dev/null  # the tree holds more already
+ctl rm /big && ctl put /more /dev/null || fail "a put after shrinking below the lowered total"
+ctl limits show --json | grep -q '"max_total_size": 1048576' || fail "limits show --json: $(ctl limits show --json)"
+for k in max_file_size max_total_size; do ctl limits set $k default > /dev/null || fail "limits set $k default"; done
+ctl limits show | grep -q "^max_total_size *134217728 *default" || fail "limits show after the reset: $(ctl limits show)"
+expect 2 "unknown key 'max_files'" ctl limits set max_files 10
+expect 2 "the value is 16 to 255" ctl limits set max_name 300
+expect 2 "the value is 4096 to 2097152" ctl limits set max_file_size 2G
+expect 2 "the value is 1048576 to 134217728" ctl limits set max_total_size lots
+expect 2 "limits needs set or show" ctl limits
+ctl rm /more || fail "rm /more"
 
 # The node list.
 expect 1 "File exists (a node with this id or name is in the node list already)" ctl node add node1 --id 5

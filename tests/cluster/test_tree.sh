@@ -15,6 +15,9 @@
 #                 (e) EFBIG above 1 MiB (the writer's file is not committed at all),
 #                 ENAMETOOLONG above 255 bytes, ENOSPC when the
 #                 tree is full (1 MiB files), usable again after rm -r (timed);
+#                 conclavectl limits set: max_file_size 2M lets a 1.5 MiB file in on
+#                 every node (3M refused), max_name 16 refuses new longer names while
+#                 older ones are still found and written; back to the defaults;
 #                 (f) conclave-tree-model, 10000 ops on node 1 compared with nodes 2, 3;
 #                 (g) EPERM for symlink, link, mkfifo, chmod 4755, chown 1000; mknod of a
 #                 regular file makes one; EINVAL for a time before 1970; ENOTSUP
@@ -434,6 +437,33 @@ EOF
     [ ! -e "$m1/fill" ] && [ ! -e "$m3/fill" ] || flaw "(e) fill/ is still there after rm -r"
     cp "$work/1m" "$m3/limits/after-full" || flaw "(e) after freeing the space, a 1 MiB write still fails"
     cmp -s "$work/1m" "$m1/limits/after-full" || flaw "(e) node 1 does not show the write after freeing space"
+    # The limits are the cluster's to change (conclavectl limits set): a raised file size
+    # takes on every node's mount, a lowered name length binds new names only.
+    out=$(ctl 1 limits set max_file_size 3M 2>&1) && flaw "(e) limits set max_file_size 3M succeeded"
+    echo "$out" | grep -q "4096 to 2097152" || flaw "(e) limits set max_file_size 3M: '$out', want the bounds"
+    ctl 2 limits set max_file_size 2M >/dev/null || flaw "(e) limits set max_file_size 2M failed"
+    ctl 3 limits show | grep -q "^max_file_size *2097152 *set" || flaw "(e) limits show on node 3: $(ctl 3 limits show)"
+    must "head -c 1572864 /dev/urandom > '$work/1.5m'"
+    cp "$work/1.5m" "$m3/limits/raised" || flaw "(e) a 1.5 MiB file was refused with max_file_size 2M"
+    cmp -s "$work/1.5m" "$m1/limits/raised" || flaw "(e) node 1 does not show the 1.5 MiB file"
+    expect_py EFBIG "open(sys.argv[1], 'wb').write(b'x' * (2097152 + 65536))" "$m2/limits/too-big"
+    # Made on node 1 only: nodes 2 and 3 have not looked it up yet (no cached dentry).
+    echo older > "$m1/limits/older-name-20-bytes" || flaw "(e) a 20-byte name was refused"
+    ctl 1 limits set max_name 16 >/dev/null || flaw "(e) limits set max_name 16 failed"
+    expect_err "File name too long" touch "$m2/limits/seventeen-bytes-x"
+    [ "$(cat "$m2/limits/older-name-20-bytes" 2>&1)" = older ] ||
+        flaw "(e) node 2 does not find a 20-byte name made before max_name 16: $(cat "$m2/limits/older-name-20-bytes" 2>&1)"
+    # A rename onto the older name replaces it; a rename to a new long name is refused.
+    echo newer > "$m3/limits/short" && mv "$m3/limits/short" "$m3/limits/older-name-20-bytes" ||
+        flaw "(e) node 3 cannot rename a file onto an older 20-byte name"
+    [ "$(cat "$m1/limits/older-name-20-bytes")" = newer ] || flaw "(e) node 1 does not show the rename onto the older name"
+    expect_err "File name too long" mv "$m2/limits/older-name-20-bytes" "$m2/limits/other-name-20-bytes"
+    [ "$(cat "$m3/limits/$long255" 2>&1)" = 255 ] || flaw "(e) a 255-byte name made before max_name 16 is not found"
+    echo 256 > "$m1/limits/$long255" || flaw "(e) a file with a name made before max_name 16 cannot be rewritten"
+    [ "$(stat -f -c %l "$m1")" = 16 ] || flaw "(e) statfs shows a name length of $(stat -f -c %l "$m1"), not 16"
+    for k in max_file_size max_name; do ctl 1 limits set $k default >/dev/null || flaw "(e) limits set $k default"; done
+    ctl 1 limits show --json | grep -q '"max_file_size": 1048576' || flaw "(e) limits show --json: $(ctl 1 limits show --json)"
+    rm "$m1/limits/raised" "$m1/limits/older-name-20-bytes" || flaw "(e) rm of the 1.5 MiB file and the 20-byte name"
     took
 
     step "(f) conclave-tree-model, 10000 ops on node 1, compared with nodes 2 and 3"

@@ -200,7 +200,10 @@ TEST_CASE("limits: EFBIG, ENOSPC, ENAMETOOLONG") {
     fails_with(f, t_write("/123456789", "x"), ENAMETOOLONG);
     CHECK(f.apply(t_mkdir("/12345678")) == 0);                  // total 19
     fails_with(f, t_mkdir("/123456789"), ENAMETOOLONG);
-    fails_with(f, t_mkdir("/123456789/x"), ENAMETOOLONG);
+    // A longer name in the middle of a path is no error of its own (max_name binds new
+    // names; an older entry may have a longer one): here it names nothing.
+    fails_with(f, t_mkdir("/123456789/x"), ENOENT);
+    fails_with(f, t_mkdir("/" + std::string(256, 'n') + "/x"), ENAMETOOLONG);  // beyond any name
     CHECK(f.apply(t_write("/b", "123456789")) == 0);            // total 29
     CHECK(f.store->usage().bytes == 29);
     fails_with(f, t_write("/c", ""), ENOSPC);                   // + 1 name byte
@@ -218,6 +221,64 @@ TEST_CASE("limits: EFBIG, ENOSPC, ENAMETOOLONG") {
     CHECK(f.apply(op(Op::rmdir, "/12345678")) == 0);
     CHECK(f.store->usage().bytes == 1);
     CHECK(f.store->usage().entries == 2);
+}
+
+TEST_CASE("limits_set changes a cluster limit in the meta; a lower one binds new writes only") {
+    auto set = [](const char* key, std::uint64_t value) {
+        Transition t;
+        t.op = Op::limits_set;
+        t.node_name = key;
+        t.size = value;
+        return t;
+    };
+    Cluster f;
+    REQUIRE(f.apply(t_write("/big", std::string(100'000, 'b'))) == 0);
+    REQUIRE(f.apply(t_write("/long-name-of-20-byte", "x")) == 0);
+    // Out of bounds, unknown keys and data are refused, changing nothing.
+    const Meta before = f.store->meta();
+    for (const auto& t : {set("max_file_size", 4095), set("max_file_size", (2u << 20) + 1), set("max_total_size", 1000),
+                          set("max_total_size", (128u << 20) + 1), set("max_name", 15), set("max_name", 256),
+                          set("max_files", 10)})
+        fails_with(f, t, EINVAL);
+    Transition with_data = set("max_name", 100);
+    with_data.data = {1};
+    fails_with(f, with_data, EINVAL);
+    CHECK(f.store->meta() == before);
+
+    CHECK(f.apply(set("max_file_size", 4096)) == 0);
+    CHECK(f.apply(set("max_name", 16)) == 0);
+    CHECK(f.apply(set("max_total_size", 1u << 20)) == 0);
+    CHECK(f.store->meta().limits == Limits{4096, 1u << 20, 16});
+    // What is there stays readable; new writes meet the new limits.
+    wire::Bytes b;
+    CHECK(f.store->read("/big", b) == 0);
+    CHECK(b.size() == 100'000);
+    fails_with(f, t_write("/big", std::string(4097, 'c')), EFBIG);
+    CHECK(f.apply(t_write("/big", std::string(4096, 'c'))) == 0);
+    fails_with(f, t_write("/seventeen-bytes-x", "x"), ENAMETOOLONG);
+    CHECK(f.apply(t_write("/long-name-of-20-byte", "y")) == 0);  // its name is there already
+    fails_with(f, t_mkdir("/seventeen-bytes-x"), ENAMETOOLONG);
+    CHECK(f.apply(t_write("/short", "z")) == 0);
+    fails_with(f, t_rename("/short", "/seventeen-bytes-x"), ENAMETOOLONG);  // a new name
+    CHECK(f.apply(t_rename("/short", "/long-name-of-20-byte")) == 0);      // onto an existing one
+    CHECK(f.read("/long-name-of-20-byte") == "z");
+    CHECK(f.apply(t_rename("/long-name-of-20-byte", "/short")) == 0);      // and away again
+    for (int i = 0; f.store->usage().bytes + 4096 + 2 <= (1u << 20); ++i)
+        REQUIRE(f.apply(t_write("/f" + std::to_string(i), std::string(4096, 'f'))) == 0);
+    fails_with(f, t_write("/g", std::string(4096, 'g')), ENOSPC);
+    // 0 restores the default; a raised limit takes at once.
+    CHECK(f.apply(set("max_file_size", 0)) == 0);
+    CHECK(f.apply(set("max_total_size", 0)) == 0);
+    CHECK(f.apply(set("max_name", 0)) == 0);
+    CHECK(f.store->meta().limits == Limits{});
+    CHECK(f.apply(set("max_file_size", 2u << 20)) == 0);
+    CHECK(f.apply(t_write("/g", std::string(2u << 20, 'g'))) == 0);
+    // The meta survives a reopen (it is in the state record) and travels in snapshots.
+    auto snap = f.store->snapshot();
+    REQUIRE(snap.ok());
+    Fixture g;
+    REQUIRE(g.store->install(snap.value()).ok());
+    CHECK(g.store->meta().limits.max_file_size == 2u << 20);
 }
 
 TEST_CASE("the virtual files' names at the root are reserved: EACCES, nothing made") {
