@@ -31,6 +31,12 @@ wire::ByteView state_key() { return wire::ByteView(reinterpret_cast<const std::u
 
 }  // namespace
 
+std::uint32_t Txn::stored_state_format() {
+    MDB_val k = val(state_key()), v{};
+    if (mdb_get(txn_, dbs_.state, &k, &v) != 0 || v.mv_size < 4) return 0;
+    return wire::load_u32(static_cast<const std::uint8_t*>(v.mv_data));
+}
+
 bool Txn::get(MDB_dbi dbi, wire::ByteView key, wire::ByteView& out) {
     if (!ok()) return false;
     MDB_val k = val(key), v{};

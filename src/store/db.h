@@ -61,6 +61,10 @@ public:
 
     // False when the record is missing (a fresh environment) or bad.
     bool load_state(State& out);
+    // The format number the state record starts with (0: no record, or too short to
+    // have one): tells a record of a newer format from a damaged one. Reads even after a
+    // failure of this transaction's wrapper.
+    std::uint32_t stored_state_format();
     void save_state(const State& s);
 
     std::optional<format::Node> entry(std::uint64_t ino);

@@ -543,6 +543,11 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, Options optio
     db::Txn txn(g.get(), impl->dbs);
     db::State st;
     if (!txn.load_state(st)) {
+        if (const std::uint32_t f = txn.stored_state_format(); f > db::kStateFormat)
+            return Error{"store: " + dir + " was written by a newer conclaved (state format " + std::to_string(f) +
+                         "; this one reads formats 1 to " + std::to_string(db::kStateFormat) +
+                         "): run that version or a newer one, or remove the directory to sync the state "
+                         "from the cluster"};
         if (!txn.ok()) return Error{lmdb_error("store: state record unreadable", txn.rc())};
         // A fresh store: the empty state is just the root directory.
         format::Node root;

@@ -1185,7 +1185,49 @@ void set_parent(const std::string& dir, std::uint64_t ino, std::uint64_t parent)
     mdb_env_close(env);
 }
 
+// Overwrites the first u32 (the format) of the state record, as a newer version would
+// have written it (the store must be closed).
+void set_state_format(const std::string& dir, std::uint32_t format) {
+    MDB_env* env = nullptr;
+    REQUIRE(mdb_env_create(&env) == 0);
+    mdb_env_set_maxdbs(env, 8);
+    REQUIRE(mdb_env_open(env, dir.c_str(), MDB_NOTLS, 0600) == 0);
+    MDB_txn* txn = nullptr;
+    REQUIRE(mdb_txn_begin(env, nullptr, 0, &txn) == 0);
+    MDB_dbi state = 0;
+    REQUIRE(mdb_dbi_open(txn, "state", 0, &state) == 0);
+    MDB_val k{5, const_cast<char*>("state")}, v{};
+    REQUIRE(mdb_get(txn, state, &k, &v) == 0);
+    std::string bytes(static_cast<const char*>(v.mv_data), v.mv_size);
+    std::memcpy(bytes.data(), &format, 4);  // little-endian, as this machine
+    MDB_val nv{bytes.size(), bytes.data()};
+    REQUIRE(mdb_put(txn, state, &k, &nv, 0) == 0);
+    REQUIRE(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+}
+
 }  // namespace
+
+TEST_CASE("a store written by a newer version (a state format this one does not know) is refused by name") {
+    test::TempDir dir;
+    {
+        auto s = Store::open(dir.path, options(false, 100));
+        REQUIRE(s.ok());
+        Item g{1, genesis(), std::nullopt};
+        REQUIRE(s.value()->apply(std::span<const Item>(&g, 1)).ok());
+        REQUIRE(s.value()->close().ok());
+    }
+    set_state_format(dir.path, db::kStateFormat + 1);
+    auto s = Store::open(dir.path, options(false, 100));
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.error().find("written by a newer conclaved (state format " + std::to_string(db::kStateFormat + 1)) !=
+          std::string::npos);
+    // A damaged record (format 0) is still reported as unreadable.
+    set_state_format(dir.path, 0);
+    auto d = Store::open(dir.path, options(false, 100));
+    REQUIRE_FALSE(d.ok());
+    CHECK(d.error().find("state record unreadable") != std::string::npos);
+}
 
 TEST_CASE("reads by inode number: stat_ino, lookup, list_ino, read_ino, path_of") {
     Cluster f;
