@@ -6,6 +6,8 @@ nodes' mounts, as programs use /etc/pve:
   * create+write+close of new 1 KiB files (O_CREAT|O_EXCL|O_WRONLY, one write, close):
     close returns when every node of the quorate ring applied the file durably. 1 writer,
     4 writers on node 1 (each in its own directory, and all in one), 1 writer per node;
+    the 1-writer row's note splits it into the open (the create, one transition) and the
+    close (the contents, another);
   * how long after a write started on node 1 node 2's mount shows it (a poller process
     on node 2 reads the file in a loop), for a rewritten file and for a new one;
   * 512 KiB files (create+write+close);
@@ -45,6 +47,7 @@ def write_worker(conn, start, where, size, count, secs, unlink_after):
     directory, prefix = where if isinstance(where, tuple) else (where, "f")
     data = os.urandom(size)
     lat, errors = [], []
+    opens, closes = [], []  # the create at open, the contents at close: one transition each
     start.wait()
     t_begin = time.monotonic()
     end = t_begin + secs if secs else None
@@ -56,11 +59,16 @@ def write_worker(conn, start, where, size, count, secs, unlink_after):
         t = time.monotonic()
         try:
             fd = os.open(path, flags, 0o640)
+            t_open = time.monotonic()
             try:
                 os.write(fd, data)
             finally:
+                t_close = time.monotonic()
                 os.close(fd)
-            lat.append(time.monotonic() - t)
+            t_done = time.monotonic()
+            lat.append(t_done - t)
+            opens.append(t_open - t)
+            closes.append(t_done - t_close)
         except OSError as e:
             errors.append(err_name(e))
             continue
@@ -71,7 +79,7 @@ def write_worker(conn, start, where, size, count, secs, unlink_after):
     t_end = time.monotonic()
     if prev:
         os.unlink(prev)
-    conn.send((lat, errors, t_begin, t_end))
+    conn.send((lat, errors, t_begin, t_end, opens, closes))
 
 
 def read_worker(conn, start, path, mode, secs):
@@ -197,7 +205,7 @@ def main():
             os.mkdir(d)
             return d
 
-        def writes(case, jobs, size=KIB, count=None, secs=None, unlink_after=False, note=""):
+        def writes(case, jobs, size=KIB, count=None, secs=None, unlink_after=False, note="", split=False):
             c0 = cpu()
             res = run_workers(write_worker, [(d, size, count, secs, unlink_after) for d in jobs])
             used = cpu() - c0
@@ -207,6 +215,11 @@ def main():
             rate = len(lat) / elapsed if elapsed > 0 else 0
             if size >= 64 * KIB:
                 note = f"{len(lat) * size / elapsed / 1e6:.1f} MB/s" + (f"; {note}" if note else "")
+            if split and lat:
+                opens = sorted(x for r in res for x in r[4])
+                closes = sorted(x for r in res for x in r[5])
+                note = (f"open p50 {pct(opens, 0.5):.0f} µs, close p50 {pct(closes, 0.5):.0f} µs"
+                        + (f"; {note}" if note else ""))
             if errors:
                 note += f" {len(errors)} errors ({errors[0]})"
             rows.append(Row(case, len(lat), rate, lat, used / len(lat) * 1e6 if lat else None, "files/s", note))
@@ -216,7 +229,7 @@ def main():
         print("writes ...", flush=True)
         writes("warm-up", [fresh_dir(1)], count=200)
         rows.clear()
-        writes("1 KiB, 1 writer, node 1", [fresh_dir(1)], count=args.count)
+        writes("1 KiB, 1 writer, node 1", [fresh_dir(1)], count=args.count, split=True)
         applied = apply_note(CLUSTER, env, (1, 2, 3))  # the 1-writer case's last commits
         writes("1 KiB, 4 writers, node 1", [fresh_dir(1) for _ in range(4)], secs=args.secs,
                note="a directory each")
