@@ -921,6 +921,51 @@ int cmd_quorum(const std::vector<std::string_view>& args) {
     return 0;
 }
 
+// A size in bytes: digits, optionally followed by K or M (KiB, MiB; also KiB, MiB).
+std::optional<std::uint64_t> parse_size(std::string_view s) {
+    std::uint64_t unit = 1;
+    for (auto [suffix, u] : {std::pair<std::string_view, std::uint64_t>{"KiB", 1u << 10}, {"MiB", 1u << 20},
+                             {"K", 1u << 10}, {"M", 1u << 20}})
+        if (s.size() > suffix.size() && s.ends_with(suffix)) {
+            s.remove_suffix(suffix.size());
+            unit = u;
+            break;
+        }
+    auto n = parse_number(s);
+    if (!n) return std::nullopt;
+    return *n * unit;
+}
+
+// `CMD set KEY VALUE` for a cluster-wide setting among `keys` (totem, limits): VALUE within
+// the key's bounds, or 0 / default for the default, read by parse_number or by `sizes`
+// (K and M suffixes) when given; sent as CMD.set; `noun` names the setting in the answer.
+int set_setting(const std::string& cmd, const std::vector<conclave::store::SettingKey>& keys,
+                const std::vector<std::string_view>& args, const char* noun,
+                std::optional<std::uint64_t> (*sizes)(std::string_view)) {
+    if (args.size() != 3) return usage_error(cmd + " set needs KEY VALUE (keys: " + key_list(keys) + ")");
+    std::string key(args[1]);
+    const auto* k = find_key(keys, key);
+    if (!k) return usage_error(cmd + " set: unknown key " + in_quotes(key) + " (keys: " + key_list(keys) + ")");
+    std::uint64_t v = 0;
+    if (args[2] != "default") {
+        auto n = sizes ? sizes(args[2]) : parse_number(args[2]);
+        if (!n || (*n != 0 && (*n < k->min || *n > k->max)))
+            return usage_error(cmd + " set " + key + ": the value is " + std::to_string(k->min) + " to " +
+                               std::to_string(k->max) + " (" + k->what +
+                               (sizes ? "; K and M suffixes count KiB and MiB" : "") +
+                               "), or 0 / default for the default; not " + in_quotes(args[2]));
+        v = *n;
+    }
+    std::string ctx = cmd + " set " + key + " " + std::string(args[2]);
+    if (!call({{"cmd", cmd + ".set"}, {"key", key}, {"value", v}}, ctx)) return 1;
+    if (v == 0)
+        std::printf("%s %s back to its default (in the replicated state, for every node)\n", noun, key.c_str());
+    else
+        std::printf("%s %s = %llu (in the replicated state, for every node)\n", noun, key.c_str(),
+                    static_cast<unsigned long long>(v));
+    return 0;
+}
+
 int cmd_totem(const std::vector<std::string_view>& args) {
     if (args.empty()) return usage_error("totem needs set or show");
     if (args[0] == "show") {
@@ -947,42 +992,7 @@ int cmd_totem(const std::vector<std::string_view>& args) {
         return 0;
     }
     if (args[0] != "set") return usage_error("totem: unknown subcommand " + in_quotes(args[0]) + " (set or show)");
-    if (args.size() != 3) return usage_error("totem set needs KEY VALUE (keys: " + key_list(conclave::store::totem_keys()) + ")");
-    std::string key(args[1]);
-    const auto* k = find_key(conclave::store::totem_keys(), key);
-    if (!k) return usage_error("totem set: unknown key " + in_quotes(key) + " (keys: " + key_list(conclave::store::totem_keys()) + ")");
-    std::uint64_t v = 0;
-    if (args[2] != "default") {
-        auto n = parse_number(args[2]);
-        if (!n || (*n != 0 && (*n < k->min || *n > k->max)))
-            return usage_error("totem set " + key + ": the value is " + std::to_string(k->min) + " to " +
-                               std::to_string(k->max) + " (" + k->what + "), or 0 / default for the default; not " +
-                               in_quotes(args[2]));
-        v = *n;
-    }
-    std::string ctx = "totem set " + key + " " + std::string(args[2]);
-    if (!call({{"cmd", "totem.set"}, {"key", key}, {"value", v}}, ctx)) return 1;
-    if (v == 0)
-        std::printf("ring setting %s back to its default (in the replicated state, for every node)\n", key.c_str());
-    else
-        std::printf("ring setting %s = %llu (in the replicated state, for every node)\n", key.c_str(),
-                    static_cast<unsigned long long>(v));
-    return 0;
-}
-
-// A size in bytes: digits, optionally followed by K or M (KiB, MiB; also KiB, MiB).
-std::optional<std::uint64_t> parse_size(std::string_view s) {
-    std::uint64_t unit = 1;
-    for (auto [suffix, u] : {std::pair<std::string_view, std::uint64_t>{"KiB", 1u << 10}, {"MiB", 1u << 20},
-                             {"K", 1u << 10}, {"M", 1u << 20}})
-        if (s.size() > suffix.size() && s.ends_with(suffix)) {
-            s.remove_suffix(suffix.size());
-            unit = u;
-            break;
-        }
-    auto n = parse_number(s);
-    if (!n) return std::nullopt;
-    return *n * unit;
+    return set_setting("totem", conclave::store::totem_keys(), args, "ring setting", nullptr);
 }
 
 int cmd_limits(const std::vector<std::string_view>& args) {
@@ -998,13 +1008,10 @@ int cmd_limits(const std::vector<std::string_view>& args) {
             std::printf("%s\n", json_text(l, 2).c_str());
             return 0;
         }
-        const conclave::store::Limits defaults;
         std::printf("%-16s %12s  %s\n", "Limit", "In force", "");
         for (const auto& k : limits_keys()) {
             const std::string name = k.name;
-            const std::uint64_t def = name == "max_file_size"    ? defaults.max_file_size
-                                      : name == "max_total_size" ? defaults.max_total_size
-                                                                 : defaults.max_name;
+            const std::uint64_t def = conclave::store::limit_of(conclave::store::Limits{}, name);
             const bool known = l.contains(name) && l[name].is_number_unsigned();
             const std::uint64_t v = known ? l[name].get<std::uint64_t>() : 0;
             std::printf("%-16s %12s  %s\n", k.name, known ? std::to_string(v).c_str() : "?",
@@ -1013,27 +1020,7 @@ int cmd_limits(const std::vector<std::string_view>& args) {
         return 0;
     }
     if (args[0] != "set") return usage_error("limits: unknown subcommand " + in_quotes(args[0]) + " (set or show)");
-    if (args.size() != 3) return usage_error("limits set needs KEY VALUE (keys: " + key_list(limits_keys()) + ")");
-    std::string key(args[1]);
-    const auto* k = find_key(limits_keys(), key);
-    if (!k) return usage_error("limits set: unknown key " + in_quotes(key) + " (keys: " + key_list(limits_keys()) + ")");
-    std::uint64_t v = 0;
-    if (args[2] != "default") {
-        auto n = parse_size(args[2]);
-        if (!n || (*n != 0 && (*n < k->min || *n > k->max)))
-            return usage_error("limits set " + key + ": the value is " + std::to_string(k->min) + " to " +
-                               std::to_string(k->max) + " (" + k->what + "; K and M suffixes count KiB and MiB), "
-                               "or 0 / default for the default; not " + in_quotes(args[2]));
-        v = *n;
-    }
-    std::string ctx = "limits set " + key + " " + std::string(args[2]);
-    if (!call({{"cmd", "limits.set"}, {"key", key}, {"value", v}}, ctx)) return 1;
-    if (v == 0)
-        std::printf("cluster limit %s back to its default (in the replicated state, for every node)\n", key.c_str());
-    else
-        std::printf("cluster limit %s = %llu (in the replicated state, for every node)\n", key.c_str(),
-                    static_cast<unsigned long long>(v));
-    return 0;
+    return set_setting("limits", limits_keys(), args, "cluster limit", parse_size);
 }
 
 int cmd_expected(const std::vector<std::string_view>& args) {

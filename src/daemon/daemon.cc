@@ -895,10 +895,10 @@ json Daemon::cluster_request(const std::string& cmd, const json& request,
         return runtime::deferred_reply();
     }
 
-    if (cmd == "quorum.set" || cmd == "totem.set") {
-        bool q = cmd == "quorum.set";
-        const auto& keys = q ? store::quorum_keys() : store::totem_keys();
-        const char* what = q ? "quorum option" : "ring setting";
+    if (cmd == "quorum.set" || cmd == "totem.set" || cmd == "limits.set") {
+        bool q = cmd == "quorum.set", limits = cmd == "limits.set";
+        const auto& keys = q ? store::quorum_keys() : limits ? store::limits_keys() : store::totem_keys();
+        const char* what = q ? "quorum option" : limits ? "cluster limit" : "ring setting";
         auto k = runtime::required_string(request, "key");
         if (!k) return invalid(k.error());
         std::string key(k.value());
@@ -949,6 +949,10 @@ json Daemon::cluster_request(const std::string& cmd, const json& request,
             return submit_request(std::move(t), session, "quorum set " + key + " " + shown,
                                   range + (key == "last_man_standing" ? "; last_man_standing needs one vote per node" : ""));
         }
+        if (limits) {
+            t.op = store::Op::limits_set;
+            return submit_request(std::move(t), session, "limits set " + key + " " + std::to_string(value), range);
+        }
         t.op = store::Op::totem_set;
         auto next = meta.totem;
         if (value == 0)
@@ -958,24 +962,6 @@ json Daemon::cluster_request(const std::string& cmd, const json& request,
         if (auto why = ring_settings_problem(totem::with_settings(ring_base_, next)); !why.empty())
             return invalid(why);
         return submit_request(std::move(t), session, "totem set " + key + " " + std::to_string(value), range);
-    }
-
-    if (cmd == "limits.set") {
-        const auto& keys = store::limits_keys();
-        auto k = runtime::required_string(request, "key");
-        if (!k) return invalid(k.error());
-        std::string key(k.value());
-        const store::SettingKey* sk = find_key(keys, key);
-        if (!sk) return invalid("unknown cluster limit '" + key + "' (known: " + key_names(keys) + ")");
-        std::string range = "cluster limit " + key + " is 0 (the default) or " + bounds_text(*sk);
-        auto number = runtime::required_uint(request, "value", 0, sk->max);
-        if (!number) return invalid(range + ": " + number.error());
-        const std::uint64_t value = number.value();
-        if (value != 0 && value < sk->min) return invalid(range + ", not " + std::to_string(value));
-        t.op = store::Op::limits_set;
-        t.node_name = key;
-        t.size = value;
-        return submit_request(std::move(t), session, "limits set " + key + " " + std::to_string(value), range);
     }
 
     // node.add / node.remove / node.votes. A node is named by "id" (a number) or "node"

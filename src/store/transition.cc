@@ -392,12 +392,7 @@ int apply_node_op(Meta& meta, const Transition& t) {
             for (const auto& k : limits_keys())
                 if (t.node_name == k.name) key = &k;
             if (!key || !t.data.empty() || (t.size != 0 && (t.size < key->min || t.size > key->max))) return EINVAL;
-            const Limits defaults;
-            const std::string& name = t.node_name;
-            if (name == "max_file_size") meta.limits.max_file_size = t.size ? t.size : defaults.max_file_size;
-            if (name == "max_total_size") meta.limits.max_total_size = t.size ? t.size : defaults.max_total_size;
-            if (name == "max_name")
-                meta.limits.max_name = t.size ? static_cast<std::uint32_t>(t.size) : defaults.max_name;
+            set_limit(meta.limits, t.node_name, t.size ? t.size : limit_of(Limits{}, t.node_name));
             return 0;
         }
         default:
@@ -412,6 +407,19 @@ const std::vector<SettingKey>& limits_keys() {
         {"max_name", 16, kMaxName, "the longest name of one path component, bytes (ENAMETOOLONG beyond)"},
     };
     return keys;
+}
+
+std::uint64_t limit_of(const Limits& l, std::string_view key) {
+    if (key == "max_file_size") return l.max_file_size;
+    if (key == "max_total_size") return l.max_total_size;
+    if (key == "max_name") return l.max_name;
+    return 0;
+}
+
+void set_limit(Limits& l, std::string_view key, std::uint64_t value) {
+    if (key == "max_file_size") l.max_file_size = value;
+    if (key == "max_total_size") l.max_total_size = value;
+    if (key == "max_name") l.max_name = static_cast<std::uint32_t>(value);
 }
 
 Hash chain(const Hash& previous, std::uint64_t epoch, std::uint64_t version, const Transition& t) {

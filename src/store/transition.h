@@ -169,6 +169,10 @@ const std::vector<SettingKey>& totem_keys();
 // a whole file in one ring message (wire::totem::kMaxMessageSize) and the store's map
 // able to hold the state twice while a snapshot is installed.
 const std::vector<SettingKey>& limits_keys();
+// A limit by its limits_keys() name: its value in `l` (0 for another name), and setting it
+// (nothing for another name).
+std::uint64_t limit_of(const Limits& l, std::string_view key);
+void set_limit(Limits& l, std::string_view key, std::uint64_t value);
 
 // Cluster metadata held in the replicated state.
 struct Meta {
