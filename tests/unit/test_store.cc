@@ -863,6 +863,19 @@ struct Durability {
     }
 };
 
+// A snapshot of a shorter history (10 writes) for `dst`, which writes 14 of its own
+// first: installing it replaces a longer forked history whose records stay in dst's
+// journal (sim seed 231121).
+wire::Bytes shorter_forked_snapshot(Durability& dst) {
+    Durability src(false);
+    src.write(10, 100, "s");
+    auto snap = src.store->snapshot();
+    REQUIRE(snap.ok());
+    dst.write(14, 100, "d");
+    REQUIRE(dst.store->head().version > src.store->head().version);
+    return std::move(snap.value());
+}
+
 }  // namespace
 
 TEST_CASE("a power failure loses nothing committed: LMDB is rebuilt from the checkpoint and the journal") {
@@ -1038,13 +1051,8 @@ TEST_CASE("a snapshot installed over a longer forked history: a crash or a power
     // the cluster's state at 25, crashed, and could not start: "another history").
     for (bool power : {false, true}) {
         CAPTURE(power);
-        Durability src(false), dst(false);
-        src.write(10, 100, "s");
-        auto snap = src.store->snapshot();
-        REQUIRE(snap.ok());
-        dst.write(14, 100, "d");  // its own history, 4 versions past the snapshot's head
-        REQUIRE(dst.store->head().version > src.store->head().version);
-        REQUIRE(dst.store->install(snap.value()).ok());
+        Durability dst(false);
+        REQUIRE(dst.store->install(shorter_forked_snapshot(dst)).ok());
         for (int after : {0, 2}) {
             CAPTURE(after);
             if (after) dst.write(after, 100, "after");
@@ -1066,17 +1074,13 @@ TEST_CASE("a power failure between an install's checkpoint and its journal reset
     // replay them on the snapshot ("another history") but start from the snapshot.
     for (bool power : {false, true}) {
         CAPTURE(power);
-        Durability src(false), dst(false);
-        src.write(10, 100, "s");
-        auto snap = src.store->snapshot();
-        REQUIRE(snap.ok());
-        dst.write(14, 100, "d");
-        REQUIRE(dst.store->head().version > src.store->head().version);
+        Durability dst(false);
+        const wire::Bytes snap = shorter_forked_snapshot(dst);
         // The journal files as they are before the install ...
         namespace fs = std::filesystem;
         for (const char* f : {"/journal.0", "/journal.1"})
             fs::copy_file(dst.dir.path + f, dst.dir.path + f + ".saved");
-        REQUIRE(dst.store->install(snap.value()).ok());
+        REQUIRE(dst.store->install(snap).ok());
         const Head head = dst.store->head();
         const Hash content = dst.store->content_hash();
         dst.store.reset();
@@ -1102,12 +1106,8 @@ TEST_CASE("a power failure between an install's checkpoint and its journal reset
 TEST_CASE("journal files made anew under a state that an install marked: their records are replayed") {
     // journal_from numbers segments; fresh journal files (lost, or removed by hand) must
     // not start below it, or a power failure would skip what they hold.
-    Durability src(false), dst(false);
-    src.write(10, 100, "s");
-    auto snap = src.store->snapshot();
-    REQUIRE(snap.ok());
-    dst.write(14, 100, "d");
-    REQUIRE(dst.store->install(snap.value()).ok());
+    Durability dst(false);
+    REQUIRE(dst.store->install(shorter_forked_snapshot(dst)).ok());
     dst.write(2, 100, "a");
     dst.store.reset();  // a crash
     for (const char* f : {"/journal.0", "/journal.1"}) std::filesystem::remove(dst.dir.path + f);
