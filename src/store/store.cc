@@ -570,14 +570,12 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, Options optio
     auto records = impl->journal->read_all();
     if (!records) return Error{"store: " + records.error()};
     Store store(std::move(impl));
-    db::State loaded;
-    store.impl_->read([&](db::Txn& txn) { txn.load_state(loaded); });
-    Head head = loaded.head;
+    Head head = st.head;  // the state as the transaction above read (or made) it
     // Segments below journal_from hold a history that an install replaced (a power
     // failure came between its checkpoint and its journal reset): none of it is replayed.
-    store.impl_->journal->raise_next_seq(loaded.journal_from);
+    store.impl_->journal->raise_next_seq(st.journal_from);
     for (const JournalRecord& rec : records.value()) {
-        if (rec.segment_seq < loaded.journal_from) continue;
+        if (rec.segment_seq < st.journal_from) continue;
         if (rec.last_version() <= head.version) continue;
         if (rec.first_version > head.version + 1)
             return Error{"store: the journal in " + dir + " does not continue the state (it resumes at version " +
