@@ -37,6 +37,12 @@ bool node_list_op(store::Op op) {
     return op == store::Op::node_add || op == store::Op::node_remove || op == store::Op::node_votes;
 }
 
+// A metadata change that quorum depends on (expected votes, options), as opposed to the
+// ring settings and the cluster limits.
+bool quorum_op(store::Op op) {
+    return op == store::Op::genesis || node_list_op(op) || op == store::Op::quorum_set;
+}
+
 
 }  // namespace
 
@@ -397,9 +403,12 @@ void Node::apply_transition(store::Transition t) {
     auto it = t.origin == config_.self ? pending_.find(t.request) : pending_.end();
     if (!apply && transitional_ && yellow_open_ && !bugs_.no_yellow) {
         // Only the gap-free prefix of the old order (which every member of the old ring
-        // delivers alike, whatever its partition) and no node list or option change
-        // (quorum after it would have to be recomputed for the old ring).
-        if (delivery_after_hole_ || meta_op(t.op))
+        // delivers alike, whatever its partition) and no node list or quorum option
+        // change (quorum after it would have to be recomputed for the old ring). Ring
+        // settings and limits change no quorum: they are held like file changes, or a
+        // member that left after applying one would hold a history the others cannot
+        // take for theirs (and the origin's retry would apply it again elsewhere).
+        if (delivery_after_hole_ || quorum_op(t.op))
             yellow_open_ = false;
         else
             yellow_.push_back(t);
@@ -427,23 +436,7 @@ void Node::apply_transition(store::Transition t) {
         it->second.err.reset();
         it->second.applied_ring = ring_;
     }
-    if (meta_op(t.op)) {
-        const int err = store::apply_node_op(meta_, t);
-        if (err == 0 && node_list_op(t.op)) last_node_list_version_ = version;
-        if (err == 0) {
-            if (t.op == store::Op::quorum_set || t.op == store::Op::totem_set || t.op == store::Op::limits_set)
-                log(std::string(t.op == store::Op::quorum_set  ? "quorum option "
-                                : t.op == store::Op::totem_set ? "ring setting "
-                                                               : "cluster limit ") +
-                    t.node_name + " = " + std::to_string(t.size) + (t.size == 0 ? " (the default)" : "") +
-                    " at version " + std::to_string(version));
-            else
-                log(std::string("node list: ") + store::op_name(t.op) + " node " + std::to_string(t.node_id) +
-                    " at version " + std::to_string(version));
-            if (t.op == store::Op::totem_set) effects_.totem_settings = meta_.totem;
-            evaluate_quorum(store::op_name(t.op));
-        }
-    }
+    if (meta_op(t.op)) apply_meta(t, version);
     // Past a hole of the old order (a quorate transitional configuration), in the new
     // ring's epoch: no member applied these in the old regular configuration, and members
     // of another part of it may hold other transitions at these versions (yellow ones),
@@ -452,6 +445,24 @@ void Node::apply_transition(store::Transition t) {
     JobApply job;
     job.items.push_back(store::Item{epoch, std::move(t), std::nullopt});
     push_job(std::move(job));
+}
+
+// The node's copy of the cluster metadata follows a metadata transition applied at
+// `version`.
+void Node::apply_meta(const store::Transition& t, std::uint64_t version) {
+    if (store::apply_node_op(meta_, t) != 0) return;
+    if (t.op == store::Op::quorum_set || t.op == store::Op::totem_set || t.op == store::Op::limits_set)
+        log(std::string(t.op == store::Op::quorum_set  ? "quorum option "
+                        : t.op == store::Op::totem_set ? "ring setting "
+                                                       : "cluster limit ") +
+            t.node_name + " = " + std::to_string(t.size) + (t.size == 0 ? " (the default)" : "") + " at version " +
+            std::to_string(version));
+    else
+        log(std::string("node list: ") + store::op_name(t.op) + " node " + std::to_string(t.node_id) + " at version " +
+            std::to_string(version));
+    if (node_list_op(t.op)) last_node_list_version_ = version;
+    if (t.op == store::Op::totem_set) effects_.totem_settings = meta_.totem;
+    if (quorum_op(t.op)) evaluate_quorum(store::op_name(t.op));
 }
 
 void Node::push_job(Job j) {
@@ -605,6 +616,7 @@ void Node::apply_yellow() {
                 it->second.applied_ring = ring_;
             }
         }
+        if (meta_op(t.op)) apply_meta(t, version);  // a ring setting or a limit (no quorum op is held)
         job.items.push_back(store::Item{yellow_epoch_, std::move(t), h});
     }
     yellow_.clear();

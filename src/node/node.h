@@ -226,6 +226,7 @@ private:
     void apply_transition(store::Transition t);
     // Schedules the yellow transitions (yellow_) as applied in their epoch.
     void apply_yellow();
+    void apply_meta(const store::Transition& t, std::uint64_t version);
     // Whether `members` are quorate once synced to `meta` (finish_sync's test).
     bool probe_quorate(const store::Meta& meta, const std::vector<NodeId>& members) const;
     static quorum::Votequorum::Agreed agreed_of(const MsgSyncState& st);
