@@ -87,7 +87,7 @@ struct ConfigUse {
 class StoreSim {
 public:
     StoreSim(const SimOptions& o, std::uint64_t seed)
-        : o_(o), seed_(seed), n_(nodes_for_seed(o, seed)), rng_(seed), net_(n_), nodes_(n_ + 1) {}
+        : o_(o), seed_(seed), n_(nodes_for_seed(o, seed)), rng_(seed), limits_rng_(seed ^ 0x6C696D6974735F5Full), net_(n_), nodes_(n_ + 1) {}
     ~StoreSim() {
         for (auto& sn : nodes_) {
             sn.node.reset();
@@ -161,6 +161,7 @@ private:
         queue_.push(t, std::move(e));
     }
     store::Transition random_transition();
+    store::Transition random_limits_transition();
     bool settled();
     void final_checks();
     // Every write transaction stayed within the disk blocks the store gave it beforehand
@@ -177,6 +178,9 @@ private:
     std::uint64_t seed_;
     std::uint32_t n_;
     Prng rng_;
+    // Draws cluster limit changes from a stream of its own, so that adding them kept every
+    // other draw of a seed (and the planted-bug seeds) where it was.
+    Prng limits_rng_;
     Network net_;
     EventQueue<Ev2> queue_;
     std::vector<SNode> nodes_;
@@ -413,7 +417,7 @@ bool StoreSim::drain_node(std::uint32_t node) {
             rq.acked_at = now_;
             ++result_.delivered;
             note(now_, node, "ack: request " + std::to_string(index) + " " + store::op_name(rq.t.op) + " " +
-                                 rq.t.path + " -> version " + std::to_string(rep.version) + " errno " +
+                                 (rq.t.path.empty() ? rq.t.node_name : rq.t.path) + " -> version " + std::to_string(rep.version) + " errno " +
                                  std::to_string(rep.err));
         } else {
             note(now_, node, "refused: request " + std::to_string(index) + " errno " + std::to_string(rep.err) +
@@ -548,6 +552,30 @@ store::Transition StoreSim::random_transition() {
         t.op = store::Op::set_mode;
         t.path = file();
         t.mode = rng_.chance(0.5) ? 0600 : 0644;
+    }
+    return t;
+}
+
+// A `conclavectl limits set`: mostly max_file_size within the sizes random_transition
+// writes (so that writes start and stop failing with EFBIG), sometimes a reset to the
+// default, sometimes a value out of bounds (EINVAL on every node alike).
+store::Transition StoreSim::random_limits_transition() {
+    store::Transition t;
+    t.op = store::Op::limits_set;
+    t.timestamp_us = now_ + 1'000'000'000ull;
+    const auto r = limits_rng_.below(100);
+    if (r < 60) {
+        t.node_name = "max_file_size";
+        t.size = limits_rng_.range(4096, 24'000);
+    } else if (r < 80) {
+        t.node_name = limits_rng_.chance(0.5) ? "max_file_size" : "max_name";
+        t.size = 0;
+    } else if (r < 90) {
+        t.node_name = "max_name";
+        t.size = limits_rng_.range(16, 255);
+    } else {
+        t.node_name = limits_rng_.chance(0.5) ? "max_file_size" : "max_total_size";
+        t.size = limits_rng_.range(1, 4095);  // below both minimums
     }
     return t;
 }
@@ -733,7 +761,7 @@ void StoreSim::final_checks() {
                 why = "the record does not decode";
             } else if (t->origin != rq.node || t->op != rq.t.op || t->path != rq.t.path || t->path2 != rq.t.path2 ||
                        t->data != rq.t.data || t->flags != rq.t.flags || t->mode != rq.t.mode || t->size != rq.t.size ||
-                       t->expect != rq.t.expect) {
+                       t->expect != rq.t.expect || t->node_name != rq.t.node_name) {
                 why = "version " + std::to_string(rq.version) + " holds " + store::op_name(t->op) + " " + t->path +
                       " from n" + std::to_string(t->origin);
             } else if (it->second->err != rq.err) {
@@ -816,6 +844,7 @@ SeedResult StoreSim::run() {
             Request rq;
             rq.node = node;
             rq.t = random_transition();
+            if (limits_rng_.chance(0.03)) rq.t = random_limits_transition();
             requests_.push_back(std::move(rq));
             Ev2 e;
             e.kind = Ev2::Kind::request;
