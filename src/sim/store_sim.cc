@@ -87,7 +87,7 @@ struct ConfigUse {
 class StoreSim {
 public:
     StoreSim(const SimOptions& o, std::uint64_t seed)
-        : o_(o), seed_(seed), n_(nodes_for_seed(o, seed)), rng_(seed), limits_rng_(seed ^ 0x6C696D6974735F5Full), net_(n_), nodes_(n_ + 1) {}
+        : o_(o), seed_(seed), n_(nodes_for_seed(o, seed)), rng_(seed), limits_rng_(seed ^ 0x6C696D6974735F5Full), totem_rng_(seed ^ 0x746F74656D5F5F5Full), net_(n_), nodes_(n_ + 1) {}
     ~StoreSim() {
         for (auto& sn : nodes_) {
             sn.node.reset();
@@ -162,6 +162,7 @@ private:
     }
     store::Transition random_transition();
     store::Transition random_limits_transition();
+    store::Transition random_totem_transition();
     bool settled();
     void final_checks();
     // Every write transaction stayed within the disk blocks the store gave it beforehand
@@ -181,6 +182,7 @@ private:
     // Draws cluster limit changes from a stream of its own, so that adding them kept every
     // other draw of a seed (and the planted-bug seeds) where it was.
     Prng limits_rng_;
+    Prng totem_rng_;  // and ring setting changes from another
     Network net_;
     EventQueue<Ev2> queue_;
     std::vector<SNode> nodes_;
@@ -580,6 +582,33 @@ store::Transition StoreSim::random_limits_transition() {
     return t;
 }
 
+// A `conclavectl totem set` while the ring runs: the token timeout, the flow control or
+// the join timing change on every node as it applies the change (and back at a reset).
+store::Transition StoreSim::random_totem_transition() {
+    store::Transition t;
+    t.op = store::Op::totem_set;
+    t.timestamp_us = now_ + 1'000'000'000ull;
+    const auto r = totem_rng_.below(100);
+    if (r < 30) {
+        t.node_name = "token";
+        t.size = totem_rng_.range(800, 1500);
+    } else if (r < 50) {
+        t.node_name = "window_size";
+        t.size = totem_rng_.range(10, 200);
+    } else if (r < 65) {
+        t.node_name = "max_messages";
+        t.size = totem_rng_.range(1, 50);
+    } else if (r < 75) {
+        t.node_name = "consensus";
+        t.size = totem_rng_.range(100, 400);
+    } else {
+        static const char* keys[] = {"token", "window_size", "max_messages", "consensus"};
+        t.node_name = keys[totem_rng_.below(4)];
+        t.size = 0;
+    }
+    return t;
+}
+
 void StoreSim::on_request(Ev2& e) {
     Request& rq = requests_[e.req];
     SNode& sn = nodes_[rq.node];
@@ -845,6 +874,7 @@ SeedResult StoreSim::run() {
             rq.node = node;
             rq.t = random_transition();
             if (limits_rng_.chance(0.03)) rq.t = random_limits_transition();
+            if (totem_rng_.chance(0.01)) rq.t = random_totem_transition();
             requests_.push_back(std::move(rq));
             Ev2 e;
             e.kind = Ev2::Kind::request;
