@@ -8,6 +8,7 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <span>
 #include <tuple>
 #include <memory>
 #include <set>
@@ -161,8 +162,6 @@ private:
         queue_.push(t, std::move(e));
     }
     store::Transition random_transition();
-    store::Transition random_limits_transition();
-    store::Transition random_totem_transition();
     bool settled();
     void final_checks();
     // Every write transaction stayed within the disk blocks the store gave it beforehand
@@ -558,56 +557,41 @@ store::Transition StoreSim::random_transition() {
     return t;
 }
 
-// A `conclavectl limits set`: mostly max_file_size within the sizes random_transition
-// writes (so that writes start and stop failing with EFBIG), sometimes a reset to the
-// default, sometimes a value out of bounds (EINVAL on every node alike).
-store::Transition StoreSim::random_limits_transition() {
+// One way a setting transition is drawn: the key, the value's range (0 to 0: a reset to
+// the default) and its weight among the others.
+struct SettingDraw {
+    const char* key;
+    std::uint64_t lo, hi;
+    std::uint64_t weight;
+};
+
+store::Transition draw_setting(store::Op op, Prng& rng, std::span<const SettingDraw> draws) {
+    std::uint64_t total = 0;
+    for (const auto& d : draws) total += d.weight;
+    std::uint64_t r = rng.below(total);
+    std::size_t i = 0;
+    while (r >= draws[i].weight) r -= draws[i++].weight;
     store::Transition t;
-    t.op = store::Op::limits_set;
-    t.timestamp_us = now_ + 1'000'000'000ull;
-    const auto r = limits_rng_.below(100);
-    if (r < 60) {
-        t.node_name = "max_file_size";
-        t.size = limits_rng_.range(4096, 24'000);
-    } else if (r < 80) {
-        t.node_name = limits_rng_.chance(0.5) ? "max_file_size" : "max_name";
-        t.size = 0;
-    } else if (r < 90) {
-        t.node_name = "max_name";
-        t.size = limits_rng_.range(16, 255);
-    } else {
-        t.node_name = limits_rng_.chance(0.5) ? "max_file_size" : "max_total_size";
-        t.size = limits_rng_.range(1, 4095);  // below both minimums
-    }
+    t.op = op;
+    t.node_name = draws[i].key;
+    t.size = rng.range(draws[i].lo, draws[i].hi);
     return t;
 }
 
-// A `conclavectl totem set` while the ring runs: the token timeout, the flow control or
-// the join timing change on every node as it applies the change (and back at a reset).
-store::Transition StoreSim::random_totem_transition() {
-    store::Transition t;
-    t.op = store::Op::totem_set;
-    t.timestamp_us = now_ + 1'000'000'000ull;
-    const auto r = totem_rng_.below(100);
-    if (r < 30) {
-        t.node_name = "token";
-        t.size = totem_rng_.range(800, 1500);
-    } else if (r < 50) {
-        t.node_name = "window_size";
-        t.size = totem_rng_.range(10, 200);
-    } else if (r < 65) {
-        t.node_name = "max_messages";
-        t.size = totem_rng_.range(1, 50);
-    } else if (r < 75) {
-        t.node_name = "consensus";
-        t.size = totem_rng_.range(100, 400);
-    } else {
-        static const char* keys[] = {"token", "window_size", "max_messages", "consensus"};
-        t.node_name = keys[totem_rng_.below(4)];
-        t.size = 0;
-    }
-    return t;
-}
+// `conclavectl limits set`: mostly max_file_size within the sizes random_transition writes
+// (so that writes start and stop failing with EFBIG), resets, and values below the
+// minimums (EINVAL on every node alike).
+constexpr SettingDraw kLimitDraws[] = {
+    {"max_file_size", 4096, 24'000, 60}, {"max_file_size", 0, 0, 10}, {"max_name", 0, 0, 10},
+    {"max_name", 16, 255, 10},           {"max_file_size", 1, 4095, 5}, {"max_total_size", 1, 4095, 5},
+};
+// `conclavectl totem set` while the ring runs: the token timeout, the flow control or the
+// join timing change on every node as it applies the change (and back at a reset).
+constexpr SettingDraw kTotemDraws[] = {
+    {"token", 800, 1500, 30},      {"window_size", 10, 200, 20}, {"max_messages", 1, 50, 15},
+    {"consensus", 100, 400, 10},   {"token", 0, 0, 7},           {"window_size", 0, 0, 6},
+    {"max_messages", 0, 0, 6},     {"consensus", 0, 0, 6},
+};
 
 void StoreSim::on_request(Ev2& e) {
     Request& rq = requests_[e.req];
@@ -873,8 +857,8 @@ SeedResult StoreSim::run() {
             Request rq;
             rq.node = node;
             rq.t = random_transition();
-            if (limits_rng_.chance(0.03)) rq.t = random_limits_transition();
-            if (totem_rng_.chance(0.01)) rq.t = random_totem_transition();
+            if (limits_rng_.chance(0.03)) rq.t = draw_setting(store::Op::limits_set, limits_rng_, kLimitDraws);
+            if (totem_rng_.chance(0.01)) rq.t = draw_setting(store::Op::totem_set, totem_rng_, kTotemDraws);
             requests_.push_back(std::move(rq));
             Ev2 e;
             e.kind = Ev2::Kind::request;
