@@ -116,6 +116,7 @@ void encode_body(wire::Writer& w, wire::Bytes&, const MsgSyncDone& m) {
     w.u8(static_cast<std::uint8_t>(Type::sync_done));
     put_ring(w, m.ring);
     put_head(w, m.head);
+    store::encode_meta(m.meta, w);
 }
 
 std::optional<Message> decode_plan(wire::Reader& r) {
@@ -233,7 +234,8 @@ std::optional<Message> decode(wire::ByteView bytes) {
             MsgSyncDone d;
             get_ring(r, d.ring);
             get_head(r, d.head);
-            m = d;
+            if (!store::decode_meta(r, d.meta)) return std::nullopt;
+            m = std::move(d);
             break;
         }
         default: return std::nullopt;

@@ -87,6 +87,9 @@ struct MsgSyncChunk {
 struct MsgSyncDone {
     RingRef ring;
     store::Head head;
+    // The source's cluster metadata at `head`. Its MsgSyncState's is from before the held
+    // (yellow) transitions it applied in this sync, which may change ring settings or limits.
+    store::Meta meta{};
 };
 
 // `conclavectl expected N` on a member: every member of the configuration lowers

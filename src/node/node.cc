@@ -722,7 +722,10 @@ void Node::decide_source() {
     if (yellow_round_ && states_.at(config_.self).yellow_count != 0 && same_head(head_of(states_.at(config_.self)), target))
         apply_yellow();
     if (laggers.empty()) {
-        finish_sync(target, src->meta);
+        // Every member is at the target. Past the source's held ones, its state's metadata
+        // is from before them: each member's own is at the target (it applied them, or
+        // had them applied already).
+        finish_sync(target, yellow_round_ && src->yellow_count != 0 ? meta_ : src->meta);
         return;
     }
     std::string behind;
@@ -759,7 +762,7 @@ void Node::send_sync_data(ResultSyncRead r) {
             off += n;
         } while (off < s.size());
     }
-    send(MsgSyncDone{ring_, durable_});
+    send(MsgSyncDone{ring_, durable_, meta_});
 }
 
 void Node::on_sync_plan(NodeId from, MsgSyncPlan m) {
@@ -833,8 +836,7 @@ void Node::on_sync_done(NodeId from, MsgSyncDone m) {
         effects_.stop = "sync: the source finished before its snapshot was complete";
         return;
     }
-    auto s = states_.find(from);
-    finish_sync(m.head, s->second.meta);
+    finish_sync(m.head, m.meta);
 }
 
 void Node::finish_sync(const store::Head& head, const store::Meta& meta) {

@@ -347,6 +347,7 @@ std::vector<node::Message> sample_messages() {
         MsgSyncState{RingRef{1, 8}, head, meta, true, {1, 3, 9}, 24, 2},
         MsgSyncState{RingRef{1, 8}, head, meta, false, {}, 0, 0, 6, 3, head.hash},
         MsgSyncState{RingRef{1, 8}, head, meta, false, {}, 0, 0, 0, 0, {}, {{8, {1, 2}}, {12, {}}}},
+        MsgSyncDone{RingRef{2, 12}, head, meta},
     };
 }
 
@@ -401,6 +402,12 @@ TEST_CASE("state messages round-trip and every truncation is refused") {
     CHECK(doubts[0].seq == 8);
     CHECK(doubts[0].members == std::vector<std::uint32_t>{1, 2});
     CHECK(doubts[1].members.empty());
+    b.clear();
+    node::encode(sample_messages()[9], b);
+    const auto done = std::get<node::MsgSyncDone>(*node::decode(b));
+    CHECK(done.head.version == 42);
+    CHECK(done.meta.nodes.size() == 2);
+    CHECK(done.meta == std::get<node::MsgSyncState>(sample_messages()[1]).meta);
 }
 
 TEST_CASE("malformed state messages are refused") {
