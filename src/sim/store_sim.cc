@@ -749,6 +749,18 @@ void StoreSim::final_checks() {
             return;
         }
     }
+    // Each node decides quorum and its ring settings from its own copy of the cluster
+    // metadata: it must be the store's, whichever way the node came to its head.
+    for (auto y : live) {
+        const store::Meta m = nodes_[y].store->meta();
+        if (!(nodes_[y].node->meta() == m)) {
+            violate("replicas identical",
+                    "n" + std::to_string(y) + "'s node holds other cluster metadata than its store at version " +
+                        std::to_string(h0.version) + " (node list, quorum options, ring settings or limits)",
+                    y);
+            return;
+        }
+    }
     // The final history: some live node's retained log from genesis.
     std::optional<std::vector<store::LogRecord>> history;
     for (auto y : live) {
