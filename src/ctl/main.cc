@@ -798,18 +798,6 @@ std::optional<bool> parse_bool(std::string_view v) {
     return std::nullopt;
 }
 
-const conclave::store::SettingKey* find_key(const std::vector<conclave::store::SettingKey>& keys, std::string_view name) {
-    for (const auto& k : keys)
-        if (name == k.name) return &k;
-    return nullptr;
-}
-
-std::string key_list(const std::vector<conclave::store::SettingKey>& keys) {
-    std::string s;
-    for (const auto& k : keys) s += (s.empty() ? "" : ", ") + std::string(k.name);
-    return s;
-}
-
 int cmd_quorum(const std::vector<std::string_view>& args) {
     if (args.empty()) return usage_error("quorum needs set or show");
     if (args[0] == "show") {
@@ -863,11 +851,11 @@ int cmd_quorum(const std::vector<std::string_view>& args) {
             pos.push_back(args[i]);
         }
     }
-    if (pos.size() != 2) return usage_error("quorum set needs OPTION VALUE (options: " + key_list(conclave::store::quorum_keys()) + ")");
+    if (pos.size() != 2) return usage_error("quorum set needs OPTION VALUE (options: " + conclave::store::setting_names(conclave::store::quorum_keys()) + ")");
     std::string key(pos[0]);
     std::string_view value = pos[1];
-    const auto* k = find_key(conclave::store::quorum_keys(), key);
-    if (!k) return usage_error("quorum set: unknown option " + in_quotes(key) + " (options: " + key_list(conclave::store::quorum_keys()) + ")");
+    const auto* k = conclave::store::find_setting(conclave::store::quorum_keys(), key);
+    if (!k) return usage_error("quorum set: unknown option " + in_quotes(key) + " (options: " + conclave::store::setting_names(conclave::store::quorum_keys()) + ")");
     std::uint64_t v = 0;
     nlohmann::json ids = nlohmann::json::array();
     if (key == "auto_tie_breaker") {
@@ -942,10 +930,10 @@ std::optional<std::uint64_t> parse_size(std::string_view s) {
 int set_setting(const std::string& cmd, const std::vector<conclave::store::SettingKey>& keys,
                 const std::vector<std::string_view>& args, const char* noun,
                 std::optional<std::uint64_t> (*sizes)(std::string_view)) {
-    if (args.size() != 3) return usage_error(cmd + " set needs KEY VALUE (keys: " + key_list(keys) + ")");
+    if (args.size() != 3) return usage_error(cmd + " set needs KEY VALUE (keys: " + conclave::store::setting_names(keys) + ")");
     std::string key(args[1]);
-    const auto* k = find_key(keys, key);
-    if (!k) return usage_error(cmd + " set: unknown key " + in_quotes(key) + " (keys: " + key_list(keys) + ")");
+    const auto* k = conclave::store::find_setting(keys, key);
+    if (!k) return usage_error(cmd + " set: unknown key " + in_quotes(key) + " (keys: " + conclave::store::setting_names(keys) + ")");
     std::uint64_t v = 0;
     if (args[2] != "default") {
         auto n = sizes ? sizes(args[2]) : parse_number(args[2]);

@@ -125,18 +125,6 @@ std::string settings_text(const std::map<std::string, std::uint64_t>& settings) 
     return s.empty() ? "defaults" : s;
 }
 
-std::string key_names(const std::vector<store::SettingKey>& keys) {
-    std::string s;
-    for (const auto& k : keys) s += (s.empty() ? "" : ", ") + std::string(k.name);
-    return s;
-}
-
-const store::SettingKey* find_key(const std::vector<store::SettingKey>& keys, const std::string& name) {
-    for (const auto& k : keys)
-        if (name == k.name) return &k;
-    return nullptr;
-}
-
 std::string bounds_text(const store::SettingKey& k) {
     return std::to_string(k.min) + " to " + std::to_string(k.max) + " (" + k.what + ")";
 }
@@ -902,8 +890,8 @@ json Daemon::cluster_request(const std::string& cmd, const json& request,
         auto k = runtime::required_string(request, "key");
         if (!k) return invalid(k.error());
         std::string key(k.value());
-        const store::SettingKey* sk = find_key(keys, key);
-        if (!sk) return invalid("unknown " + std::string(what) + " '" + key + "' (known: " + key_names(keys) + ")");
+        const store::SettingKey* sk = store::find_setting(keys, key);
+        if (!sk) return invalid("unknown " + std::string(what) + " '" + key + "' (known: " + store::setting_names(keys) + ")");
         std::string range = std::string(what) + " " + key + " is " + (q ? "" : "0 (the default) or ") + bounds_text(*sk);
         auto number = runtime::required_uint(request, "value", q ? sk->min : 0, sk->max);
         if (!number) return invalid(range + ": " + number.error());

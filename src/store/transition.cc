@@ -342,9 +342,7 @@ int apply_node_op(Meta& meta, const Transition& t) {
             return 0;
         }
         case Op::quorum_set: {
-            const SettingKey* key = nullptr;
-            for (const auto& k : quorum_keys())
-                if (t.node_name == k.name) key = &k;
+            const SettingKey* key = find_setting(quorum_keys(), t.node_name);
             if (!key || t.size < key->min || t.size > key->max) return EINVAL;
             QuorumSettings q = meta.quorum;
             const std::string& name = t.node_name;
@@ -377,9 +375,7 @@ int apply_node_op(Meta& meta, const Transition& t) {
             return 0;
         }
         case Op::totem_set: {
-            const SettingKey* key = nullptr;
-            for (const auto& k : totem_keys())
-                if (t.node_name == k.name) key = &k;
+            const SettingKey* key = find_setting(totem_keys(), t.node_name);
             if (!key || !t.data.empty() || (t.size != 0 && (t.size < key->min || t.size > key->max))) return EINVAL;
             if (t.size == 0)
                 meta.totem.erase(t.node_name);
@@ -388,9 +384,7 @@ int apply_node_op(Meta& meta, const Transition& t) {
             return 0;
         }
         case Op::limits_set: {
-            const SettingKey* key = nullptr;
-            for (const auto& k : limits_keys())
-                if (t.node_name == k.name) key = &k;
+            const SettingKey* key = find_setting(limits_keys(), t.node_name);
             if (!key || !t.data.empty() || (t.size != 0 && (t.size < key->min || t.size > key->max))) return EINVAL;
             set_limit(meta.limits, t.node_name, t.size ? t.size : limit_of(Limits{}, t.node_name));
             return 0;
@@ -398,6 +392,18 @@ int apply_node_op(Meta& meta, const Transition& t) {
         default:
             return 0;
     }
+}
+
+const SettingKey* find_setting(const std::vector<SettingKey>& keys, std::string_view name) {
+    for (const auto& k : keys)
+        if (name == k.name) return &k;
+    return nullptr;
+}
+
+std::string setting_names(const std::vector<SettingKey>& keys) {
+    std::string s;
+    for (const auto& k : keys) s += (s.empty() ? "" : ", ") + std::string(k.name);
+    return s;
 }
 
 const std::vector<SettingKey>& limits_keys() {

@@ -163,6 +163,9 @@ struct SettingKey {
 };
 const std::vector<SettingKey>& quorum_keys();
 const std::vector<SettingKey>& totem_keys();
+// The key called `name` among `keys` (nullptr: none), and the keys' names, comma-separated.
+const SettingKey* find_setting(const std::vector<SettingKey>& keys, std::string_view name);
+std::string setting_names(const std::vector<SettingKey>& keys);
 // The cluster's limits (Limits) that limits_set changes. A lower limit binds what is
 // written from then on; what the tree holds already stays (a file larger than a lowered
 // max_file_size can be read, and rewritten only within the limit). The upper bounds keep
