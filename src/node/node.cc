@@ -269,6 +269,8 @@ void Node::on_config(const totem::ConfigChange& c) {
             yellow_epoch_ = epoch_;
             yellow_base_ = next_version_ - 1;
             yellow_open_ = true;
+            yellow_vq_ = vq_;  // as the regular configuration left it
+            yellow_meta_ = meta_;
         }
         if (phase_ == Phase::synced && !awaiting_install_)
             evaluate_quorum("transitional configuration");
@@ -337,6 +339,8 @@ void Node::set_expected(std::uint64_t tag, std::uint32_t expected) {
 void Node::on_expected(NodeId from, MsgExpected m) {
     if (!(m.ring == ring_) || phase_ != Phase::synced) return;
     if (transitional_ && delivery_after_hole_) return;  // as on_lms; its client gets EAGAIN
+    // A member that delivered it in the regular configuration took it there.
+    if (transitional_ && yellow_open_) (void)yellow_vq_.set_expected(m.expected);
     auto why = vq_.set_expected(m.expected);
     if (!why) {
         const auto& st = vq_.status();
@@ -369,6 +373,8 @@ void Node::on_lms(NodeId from, MsgLms m) {
     // Past a hole of the old order nobody delivered it in the regular configuration (all
     // its members would have received what came before): it never counted.
     if (transitional_ && delivery_after_hole_) return;
+    // A member that delivered it in the regular configuration lowered there.
+    if (transitional_ && yellow_open_) yellow_vq_.lower_expected(m.expected, ring_members_, ring_.seq, 0);
     if (transitional_ && !bugs_.lms_settled_transitional) {
         // Delivered in the transitional configuration only: some members may have
         // lowered in the regular configuration, others never receive it.
@@ -401,17 +407,16 @@ void Node::apply_transition(store::Transition t) {
     const bool behind_yellow = transitional_ && !yellow_.empty() && yellow_epoch_ == epoch_;
     const bool apply = phase_ == Phase::synced && (quorate_ || genesis_ok) && !behind_yellow;
     auto it = t.origin == config_.self ? pending_.find(t.request) : pending_.end();
+    if (transitional_ && yellow_open_ && delivery_after_hole_) yellow_open_ = false;
     if (!apply && transitional_ && yellow_open_ && !bugs_.no_yellow) {
-        // Only the gap-free prefix of the old order (which every member of the old ring
-        // delivers alike, whatever its partition) and no node list or quorum option
-        // change (quorum after it would have to be recomputed for the old ring). Ring
-        // settings and limits change no quorum: they are held like file changes, or a
-        // member that left after applying one would hold a history the others cannot
-        // take for theirs (and the origin's retry would apply it again elsewhere).
-        if (delivery_after_hole_ || quorum_op(t.op))
-            yellow_open_ = false;
-        else
-            yellow_.push_back(t);
+        // Only the gap-free prefix of the old order, which every member of the old ring
+        // delivers alike, whatever its partition. Every kind of transition is held, or a
+        // member that left after applying one would hold a history the others cannot take
+        // for theirs (and the origin's retry would apply it again elsewhere). After a node
+        // list or quorum option change, quorum of the old regular configuration is decided
+        // again, as its members did there: the prefix ends where it was lost.
+        yellow_.push_back(t);
+        if (quorum_op(t.op)) follow_old_ring(t);
     }
     if (!apply) {
         if (it != pending_.end()) {
@@ -435,6 +440,12 @@ void Node::apply_transition(store::Transition t) {
         it->second.version = version;
         it->second.err.reset();
         it->second.applied_ring = ring_;
+    }
+    if (transitional_ && yellow_open_) {
+        // A quorate transitional configuration applies the old order's prefix as the
+        // regular one did: what it cannot apply after this is held from here.
+        yellow_base_ = version;
+        if (quorum_op(t.op)) follow_old_ring(t);
     }
     if (meta_op(t.op)) apply_meta(t, version);
     // Past a hole of the old order (a quorate transitional configuration), in the new
@@ -585,15 +596,28 @@ quorum::Votequorum::Agreed Node::agreed_of(const MsgSyncState& st) {
     return {st.all_seen, st.lms_members, st.lms_seq, st.override_expected, st.lms_doubts};
 }
 
-bool Node::probe_quorate(const store::Meta& meta, const std::vector<NodeId>& members) const {
-    if (meta.empty()) return false;
-    if (config_.local) return true;
+quorum::Votequorum Node::synced_probe(const store::Meta& meta, const std::vector<NodeId>& members) const {
     std::vector<quorum::Votequorum::Agreed> agreed;
     for (const auto& [id, st] : states_) agreed.push_back(agreed_of(st));
     quorum::Votequorum probe = vq_;
     probe.restore(quorum::Votequorum::merge(agreed));
     probe.set_options(quorum_options(meta.quorum));
-    return probe.update(quorum_nodes(meta), members, 0, ring_.seq).quorate;
+    probe.update(quorum_nodes(meta), members, 0, ring_.seq);
+    return probe;
+}
+
+bool Node::probe_quorate(const store::Meta& meta, const std::vector<NodeId>& members) const {
+    if (meta.empty()) return false;
+    if (config_.local) return true;
+    return synced_probe(meta, members).status().quorate;
+}
+
+void Node::follow_old_ring(const store::Transition& t) {
+    if (store::apply_node_op(yellow_meta_, t) != 0) return;  // refused alike there: no change
+    yellow_vq_.set_options(quorum_options(yellow_meta_.quorum));
+    const bool quorate =
+        yellow_vq_.update(quorum_nodes(yellow_meta_), ring_members_, 0, ring_.seq).quorate || config_.local;
+    if (!quorate) yellow_open_ = false;
 }
 
 void Node::apply_yellow() {
@@ -616,7 +640,7 @@ void Node::apply_yellow() {
                 it->second.applied_ring = ring_;
             }
         }
-        if (meta_op(t.op)) apply_meta(t, version);  // a ring setting or a limit (no quorum op is held)
+        if (meta_op(t.op)) apply_meta(t, version);
         job.items.push_back(store::Item{yellow_epoch_, std::move(t), h});
     }
     yellow_.clear();
@@ -853,6 +877,8 @@ void Node::finish_sync(const store::Head& head, const store::Meta& meta) {
         yellow_epoch_ = epoch_;
         yellow_base_ = head.version;
         yellow_open_ = true;
+        yellow_vq_ = synced_probe(meta, ring_members_);  // as that member starts
+        yellow_meta_ = meta;
     }
     const bool totem_changed = meta.totem != meta_.totem;
     meta_ = meta;

@@ -229,6 +229,12 @@ private:
     void apply_meta(const store::Transition& t, std::uint64_t version);
     // Whether `members` are quorate once synced to `meta` (finish_sync's test).
     bool probe_quorate(const store::Meta& meta, const std::vector<NodeId>& members) const;
+    // The votequorum state `members` start with once synced to `meta`.
+    quorum::Votequorum synced_probe(const store::Meta& meta, const std::vector<NodeId>& members) const;
+    // A quorum change of the old ring's order, delivered in its transitional configuration:
+    // whether the regular configuration stayed quorate after it, for a member that applied
+    // it there (the yellow prefix ends where it did not).
+    void follow_old_ring(const store::Transition& t);
     static quorum::Votequorum::Agreed agreed_of(const MsgSyncState& st);
     void update_local_watermark();
     void try_replies();
@@ -295,7 +301,8 @@ private:
 
     // Yellow transitions (MsgSyncState): delivered in the transitional configuration that
     // ended the quorate regular configuration of epoch yellow_epoch_, in its order, up to
-    // its first hole. A member that left may have applied them there; they follow
+    // its first hole or the quorum change after which that configuration would not have
+    // been quorate. A member that left may have applied them there; they follow
     // version yellow_base_ and wait for a quorate configuration's sync.
     std::vector<store::Transition> yellow_;
     std::uint64_t yellow_epoch_ = 0;
@@ -303,6 +310,10 @@ private:
     bool yellow_open_ = false;          // still collecting
     bool delivery_after_hole_ = false;  // of the delivery being handled
     bool yellow_round_ = false;         // this sync chooses its source by heads with yellows
+    // While collecting: the quorum state and metadata of the old regular configuration as
+    // a member that applied the prefix there has them (follow_old_ring).
+    quorum::Votequorum yellow_vq_{quorum::Options{}};
+    store::Meta yellow_meta_;
     std::map<NodeId, MsgSyncState> left_states_;  // of members that left, this configuration
     // Every member of the regular configuration sent its state (in it, or in the
     // transitional configuration that ended it).
