@@ -88,7 +88,8 @@ struct ConfigUse {
 class StoreSim {
 public:
     StoreSim(const SimOptions& o, std::uint64_t seed)
-        : o_(o), seed_(seed), n_(nodes_for_seed(o, seed)), rng_(seed), limits_rng_(seed ^ 0x6C696D6974735F5Full), totem_rng_(seed ^ 0x746F74656D5F5F5Full), net_(n_), nodes_(n_ + 1) {}
+        : o_(o), seed_(seed), n_(nodes_for_seed(o, seed)), rng_(seed), limits_rng_(seed ^ 0x6C696D6974735F5Full), totem_rng_(seed ^ 0x746F74656D5F5F5Full),
+          quorum_rng_(seed ^ 0x71756F72756D5F5Full), net_(n_), nodes_(n_ + 1) {}
     ~StoreSim() {
         for (auto& sn : nodes_) {
             sn.node.reset();
@@ -182,6 +183,7 @@ private:
     // other draw of a seed (and the planted-bug seeds) where it was.
     Prng limits_rng_;
     Prng totem_rng_;  // and ring setting changes from another
+    Prng quorum_rng_;  // and quorum option changes from a third
     Network net_;
     EventQueue<Ev2> queue_;
     std::vector<SNode> nodes_;
@@ -593,6 +595,13 @@ constexpr SettingDraw kTotemDraws[] = {
     {"max_messages", 0, 0, 6},     {"consensus", 0, 0, 6},
 };
 
+// `conclavectl quorum set` while the ring runs: quorum of the ring that applies it, and of
+// every ring after, is decided again with the new option.
+constexpr SettingDraw kQuorumDraws[] = {
+    {"wait_for_all", 0, 1, 30}, {"last_man_standing", 0, 1, 30}, {"auto_tie_breaker", 0, 2, 30},
+    {"last_man_standing_window", 1'000, 1'500, 10},
+};
+
 void StoreSim::on_request(Ev2& e) {
     Request& rq = requests_[e.req];
     SNode& sn = nodes_[rq.node];
@@ -871,6 +880,7 @@ SeedResult StoreSim::run() {
             rq.t = random_transition();
             if (limits_rng_.chance(0.03)) rq.t = draw_setting(store::Op::limits_set, limits_rng_, kLimitDraws);
             if (totem_rng_.chance(0.01)) rq.t = draw_setting(store::Op::totem_set, totem_rng_, kTotemDraws);
+            if (quorum_rng_.chance(0.01)) rq.t = draw_setting(store::Op::quorum_set, quorum_rng_, kQuorumDraws);
             requests_.push_back(std::move(rq));
             Ev2 e;
             e.kind = Ev2::Kind::request;
