@@ -435,12 +435,7 @@ void Node::apply_transition(store::Transition t) {
         return;
     }
     const std::uint64_t version = next_version_++;
-    if (it != pending_.end()) {
-        it->second.state = Pending::State::applied;
-        it->second.version = version;
-        it->second.err.reset();
-        it->second.applied_ring = ring_;
-    }
+    if (it != pending_.end()) mark_applied(it->second, version);
     if (transitional_ && yellow_open_) {
         // A quorate transitional configuration applies the old order's prefix as the
         // regular one did: what it cannot apply after this is held from here.
@@ -456,6 +451,15 @@ void Node::apply_transition(store::Transition t) {
     JobApply job;
     job.items.push_back(store::Item{epoch, std::move(t), std::nullopt});
     push_job(std::move(job));
+}
+
+// A request of this node's was scheduled to apply at `version` in this ring; its errno
+// comes with the apply job's result.
+void Node::mark_applied(Pending& p, std::uint64_t version) {
+    p.state = Pending::State::applied;
+    p.version = version;
+    p.err.reset();
+    p.applied_ring = ring_;
 }
 
 // The node's copy of the cluster metadata follows a metadata transition applied at
@@ -631,15 +635,8 @@ void Node::apply_yellow() {
     for (auto& t : yellow_) {
         const std::uint64_t version = next_version_++;
         h = store::chain(h, yellow_epoch_, version, t);
-        if (t.origin == config_.self) {
-            auto it = pending_.find(t.request);
-            if (it != pending_.end()) {
-                it->second.state = Pending::State::applied;
-                it->second.version = version;
-                it->second.err.reset();
-                it->second.applied_ring = ring_;
-            }
-        }
+        if (t.origin == config_.self)
+            if (auto it = pending_.find(t.request); it != pending_.end()) mark_applied(it->second, version);
         if (meta_op(t.op)) apply_meta(t, version);
         job.items.push_back(store::Item{yellow_epoch_, std::move(t), h});
     }

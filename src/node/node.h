@@ -251,6 +251,8 @@ private:
         std::optional<int> err;  // known once the apply job is done
     };
 
+    void mark_applied(Pending& p, std::uint64_t version);
+
     Config config_;
     Bugs bugs_;
     SubmitFn submit_;
