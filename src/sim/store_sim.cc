@@ -194,8 +194,15 @@ private:
     std::map<std::pair<std::uint64_t, std::uint64_t>, store::Hash> heads_seen_;  // (epoch, version) -> H
     // (version, origin, request) -> epoch: one transition applied at one version by
     // several nodes belongs to one configuration's history, whichever configuration
-    // (regular, or the transitional one after it) each node delivered it in.
-    std::map<std::tuple<std::uint64_t, std::uint32_t, std::uint64_t>, std::uint64_t> epochs_seen_;
+    // (regular, or the transitional one after it) each node delivered it in. With the
+    // nodes that applied it there: a copy whose every holder installed a snapshot since
+    // is gone (a branch of unacknowledged transitions that a majority lost in a power
+    // failure), and the origin's retry may land at the same version in another epoch.
+    struct EpochSeen {
+        std::uint64_t epoch = 0;
+        std::set<std::uint32_t> holders;
+    };
+    std::map<std::tuple<std::uint64_t, std::uint32_t, std::uint64_t>, EpochSeen> epochs_seen_;
     std::map<std::string, ConfigUse> quorate_uses_;
     std::uint32_t empty_node_ = 0;  // starts with no state: joins by sync
     std::vector<std::pair<std::string, std::uint64_t>> quorum_settings_;  // drawn per seed
@@ -350,16 +357,23 @@ void StoreSim::record_applied(std::uint32_t node, const node::JobResult& r) {
     if (const auto* a = std::get_if<node::ResultApplied>(&r)) {
         for (const auto& ap : a->applied) {
             check(ap.epoch, ap.version, ap.hash);
-            auto [it, fresh] = epochs_seen_.emplace(std::make_tuple(ap.version, ap.origin, ap.request), ap.epoch);
-            if (!fresh && it->second != ap.epoch && !forks_allowed_)
+            auto [it, fresh] =
+                epochs_seen_.emplace(std::make_tuple(ap.version, ap.origin, ap.request), EpochSeen{ap.epoch, {}});
+            it->second.holders.insert(node);
+            if (!fresh && it->second.epoch != ap.epoch && !forks_allowed_)
                 violate("one transition, one epoch",
                         "version " + std::to_string(ap.version) + " (request " + std::to_string(ap.request) +
                             " of node " + std::to_string(ap.origin) + ") applied in epoch " +
-                            std::to_string(ap.epoch) + " here but " + std::to_string(it->second) +
+                            std::to_string(ap.epoch) + " here but " + std::to_string(it->second.epoch) +
                             " elsewhere: its history looks forked to a sync",
                         node);
         }
     } else if (const auto* in = std::get_if<node::ResultInstalled>(&r)) {
+        // This node's history is the installed one now.
+        for (auto it = epochs_seen_.begin(); it != epochs_seen_.end();) {
+            it->second.holders.erase(node);
+            it = it->second.holders.empty() ? epochs_seen_.erase(it) : std::next(it);
+        }
         check(in->head.epoch, in->head.version, in->head.hash);
         note(now_, node, "installed a snapshot at version " + std::to_string(in->head.version));
     }
