@@ -705,7 +705,11 @@ int node_call(const nlohmann::json& request, const std::string& ctx) {
         {EINVAL, "invalid id, name or votes"},
         {EAGAIN, "the ring is forming or syncing; try again in a moment"},
     };
-    return call(request, ctx, explain) ? 0 : 1;
+    auto reply = call(request, ctx, explain);
+    if (!reply) return 1;
+    if (auto w = reply->find("warning"); w != reply->end() && w->is_string())
+        std::fprintf(stderr, "conclavectl: %s: warning: %s\n", ctx.c_str(), w->get_ref<const std::string&>().c_str());
+    return 0;
 }
 
 // A node named on the command line: an id or a name (the daemon resolves names against

@@ -446,6 +446,10 @@ void Daemon::drain_effects() {
         std::string why = r.why;
         if (why.empty() && r.err == EINVAL) why = w.einval;
         json reply = r.err == 0 ? json{{"ok", true}, {"version", r.version}} : errno_reply(r.err, why);
+        if (r.err == 0 && !w.warning.empty()) {
+            log::warning(w.what + ": " + w.warning);
+            reply["warning"] = w.warning;
+        }
         if (r.err != 0) log::info(w.what + ": " + reply["error"].get<std::string>());
         w.session->reply(reply);  // dropped if the client has gone
     }
@@ -484,7 +488,7 @@ void Daemon::submit(store::Transition t, Done done) {
             return;
         }
         std::string what = std::string("tree: ") + store::op_name(t.op) + " " + t.path;
-        submit_waiting(std::move(t), Waiting{nullptr, std::move(what), {}, std::move(done)});
+        submit_waiting(std::move(t), Waiting{nullptr, std::move(what), {}, std::move(done), {}});
     });
 }
 
@@ -543,7 +547,7 @@ void Daemon::publish_tree() {
                                                   if (err != 0)
                                                       log::warning(std::string("local mode: creating the one-node "
                                                                                "cluster failed: ") + std::strerror(err));
-                                              }});
+                                              }, {}});
     }
 }
 
@@ -850,7 +854,7 @@ json Daemon::status(const StoreView& view) const {
 
 json Daemon::submit_request(store::Transition t, const std::shared_ptr<runtime::ControlSession>& session,
                             std::string what, std::string einval) {
-    submit_waiting(std::move(t), Waiting{session, std::move(what), std::move(einval), {}});
+    submit_waiting(std::move(t), Waiting{session, std::move(what), std::move(einval), {}, {}});
     return runtime::deferred_reply();  // the node's reply answers (drain_effects)
 }
 
@@ -876,7 +880,7 @@ json Daemon::cluster_request(const std::string& cmd, const json& request,
         if (!expected) return invalid(expected.error());
         const std::uint64_t n = expected.value();
         std::uint64_t tag = next_tag_++;
-        waiting_[tag] = Waiting{session, "expected " + std::to_string(n), {}, {}};
+        waiting_[tag] = Waiting{session, "expected " + std::to_string(n), {}, {}, {}};
         log::warning("operator request: expected votes " + std::to_string(n) + " on this partition "
                      "(`conclavectl expected`)");
         with_node([this, tag, n] { node_->set_expected(tag, static_cast<std::uint32_t>(n)); });
@@ -1026,7 +1030,21 @@ json Daemon::cluster_request(const std::string& cmd, const json& request,
     std::string what = cmd == "node.add"      ? "node add " + t.node_name + " --id " + std::to_string(t.node_id)
                        : cmd == "node.remove" ? "node remove " + std::to_string(t.node_id)
                                               : "votes " + std::to_string(t.node_id) + " " + std::to_string(t.votes);
-    return submit_request(std::move(t), session, what, einval);
+    // Old and new majorities overlap for a change of one vote (the single-server rule);
+    // a larger step is accepted, as votequorum does, and said (conclavectl(8)).
+    std::uint32_t before = 0;
+    for (const auto& e : meta.nodes)
+        if (e.id == t.node_id && t.op != store::Op::node_add) before = e.votes;
+    const std::uint32_t after = t.op == store::Op::node_remove ? 0 : t.votes;
+    std::string warning;
+    if (before + 1 < after || after + 1 < before) {
+        warning = "the node list's votes change by " + std::to_string(after > before ? after - before : before - after) +
+                  " at once: old and new majorities overlap only for a change of one vote, so until it is durable "
+                  "on every member a power failure of most nodes could leave two partitions quorate; change votes "
+                  "by one where that matters (conclavectl(8), node list changes)";
+    }
+    submit_waiting(std::move(t), Waiting{session, std::move(what), std::move(einval), {}, std::move(warning)});
+    return runtime::deferred_reply();
 }
 
 json Daemon::read_request(const std::string& cmd, const json& request,

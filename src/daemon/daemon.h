@@ -90,6 +90,7 @@ private:
         std::string what;   // "put /a/b", for the log
         std::string einval; // what EINVAL means for this request, when the node gives no reason
         Done done;          // the tree's requests: called instead of replying to a session
+        std::string warning;  // given with a success (the reply's "warning")
     };
 
     nlohmann::json status(const StoreView& view) const;

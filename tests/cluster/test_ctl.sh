@@ -85,6 +85,15 @@ ctl rm /more || fail "rm /more"
 
 # The node list.
 expect 1 "File exists (a node with this id or name is in the node list already)" ctl node add node1 --id 5
+# A change of more than one vote is made, and said (not a single-server change); one is not.
+ctl votes node1 3 2> "$work/err" || fail "votes node1 3: $(cat "$work/err")"
+grep -q "votes node1: warning: the node list's votes change by 2 at once" "$work/err" ||
+    fail "votes 1 -> 3 gave no warning: $(cat "$work/err")"
+for v in 2 1; do
+    ctl votes node1 $v 2> "$work/err" || fail "votes node1 $v: $(cat "$work/err")"
+    [ ! -s "$work/err" ] || fail "votes node1 $v (one vote) said: $(cat "$work/err")"
+done
+ctl node list | grep -q "^ *1 *1  node1" || fail "node1's votes not back to 1: $(ctl node list)"
 expect 1 "votes must be an integer 1..255" ctl node add node9 --id 9 --votes 300
 # Adding a node that is not running takes quorum away at once (1 of 2 votes): the add is
 # applied; its answer may not come (the ack waits for a quorate ring), hence the timeout.
