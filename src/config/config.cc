@@ -151,6 +151,7 @@ Setter path_setter(std::string Config::*field) {
 std::optional<std::string> parse_peer(std::string_view item, Peer& out) {
     std::string_view addr = item;
     std::string_view port;
+    bool has_port = false;  // a ':' that starts a port (which may then be empty: an error)
     if (item.front() == '[') {
         auto close = item.find(']');
         if (close == std::string_view::npos) return "peer '" + std::string(item) + "' lacks its closing ']'";
@@ -159,6 +160,7 @@ std::optional<std::string> parse_peer(std::string_view item, Peer& out) {
         if (!after.empty()) {
             if (after.front() != ':') return "peer '" + std::string(item) + "': expected ':PORT' after ']'";
             port = after.substr(1);
+            has_port = true;
         }
         if (!is_ipv6(addr)) return "peer '" + std::string(item) + "' is not an IPv6 address";
     } else {
@@ -166,13 +168,15 @@ std::optional<std::string> parse_peer(std::string_view item, Peer& out) {
         if (colon != std::string_view::npos && item.find(':', colon + 1) == std::string_view::npos) {
             addr = item.substr(0, colon);
             port = item.substr(colon + 1);
+            has_port = true;
         }
         if (!is_ipv4(addr) && !is_ipv6(addr))
             return "peer '" + std::string(item) + "' is not an IP address (write IPv6 with a port as [ADDR]:PORT)";
     }
     out.address = std::string(addr);
     out.port = 0;
-    if (!port.empty() || (item.back() == ':')) {
+    // Not item.back() == ':': a bare IPv6 address may end in "::" (fd00::).
+    if (has_port) {
         std::uint64_t n = 0;
         if (auto err = parse_uint(port, 1, 65535, n)) return "peer '" + std::string(item) + "': port " + *err;
         out.port = static_cast<std::uint16_t>(n);

@@ -317,3 +317,21 @@ TEST_CASE("a NUL or control byte in a value is shown escaped, never cut short or
     CHECK(has(esc, "crypto.cipher: 'a\\x1b[2Jb\\x7f' is not a cipher"));
     CHECK(config::escape(config::escape(std::string("a\0\x01\\", 4))) == "a\\0\\x01\\");
 }
+
+TEST_CASE("an IPv6 peer ending in '::' has no port, bare or in brackets; an empty port is an error") {
+    // fuzz_config: "[fd00::]" parsed, was formatted as "fd00::", and that was read as an
+    // empty port after the last ':'.
+    for (const char* peer : {"fd00::", "[fd00::]"}) {
+        auto r = parse(std::string(kMinimal) + "network {\n transport: unicast\n peers: 10.0.0.2 " + peer + "\n}\n", "u");
+        REQUIRE_MESSAGE(r.ok(), test::why(r));
+        REQUIRE(r->peers.size() == 2);
+        CHECK(r->peers[1].address == "fd00::");
+        CHECK(r->peers[1].port == 0);
+        auto again = parse(config::format(r.value()), "f");
+        REQUIRE_MESSAGE(again.ok(), test::why(again));
+        CHECK(config::format(again.value()) == config::format(r.value()));
+    }
+    auto net = [](const std::string& line) { return error_of(std::string(kMinimal) + "network {\n" + line + "\n}\n"); };
+    CHECK(has(net("transport: unicast\npeers: 10.0.0.1:"), "port '' is not a whole number"));
+    CHECK(has(net("transport: unicast\npeers: [fd00::1]:"), "port '' is not a whole number"));
+}
