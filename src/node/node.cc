@@ -63,6 +63,17 @@ std::vector<quorum::Node> quorum_nodes(const store::Meta& m) {
     return v;
 }
 
+namespace {
+
+// `v` decides quorum of `members` under `meta`'s node list and options, in ring `seq`.
+quorum::Status decide_quorum(quorum::Votequorum& v, const store::Meta& meta, const std::vector<NodeId>& members,
+                             std::uint64_t seq) {
+    v.set_options(quorum_options(meta.quorum));
+    return v.update(quorum_nodes(meta), members, 0, seq);
+}
+
+}  // namespace
+
 Node::Node(Config config, store::Head head, store::Meta meta, SubmitFn submit, Bugs bugs)
     : config_(config), bugs_(bugs), submit_(std::move(submit)), durable_(head), meta_(std::move(meta)) {
     next_version_ = durable_.version + 1;
@@ -188,8 +199,7 @@ std::string Node::not_quorate_text() const {
 void Node::evaluate_quorum(const char* why) {
     const bool before = quorate_;
     const bool override_before = vq_.agreed().override_expected != 0;
-    vq_.set_options(quorum_options(meta_.quorum));
-    const quorum::Status& st = vq_.update(quorum_nodes(meta_), members_, 0, ring_.seq);
+    const quorum::Status st = decide_quorum(vq_, meta_, members_, ring_.seq);
     if (override_before && !st.flags.override_expected)
         log("the expected-votes override ended: every node of the node list is present again (" +
             std::to_string(st.total_votes) + " of " + std::to_string(st.configured_expected) + " votes)");
@@ -600,28 +610,22 @@ quorum::Votequorum::Agreed Node::agreed_of(const MsgSyncState& st) {
     return {st.all_seen, st.lms_members, st.lms_seq, st.override_expected, st.lms_doubts};
 }
 
-quorum::Votequorum Node::synced_probe(const store::Meta& meta, const std::vector<NodeId>& members) const {
+bool Node::probe_quorate(const store::Meta& meta, const std::vector<NodeId>& members,
+                         quorum::Votequorum* state) const {
+    if (meta.empty()) return false;
     std::vector<quorum::Votequorum::Agreed> agreed;
     for (const auto& [id, st] : states_) agreed.push_back(agreed_of(st));
     quorum::Votequorum probe = vq_;
     probe.restore(quorum::Votequorum::merge(agreed));
-    probe.set_options(quorum_options(meta.quorum));
-    probe.update(quorum_nodes(meta), members, 0, ring_.seq);
-    return probe;
-}
-
-bool Node::probe_quorate(const store::Meta& meta, const std::vector<NodeId>& members) const {
-    if (meta.empty()) return false;
-    if (config_.local) return true;
-    return synced_probe(meta, members).status().quorate;
+    const bool quorate = decide_quorum(probe, meta, members, ring_.seq).quorate || config_.local;
+    if (state) *state = std::move(probe);
+    return quorate;
 }
 
 void Node::follow_old_ring(const store::Transition& t) {
     if (store::apply_node_op(yellow_meta_, t) != 0) return;  // refused alike there: no change
-    yellow_vq_.set_options(quorum_options(yellow_meta_.quorum));
-    const bool quorate =
-        yellow_vq_.update(quorum_nodes(yellow_meta_), ring_members_, 0, ring_.seq).quorate || config_.local;
-    if (!quorate) yellow_open_ = false;
+    if (!(decide_quorum(yellow_vq_, yellow_meta_, ring_members_, ring_.seq).quorate || config_.local))
+        yellow_open_ = false;
 }
 
 void Node::apply_yellow() {
@@ -866,7 +870,8 @@ void Node::finish_sync(const store::Head& head, const store::Meta& meta) {
     // behind its history) and are stale once this node's history changed.
     if (yellow_round_ || my_action_ != SyncAction::none) yellow_.clear();
     yellow_round_ = false;
-    if (transitional_ && !delivery_after_hole_ && probe_quorate(meta, ring_members_)) {
+    quorum::Votequorum probe{quorum::Options{}};
+    if (transitional_ && !delivery_after_hole_ && probe_quorate(meta, ring_members_, &probe)) {
         // The sync ended only in the transitional configuration, as it did for the
         // regular configuration's members (on_sync_state): one that left may have ended
         // it in the quorate regular one, and applied what follows there.
@@ -874,7 +879,7 @@ void Node::finish_sync(const store::Head& head, const store::Meta& meta) {
         yellow_epoch_ = epoch_;
         yellow_base_ = head.version;
         yellow_open_ = true;
-        yellow_vq_ = synced_probe(meta, ring_members_);  // as that member starts
+        yellow_vq_ = std::move(probe);  // as that member starts
         yellow_meta_ = meta;
     }
     const bool totem_changed = meta.totem != meta_.totem;

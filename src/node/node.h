@@ -227,10 +227,10 @@ private:
     // Schedules the yellow transitions (yellow_) as applied in their epoch.
     void apply_yellow();
     void apply_meta(const store::Transition& t, std::uint64_t version);
-    // Whether `members` are quorate once synced to `meta` (finish_sync's test).
-    bool probe_quorate(const store::Meta& meta, const std::vector<NodeId>& members) const;
-    // The votequorum state `members` start with once synced to `meta`.
-    quorum::Votequorum synced_probe(const store::Meta& meta, const std::vector<NodeId>& members) const;
+    // Whether `members` are quorate once synced to `meta` (finish_sync's test); `state`,
+    // when given, gets the votequorum state they start with then.
+    bool probe_quorate(const store::Meta& meta, const std::vector<NodeId>& members,
+                       quorum::Votequorum* state = nullptr) const;
     // A quorum change of the old ring's order, delivered in its transitional configuration:
     // whether the regular configuration stayed quorate after it, for a member that applied
     // it there (the yellow prefix ends where it did not).
