@@ -853,8 +853,8 @@ json Daemon::status(const StoreView& view) const {
 // ---- Control requests ----
 
 json Daemon::submit_request(store::Transition t, const std::shared_ptr<runtime::ControlSession>& session,
-                            std::string what, std::string einval) {
-    submit_waiting(std::move(t), Waiting{session, std::move(what), std::move(einval), {}, {}});
+                            std::string what, std::string einval, std::string warning) {
+    submit_waiting(std::move(t), Waiting{session, std::move(what), std::move(einval), {}, std::move(warning)});
     return runtime::deferred_reply();  // the node's reply answers (drain_effects)
 }
 
@@ -1033,8 +1033,9 @@ json Daemon::cluster_request(const std::string& cmd, const json& request,
     // Old and new majorities overlap for a change of one vote (the single-server rule);
     // a larger step is accepted, as votequorum does, and said (conclavectl(8)).
     std::uint32_t before = 0;
-    for (const auto& e : meta.nodes)
-        if (e.id == t.node_id && t.op != store::Op::node_add) before = e.votes;
+    if (t.op != store::Op::node_add)
+        for (const auto& e : meta.nodes)
+            if (e.id == t.node_id) before = e.votes;
     const std::uint32_t after = t.op == store::Op::node_remove ? 0 : t.votes;
     std::string warning;
     if (before + 1 < after || after + 1 < before) {
@@ -1043,8 +1044,7 @@ json Daemon::cluster_request(const std::string& cmd, const json& request,
                   "on every member a power failure of most nodes could leave two partitions quorate; change votes "
                   "by one where that matters (conclavectl(8), node list changes)";
     }
-    submit_waiting(std::move(t), Waiting{session, std::move(what), std::move(einval), {}, std::move(warning)});
-    return runtime::deferred_reply();
+    return submit_request(std::move(t), session, std::move(what), std::move(einval), std::move(warning));
 }
 
 json Daemon::read_request(const std::string& cmd, const json& request,

@@ -100,7 +100,7 @@ private:
     void publish_tree();
     nlohmann::json handle(const nlohmann::json& request, const std::shared_ptr<runtime::ControlSession>& session);
     nlohmann::json submit_request(store::Transition t, const std::shared_ptr<runtime::ControlSession>& session,
-                                  std::string what, std::string einval = {});
+                                  std::string what, std::string einval = {}, std::string warning = {});
     // Stamps the transition with this node's clock and gives it to the node; `w` gets the
     // node's reply (drain_effects). Control requests and the tree's writes alike.
     void submit_waiting(store::Transition t, Waiting w);
